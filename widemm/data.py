@@ -1,0 +1,73 @@
+"""Datasets over prebuilt tensors; a DataLoader draws whole batches at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+Batch = dict[str, Any]  # slot -> Tensor or {name: Tensor}; "target", "present"
+
+
+def take(value: Any, index: Tensor) -> Any:
+    """Rows ``index`` of a tensor, or of every tensor in a (nested) mapping."""
+    if isinstance(value, Mapping):
+        return {k: take(v, index) for k, v in value.items()}
+    return value[index]
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a batch (tensors in nested dicts) to ``device``."""
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True) if isinstance(batch, Tensor) else batch
+
+
+class FrameDataset(Dataset[Batch]):
+    """Rows of model inputs; indexing with a list of rows returns a whole batch.
+
+    Parameters
+    ----------
+    inputs : mapping
+        Slot -> tensor of shape (n_rows, ...) or a mapping of such tensors, or any
+        object indexable by a list of rows (e.g. lazily decoded images).
+    target : Tensor, optional
+        Shape (n_rows,).
+    """
+
+    def __init__(self, inputs: Mapping[str, Any], target: Tensor | None = None) -> None:
+        self.inputs = dict(inputs)
+        if target is not None:
+            self.inputs["target"] = target
+        self.n_rows = len(target) if target is not None else _n_rows(self.inputs)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, rows: list[int]) -> Batch:
+        return take(self.inputs, torch.as_tensor(rows))
+
+    def subset(self, rows: Tensor) -> FrameDataset:
+        """A new dataset holding only ``rows``."""
+        return FrameDataset(take(self.inputs, rows))
+
+
+def _n_rows(inputs: Mapping[str, Any]) -> int:
+    first = next(iter(inputs.values()))
+    return _n_rows(first) if isinstance(first, Mapping) else len(first)
+
+
+def make_loader(
+    dataset: FrameDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+) -> DataLoader[Batch]:
+    """A DataLoader yielding whole batches: one fancy-index per batch, no per-row work."""
+    rows = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    sampler = BatchSampler(rows, batch_size, drop_last=False)
+    return DataLoader(dataset, sampler=sampler, batch_size=None)

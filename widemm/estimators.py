@@ -1,0 +1,362 @@
+"""Scikit-learn estimators that wire column roles, preprocessors, model and Trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from widemm.data import FrameDataset
+from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
+from widemm.preprocessing import TabPreprocessor, WidePreprocessor
+from widemm.schema import ColumnSchema, infer_schema
+from widemm.training import TrainConfig, Trainer
+from widemm.training.trainer import Task, seeded
+from widemm.validation import check_frame, check_target
+
+
+class BaseWideDeep(BaseEstimator):
+    """Shared machinery of WideDeepClassifier and WideDeepRegressor.
+
+    Parameters
+    ----------
+    tab_model : {"mlp", "ft_transformer"} or callable
+        Deep tabular model; a callable is called as
+        ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
+    tab_params : dict, optional
+        Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``.
+    fusion : {"concat"} or callable
+        Joins the deep parts; a callable is called as ``f(input_dims, **fusion_params)``.
+    fusion_params : dict, optional
+        Options of the fusion, e.g. ``{"hidden_dims": (64,)}``.
+    wide : bool
+        Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
+    cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
+        Fix the role of these columns; the others are inferred (see
+        :func:`widemm.infer_schema`, and the ``schema_`` attribute after fit).
+    wide_cols : list of str, optional
+        Columns one-hot encoded into the wide part; by default the categorical ones.
+    crossed_cols : list of tuples of str, optional
+        Column crosses for the wide part, e.g. ``[("education", "occupation")]``.
+    scaling : {"standard", "quantile", None}
+        Scaling of continuous columns.
+    min_frequency : int
+        Categorical values seen fewer times in fit share one "rare" code.
+    max_epochs, batch_size : int
+        Training length and rows per step.
+    learning_rate, weight_decay : float
+        AdamW settings.
+    lr_scheduler : {"onecycle", "cosine"} or None
+        Learning-rate schedule, stepped every batch.
+    validation_fraction : float
+        Share of the training rows held out for early stopping (stratified for
+        classifiers); ignored when ``fit`` gets an ``eval_set``. 0 disables it.
+    n_iter_no_change : int or None
+        Early stopping patience in epochs; the best epoch's weights are kept.
+    random_state : int, RandomState or None
+        Fixes model initialisation, the validation split, shuffling and dropout.
+    verbose : int
+        0 silent, 1 a progress bar over epochs, 2 over batches too.
+    device : str
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda:0"``, ...
+    """
+
+    _task: Task
+
+    def __init__(
+        self,
+        *,
+        tab_model: str | Callable[..., Encoder] = "mlp",
+        tab_params: Mapping[str, Any] | None = None,
+        fusion: str | Callable[..., Fusion] = "concat",
+        fusion_params: Mapping[str, Any] | None = None,
+        wide: bool = True,
+        cat_cols: Sequence[str] | None = None,
+        cont_cols: Sequence[str] | None = None,
+        text_cols: Sequence[str] | None = None,
+        image_cols: Sequence[str] | None = None,
+        ignore_cols: Sequence[str] | None = None,
+        wide_cols: Sequence[str] | None = None,
+        crossed_cols: Sequence[Sequence[str]] | None = None,
+        scaling: Literal["standard", "quantile"] | None = "quantile",
+        min_frequency: int = 5,
+        max_epochs: int = 20,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-5,
+        lr_scheduler: Literal["onecycle", "cosine"] | None = None,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int | None = 5,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.tab_model = tab_model
+        self.tab_params = tab_params
+        self.fusion = fusion
+        self.fusion_params = fusion_params
+        self.wide = wide
+        self.cat_cols = cat_cols
+        self.cont_cols = cont_cols
+        self.text_cols = text_cols
+        self.image_cols = image_cols
+        self.ignore_cols = ignore_cols
+        self.wide_cols = wide_cols
+        self.crossed_cols = crossed_cols
+        self.scaling = scaling
+        self.min_frequency = min_frequency
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.lr_scheduler = lr_scheduler
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> Self:
+        """Infer column roles, fit the preprocessors, build and train the model.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_rows, n_columns)
+            Training inputs; arrays get column names ``x0 .. xN``.
+        y : array-like of shape (n_rows,)
+            Target.
+        eval_set : tuple (X_valid, y_valid), optional
+            Validation data for early stopping, instead of ``validation_fraction``.
+
+        Returns
+        -------
+        self
+        """
+        X = check_frame(self, X, reset=True)
+        target = self._fit_target(check_target(y, len(X), numeric=self._task == "regression"))
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        with seeded(seed):
+            self.schema_ = infer_schema(X, **self._roles())
+            self.preprocessors_ = self._make_preprocessors()
+            for pre in self.preprocessors_.values():
+                pre.fit(X)
+            self.model_ = self._build_model()
+            train, valid = self._split(FrameDataset(self._inputs(X), target), seed)
+            if eval_set is not None:
+                X_valid, y_valid = eval_set
+                valid_frame = check_frame(self, X_valid, reset=False)
+                y_valid = check_target(y_valid, len(valid_frame), numeric=self._task == "regression")
+                valid = FrameDataset(self._inputs(valid_frame), self._encode_target(y_valid))
+            trainer = Trainer(self._config(seed))
+            self.history_ = pd.DataFrame(trainer.fit(self.model_, train, valid))
+        self.model_.cpu()
+        return self
+
+    def _roles(self) -> dict[str, Any]:
+        roles = ("cat_cols", "cont_cols", "text_cols", "image_cols", "ignore_cols", "wide_cols")
+        kwargs = {k: getattr(self, k) for k in roles}
+        return {**kwargs, "crossed_cols": self.crossed_cols or ()}
+
+    def _make_preprocessors(self) -> dict[str, Any]:
+        s: ColumnSchema = self.schema_
+        if not (s.cat_cols or s.cont_cols):
+            raise ValueError(
+                "No usable column: every column was ignored or is text/image, which "
+                f"this version does not model yet.\n{s}"
+            )
+        pre: dict[str, Any] = {}
+        if self.wide and (s.wide_cols or s.crossed_cols):
+            pre["wide"] = WidePreprocessor(s.wide_cols, s.crossed_cols)
+        pre["tab"] = TabPreprocessor(
+            s.cat_cols, s.cont_cols, scaling=self.scaling, min_frequency=self.min_frequency
+        )
+        return pre
+
+    def _build_model(self) -> WideDeep:
+        tab = self.preprocessors_["tab"]
+        encoders = {
+            "tab": make_tab_model(
+                self.tab_model,
+                tab.cardinalities_,
+                tab.embed_dims_,
+                tab.n_cont_,
+                **(self.tab_params or {}),
+            )
+        }
+        input_dims = {k: enc.output_dim for k, enc in encoders.items()}
+        fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
+        n_outputs = self._n_outputs()
+        wide = self.preprocessors_.get("wide")
+        return WideDeep(
+            encoders, fusion, n_outputs, Wide(wide.n_indices_, n_outputs) if wide else None
+        )
+
+    def _inputs(self, X: pd.DataFrame) -> dict[str, Any]:
+        """Model inputs by slot, as tensors."""
+        inputs: dict[str, Any] = {}
+        if "wide" in self.preprocessors_:
+            inputs["wide"] = torch.from_numpy(self.preprocessors_["wide"].transform(X))
+        tab = self.preprocessors_["tab"]
+        values = tab.transform(X)
+        inputs["tab"] = {
+            "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
+            "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),
+        }
+        return inputs
+
+    def _split(
+        self, data: FrameDataset, seed: int
+    ) -> tuple[FrameDataset, FrameDataset | None]:
+        n_valid = int(round(self.validation_fraction * len(data)))
+        if n_valid < 1 or len(data) - n_valid < 1:
+            return data, None
+        target = data.inputs["target"].numpy()
+        stratify = target if self._task != "regression" else None
+        if stratify is not None and np.unique(target, return_counts=True)[1].min() < 2:
+            stratify = None
+        train_rows, valid_rows = train_test_split(
+            np.arange(len(data)), test_size=n_valid, random_state=seed, stratify=stratify
+        )
+        return data.subset(torch.from_numpy(train_rows)), data.subset(torch.from_numpy(valid_rows))
+
+    def _config(self, seed: int | None = None) -> TrainConfig:
+        return TrainConfig(
+            task=self._task,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            lr_scheduler=self.lr_scheduler,
+            n_iter_no_change=self.n_iter_no_change,
+            random_state=seed,
+            verbose=self.verbose,
+            device=self.device,
+        )
+
+    def _logits(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        X = check_frame(self, X, reset=False)
+        return Trainer(self._config()).predict(self.model_, FrameDataset(self._inputs(X)))
+
+    def save(self, path: Any) -> None:
+        """Write the fitted estimator to folder ``path``: safetensors + JSON, no pickle."""
+        from widemm.persistence import save
+
+        save(self, path)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # The target: set in fit by the subclass, reused for eval_set.
+    def _fit_target(self, y: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _encode_target(self, y: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+
+class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
+    """Wide & deep classifier for DataFrames of tabular, text and image columns.
+
+    Binary targets train one logit with binary cross-entropy; more classes train
+    one logit per class with cross-entropy. See :class:`BaseWideDeep` for the
+    parameters.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    schema_ : ColumnSchema
+        The role of each column (``print(model.schema_)`` shows a table).
+    preprocessors_ : dict of str to transformer
+        Fitted preprocessors by slot (``"wide"``, ``"tab"``).
+    model_ : WideDeep
+        The trained network.
+    history_ : DataFrame
+        Per-epoch losses, validation metric, learning rate and seconds.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+
+    Examples
+    --------
+    >>> from widemm import WideDeepClassifier
+    >>> model = WideDeepClassifier(random_state=0).fit(X_train, y_train)  # doctest: +SKIP
+    >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP
+    """
+
+    @property
+    def _task(self) -> Task:  # type: ignore[override]
+        return "binary" if len(getattr(self, "classes_", ())) <= 2 else "multiclass"
+
+    def _fit_target(self, y: np.ndarray) -> torch.Tensor:
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y holds one class only ({self.classes_[0]!r}); a classifier needs "
+                "at least two."
+            )
+        return self._encode_target(y)
+
+    def _encode_target(self, y: np.ndarray) -> torch.Tensor:
+        codes = np.searchsorted(self.classes_, y)
+        codes = np.minimum(codes, len(self.classes_) - 1)
+        unknown = self.classes_[codes] != y
+        if unknown.any():
+            raise ValueError(f"eval_set's y holds labels not seen in fit: {set(y[unknown])}.")
+        return torch.from_numpy(codes.astype(np.float32 if self._task == "binary" else np.int64))
+
+    def _n_outputs(self) -> int:
+        return 1 if self._task == "binary" else len(self.classes_)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of shape (n_rows, n_classes), columns as ``classes_``."""
+        logits = torch.from_numpy(self._logits(X))
+        if self._task == "binary":
+            p = torch.sigmoid(logits[:, 0]).double().numpy()
+            return np.stack([1 - p, p], axis=1)
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class WideDeepRegressor(RegressorMixin, BaseWideDeep):
+    """Wide & deep regressor for DataFrames of tabular, text and image columns.
+
+    The target is standardised for training and mapped back in ``predict``. See
+    :class:`BaseWideDeep` for the parameters and :class:`WideDeepClassifier` for
+    the fitted attributes (all but ``classes_``), plus ``y_mean_`` and ``y_scale_``.
+    """
+
+    _task: Task = "regression"
+
+    def _fit_target(self, y: np.ndarray) -> torch.Tensor:
+        self.y_mean_ = float(y.mean())
+        self.y_scale_ = float(y.std()) or 1.0
+        return self._encode_target(y)
+
+    def _encode_target(self, y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32))
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values of shape (n_rows,)."""
+        return self._logits(X)[:, 0].astype(np.float64) * self.y_scale_ + self.y_mean_

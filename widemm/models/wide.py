@@ -1,0 +1,28 @@
+"""The wide part: a linear model over one-hot indices."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Wide(nn.Module):
+    """Sparse linear model: the sum of one learned weight per active index.
+
+    Parameters
+    ----------
+    n_indices : int
+        Size of the index space (``WidePreprocessor.n_indices_``).
+    n_outputs : int
+        Logits per row.
+    """
+
+    def __init__(self, n_indices: int, n_outputs: int) -> None:
+        super().__init__()
+        self.linear = nn.EmbeddingBag(n_indices, n_outputs, mode="sum")
+        nn.init.zeros_(self.linear.weight)
+        self.bias = nn.Parameter(torch.zeros(n_outputs))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (batch_size, n_inputs) int64 -> logits (batch_size, n_outputs)."""
+        return self.linear(x) + self.bias

@@ -1,0 +1,100 @@
+"""One-hot indices of categorical and crossed columns for the wide (linear) part."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from widemm.validation import category_keys, check_frame
+
+CROSS_SEP = "_x_"
+N_RESERVED = 2  # per input: index 0 = unseen value, 1 = missing value
+
+
+class WidePreprocessor(TransformerMixin, BaseEstimator):
+    """Map categorical and crossed columns into one index space for a sparse linear model.
+
+    Each input (a column or a cross of columns) owns a block of indices: the first
+    is for values unseen in fit, the second for missing values, then one per known
+    value. Unseen and missing values are therefore handled, never errors.
+
+    Parameters
+    ----------
+    cols : list of str, optional
+        Categorical columns; by default every column of X that is not numeric.
+    crossed_cols : list of tuples of str
+        Crosses, e.g. ``[("education", "occupation")]``; a cross's value is the
+        combination of its columns' values (missing if any is missing).
+
+    Attributes
+    ----------
+    vocab_ : dict of str to pandas.Index
+        Known values per input (a column or ``"a_x_b"`` for a cross), in index order.
+    offsets_ : ndarray of shape (n_inputs,)
+        First index of each input's block.
+    n_indices_ : int
+        Size of the index space.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"city": ["a", "b", None], "job": ["x", "x", "y"]})
+    >>> WidePreprocessor(crossed_cols=[("city", "job")]).fit(X).transform(X)
+    array([[ 2,  6,  9],
+           [ 3,  6, 10],
+           [ 1,  7,  8]])
+    """
+
+    def __init__(
+        self,
+        cols: Sequence[str] | None = None,
+        crossed_cols: Sequence[Sequence[str]] = (),
+    ) -> None:
+        self.cols = cols
+        self.crossed_cols = crossed_cols
+
+    def fit(self, X: Any, y: Any = None) -> Self:
+        X = check_frame(self, X, reset=True)
+        inputs = self._inputs(X)
+        self.vocab_ = {k: pd.Index(v.dropna().unique()) for k, v in inputs.items()}
+        sizes = np.array([N_RESERVED + len(v) for v in self.vocab_.values()])
+        self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.n_indices_ = int(sizes.sum())
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Return int64 indices of shape (n_rows, n_inputs)."""
+        check_is_fitted(self)
+        X = check_frame(self, X, reset=False)
+        inputs = self._inputs(X).values()
+        codes = np.empty((len(X), len(self.vocab_)), dtype=np.int64)
+        for j, (vocab, keys) in enumerate(zip(self.vocab_.values(), inputs, strict=True)):
+            found = vocab.get_indexer(keys)
+            codes[:, j] = np.where(found >= 0, found + N_RESERVED, keys.isna().to_numpy())
+        return codes + self.offsets_
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self)
+        return np.asarray(list(self.vocab_), dtype=object)
+
+    def _inputs(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        cols = self.cols
+        if cols is None:
+            cols = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        inputs = {str(c): category_keys(X[c]) for c in cols}
+        for cross in self.crossed_cols:
+            parts = [category_keys(X[c]) for c in cross]
+            joined = parts[0].str.cat(parts[1:], sep="\x1f")  # NA if any part is NA
+            inputs[CROSS_SEP.join(map(str, cross))] = joined
+        return inputs
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        return tags

@@ -1,0 +1,220 @@
+"""Column roles: which DataFrame column feeds which part of the model."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+ROLES = ("cat", "cont", "text", "image")
+_ID_NAME = re.compile(r"(^|[^a-z])id($|[^a-z])|(?<=[a-z])Id$|(?<=[a-z])ID$")
+_SAMPLE = 2000  # rows looked at to tell text, images and ids apart
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """The role of every input column, after inference and user overrides.
+
+    Attributes
+    ----------
+    cat_cols, cont_cols, text_cols, image_cols : tuple of str
+        Columns for the deep tabular part (categorical, continuous), the text
+        encoders and the image encoders.
+    wide_cols : tuple of str
+        Categorical columns one-hot encoded into the wide (linear) part.
+    crossed_cols : tuple of tuple of str
+        Column crosses (each a tuple of two or more columns) for the wide part.
+    ignored : dict of str to str
+        Columns the model does not use, with the reason.
+    """
+
+    cat_cols: tuple[str, ...] = ()
+    cont_cols: tuple[str, ...] = ()
+    text_cols: tuple[str, ...] = ()
+    image_cols: tuple[str, ...] = ()
+    wide_cols: tuple[str, ...] = ()
+    crossed_cols: tuple[tuple[str, ...], ...] = ()
+    ignored: dict[str, str] = field(default_factory=dict)
+
+    def role(self, col: str) -> str:
+        """Return ``'cat'``, ``'cont'``, ``'text'``, ``'image'`` or ``'ignored'``."""
+        for role in ROLES:
+            if col in getattr(self, f"{role}_cols"):
+                return role
+        return "ignored"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per column: its role, whether it feeds the wide part, and why."""
+        crossed = {c for cross in self.crossed_cols for c in cross}
+        cols = [c for r in ROLES for c in getattr(self, f"{r}_cols")]
+        rows = [
+            {
+                "column": c,
+                "role": self.role(c),
+                "wide": "yes" if c in self.wide_cols else "",
+                "crossed": "yes" if c in crossed else "",
+                "note": "",
+            }
+            for c in cols
+        ]
+        rows += [
+            {"column": c, "role": "ignored", "wide": "", "crossed": "", "note": why}
+            for c, why in self.ignored.items()
+        ]
+        return pd.DataFrame(rows, columns=["column", "role", "wide", "crossed", "note"])
+
+    def __str__(self) -> str:
+        return self.to_frame().to_string(index=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the inverse of :meth:`from_dict`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> ColumnSchema:
+        """Rebuild a schema saved with :meth:`to_dict`."""
+        lists = {k: tuple(v) for k, v in state.items() if k.endswith("_cols")}
+        lists["crossed_cols"] = tuple(tuple(c) for c in state["crossed_cols"])
+        return cls(**lists, ignored=dict(state["ignored"]))
+
+
+def infer_schema(
+    X: pd.DataFrame,
+    *,
+    cat_cols: Sequence[str] | None = None,
+    cont_cols: Sequence[str] | None = None,
+    text_cols: Sequence[str] | None = None,
+    image_cols: Sequence[str] | None = None,
+    ignore_cols: Sequence[str] | None = None,
+    wide_cols: Sequence[str] | None = None,
+    crossed_cols: Sequence[Sequence[str]] = (),
+) -> ColumnSchema:
+    """Infer each column's role; columns named in an argument keep that role.
+
+    Rules, in order, for a column not named by the user: all missing or a single
+    value -> ignored; bool -> categorical; numbers -> continuous, unless the name
+    says it is an id (``id``, ``user_id``, ``Clothing ID``) or an integer is unique
+    per row; PIL images, bytes, arrays or strings ending in an image suffix ->
+    image; strings of several words, mostly distinct -> text; strings unique per
+    row -> ignored (an id); other strings and categoricals -> categorical.
+
+    Parameters
+    ----------
+    X : DataFrame
+        The training inputs.
+    cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
+        Columns whose role the user fixes.
+    wide_cols : list of str, optional
+        Columns for the wide part; by default every categorical column.
+    crossed_cols : list of tuples of str
+        Crosses for the wide part, e.g. ``[("education", "occupation")]``.
+
+    Returns
+    -------
+    ColumnSchema
+    """
+    given = {
+        "cat": cat_cols,
+        "cont": cont_cols,
+        "text": text_cols,
+        "image": image_cols,
+        "ignore": ignore_cols,
+    }
+    roles: dict[str, str] = {}
+    for role, cols in given.items():
+        for col in _check_names(X, cols or (), f"{role}_cols"):
+            if col in roles:
+                raise ValueError(
+                    f"Column {col!r} is given two roles: {roles[col]}_cols and "
+                    f"{role}_cols. Name it in one only."
+                )
+            roles[col] = role
+    ignored = {c: "ignore_cols" for c, r in roles.items() if r == "ignore"}
+    for col in X.columns:
+        if col not in roles:
+            role, why = _infer_role(X[col])
+            roles[col] = role
+            if why:
+                ignored[col] = why
+    by_role = {r: tuple(c for c in X.columns if roles[c] == r) for r in ROLES}
+    crossed = tuple(tuple(_check_names(X, c, "crossed_cols")) for c in crossed_cols)
+    if any(len(cross) < 2 for cross in crossed):
+        raise ValueError(f"Each cross in crossed_cols needs 2+ columns, got {crossed}.")
+    wide = by_role["cat"] if wide_cols is None else _check_names(X, wide_cols, "wide_cols")
+    return ColumnSchema(
+        cat_cols=by_role["cat"],
+        cont_cols=by_role["cont"],
+        text_cols=by_role["text"],
+        image_cols=by_role["image"],
+        wide_cols=tuple(wide),
+        crossed_cols=crossed,
+        ignored=ignored,
+    )
+
+
+def _check_names(X: pd.DataFrame, cols: Iterable[str], arg: str) -> tuple[str, ...]:
+    if isinstance(cols, str):
+        raise TypeError(f"{arg} takes a list of column names, got the string {cols!r}.")
+    known = [str(c) for c in X.columns]
+    for col in cols:
+        if col not in X.columns:
+            close = difflib.get_close_matches(str(col), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{arg} names {col!r}, which is not a column of X.{hint}")
+    return tuple(cols)
+
+
+def _infer_role(s: pd.Series) -> tuple[str, str]:
+    """Return (role, why) for one column; why is set for ignored columns."""
+    values = s.dropna()
+    if len(values) == 0:
+        return "ignore", "all values missing"
+    sample = values.iloc[:_SAMPLE]
+    if pd.api.types.is_bool_dtype(s):
+        return "cat", ""
+    if pd.api.types.is_numeric_dtype(s):
+        if _ID_NAME.search(str(s.name)) or (
+            pd.api.types.is_integer_dtype(s) and len(s) > 20 and s.is_unique
+        ):
+            return "ignore", "looks like an id (pass cat_cols or cont_cols to use it)"
+        if values.nunique() == 1:
+            return "ignore", "a single value"
+        return "cont", ""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "ignore", "dates are not supported yet"
+    if _is_image(sample):
+        return "image", ""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return ("cat", "") if values.nunique() > 1 else ("ignore", "a single value")
+    if not sample.map(lambda v: isinstance(v, str)).all():
+        return "cat", ""
+    n_unique = values.nunique()
+    if n_unique == 1:
+        return "ignore", "a single value"
+    words = sample.str.split().str.len().mean()
+    distinct = sample.nunique() / len(sample)
+    if words >= 4 or (words >= 1.5 and distinct > 0.5):
+        return "text", ""
+    if len(values) > 20 and n_unique == len(values):
+        return "ignore", "unique per row, looks like an id (pass cat_cols to use it)"
+    return "cat", ""
+
+
+def _is_image(sample: pd.Series) -> bool:
+    first = sample.iloc[0]
+    if isinstance(first, bytes | bytearray):
+        return True
+    if isinstance(first, np.ndarray):
+        return first.ndim in (2, 3)
+    if type(first).__module__.startswith("PIL."):
+        return True
+    if isinstance(first, str):
+        lowered = sample.astype(str).str.lower()
+        return bool(lowered.str.endswith(IMAGE_SUFFIXES).mean() > 0.9)
+    return False
