@@ -42,16 +42,26 @@ def main() -> None:
         model.save(folder)
         files = ", ".join(sorted(p.name for p in Path(folder).iterdir()))
         restored = widemm.load(folder)
-        same = np.array_equal(restored.predict_proba(X_test), model.predict_proba(X_test))
+        same = np.array_equal(
+            restored.predict_proba(X_test), model.predict_proba(X_test)
+        )
         print(f"saved to {files}; reloaded model predicts identically: {same}")
 
     print("\nFirst test rows:")
     preview = X_test.head(5)[["age", "education", "marital-status", "occupation"]]
-    print(preview.assign(predicted=restored.predict(X_test.head(5)), actual=y_test.head(5)))
+    print(
+        preview.assign(
+            predicted=restored.predict(X_test.head(5)), actual=y_test.head(5)
+        )
+    )
 
     sample = X_test.sample(2000, random_state=0)
     result = permutation_importance(
-        restored, sample, y_test.loc[sample.index], scoring="roc_auc", n_repeats=3,
+        restored,
+        sample,
+        y_test.loc[sample.index],
+        scoring="roc_auc",
+        n_repeats=3,
         random_state=0,
     )
     importance = pd.Series(result.importances_mean, index=sample.columns)

@@ -7,7 +7,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+)
 
 Batch = dict[str, Any]  # slot -> Tensor or {name: Tensor}; "target", "present"
 
@@ -51,7 +57,7 @@ class FrameDataset(Dataset[Batch]):
         return take(self.inputs, torch.as_tensor(rows))
 
     def subset(self, rows: Tensor) -> FrameDataset:
-        """A new dataset holding only ``rows``."""
+        """Return a new dataset holding only ``rows``."""
         return FrameDataset(take(self.inputs, rows))
 
 
@@ -67,7 +73,11 @@ def make_loader(
     shuffle: bool,
     generator: torch.Generator | None = None,
 ) -> DataLoader[Batch]:
-    """A DataLoader yielding whole batches: one fancy-index per batch, no per-row work."""
-    rows = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    """Return a DataLoader of whole batches: one fancy-index each, no per-row work."""
+    rows = (
+        RandomSampler(dataset, generator=generator)
+        if shuffle
+        else SequentialSampler(dataset)
+    )
     sampler = BatchSampler(rows, batch_size, drop_last=False)
     return DataLoader(dataset, sampler=sampler, batch_size=None)

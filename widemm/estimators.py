@@ -11,6 +11,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from widemm.data import FrameDataset
@@ -33,7 +34,8 @@ class BaseWideDeep(BaseEstimator):
     tab_params : dict, optional
         Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``.
     fusion : {"concat"} or callable
-        Joins the deep parts; a callable is called as ``f(input_dims, **fusion_params)``.
+        Joins the deep parts; a callable is called as
+        ``f(input_dims, **fusion_params)``.
     fusion_params : dict, optional
         Options of the fusion, e.g. ``{"hidden_dims": (64,)}``.
     wide : bool
@@ -140,7 +142,11 @@ class BaseWideDeep(BaseEstimator):
         self
         """
         X = check_frame(self, X, reset=True)
-        target = self._fit_target(check_target(y, len(X), numeric=self._task == "regression"))
+        if len(X) < 2:
+            raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
+        target = self._fit_target(
+            check_target(y, len(X), numeric=self._task == "regression")
+        )
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         with seeded(seed):
             self.schema_ = infer_schema(X, **self._roles())
@@ -152,15 +158,26 @@ class BaseWideDeep(BaseEstimator):
             if eval_set is not None:
                 X_valid, y_valid = eval_set
                 valid_frame = check_frame(self, X_valid, reset=False)
-                y_valid = check_target(y_valid, len(valid_frame), numeric=self._task == "regression")
-                valid = FrameDataset(self._inputs(valid_frame), self._encode_target(y_valid))
+                y_valid = check_target(
+                    y_valid, len(valid_frame), numeric=self._task == "regression"
+                )
+                valid = FrameDataset(
+                    self._inputs(valid_frame), self._encode_target(y_valid)
+                )
             trainer = Trainer(self._config(seed))
             self.history_ = pd.DataFrame(trainer.fit(self.model_, train, valid))
         self.model_.cpu()
         return self
 
     def _roles(self) -> dict[str, Any]:
-        roles = ("cat_cols", "cont_cols", "text_cols", "image_cols", "ignore_cols", "wide_cols")
+        roles = (
+            "cat_cols",
+            "cont_cols",
+            "text_cols",
+            "image_cols",
+            "ignore_cols",
+            "wide_cols",
+        )
         kwargs = {k: getattr(self, k) for k in roles}
         return {**kwargs, "crossed_cols": self.crossed_cols or ()}
 
@@ -175,7 +192,10 @@ class BaseWideDeep(BaseEstimator):
         if self.wide and (s.wide_cols or s.crossed_cols):
             pre["wide"] = WidePreprocessor(s.wide_cols, s.crossed_cols)
         pre["tab"] = TabPreprocessor(
-            s.cat_cols, s.cont_cols, scaling=self.scaling, min_frequency=self.min_frequency
+            s.cat_cols,
+            s.cont_cols,
+            scaling=self.scaling,
+            min_frequency=self.min_frequency,
         )
         return pre
 
@@ -195,7 +215,10 @@ class BaseWideDeep(BaseEstimator):
         n_outputs = self._n_outputs()
         wide = self.preprocessors_.get("wide")
         return WideDeep(
-            encoders, fusion, n_outputs, Wide(wide.n_indices_, n_outputs) if wide else None
+            encoders,
+            fusion,
+            n_outputs,
+            Wide(wide.n_indices_, n_outputs) if wide else None,
         )
 
     def _inputs(self, X: pd.DataFrame) -> dict[str, Any]:
@@ -214,17 +237,24 @@ class BaseWideDeep(BaseEstimator):
     def _split(
         self, data: FrameDataset, seed: int
     ) -> tuple[FrameDataset, FrameDataset | None]:
-        n_valid = int(round(self.validation_fraction * len(data)))
+        n_valid = round(self.validation_fraction * len(data))
         if n_valid < 1 or len(data) - n_valid < 1:
             return data, None
         target = data.inputs["target"].numpy()
         stratify = target if self._task != "regression" else None
-        if stratify is not None and np.unique(target, return_counts=True)[1].min() < 2:
-            stratify = None
+        if stratify is not None:
+            counts = np.unique(target, return_counts=True)[1]
+            if counts.min() < 2 or min(n_valid, len(data) - n_valid) < len(counts):
+                stratify = None  # too few rows per class to stratify
         train_rows, valid_rows = train_test_split(
-            np.arange(len(data)), test_size=n_valid, random_state=seed, stratify=stratify
+            np.arange(len(data)),
+            test_size=n_valid,
+            random_state=seed,
+            stratify=stratify,
         )
-        return data.subset(torch.from_numpy(train_rows)), data.subset(torch.from_numpy(valid_rows))
+        return data.subset(torch.from_numpy(train_rows)), data.subset(
+            torch.from_numpy(valid_rows)
+        )
 
     def _config(self, seed: int | None = None) -> TrainConfig:
         return TrainConfig(
@@ -243,10 +273,12 @@ class BaseWideDeep(BaseEstimator):
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = check_frame(self, X, reset=False)
-        return Trainer(self._config()).predict(self.model_, FrameDataset(self._inputs(X)))
+        return Trainer(self._config()).predict(
+            self.model_, FrameDataset(self._inputs(X))
+        )
 
     def save(self, path: Any) -> None:
-        """Write the fitted estimator to folder ``path``: safetensors + JSON, no pickle."""
+        """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""
         from widemm.persistence import save
 
         save(self, path)
@@ -295,7 +327,8 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
     Examples
     --------
     >>> from widemm import WideDeepClassifier
-    >>> model = WideDeepClassifier(random_state=0).fit(X_train, y_train)  # doctest: +SKIP
+    >>> model = WideDeepClassifier(random_state=0)
+    >>> model.fit(X_train, y_train)  # doctest: +SKIP
     >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP
     """
 
@@ -304,6 +337,7 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         return "binary" if len(getattr(self, "classes_", ())) <= 2 else "multiclass"
 
     def _fit_target(self, y: np.ndarray) -> torch.Tensor:
+        check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -317,14 +351,19 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         codes = np.minimum(codes, len(self.classes_) - 1)
         unknown = self.classes_[codes] != y
         if unknown.any():
-            raise ValueError(f"eval_set's y holds labels not seen in fit: {set(y[unknown])}.")
-        return torch.from_numpy(codes.astype(np.float32 if self._task == "binary" else np.int64))
+            raise ValueError(
+                f"eval_set's y holds labels not seen in fit: {set(y[unknown])}."
+            )
+        return torch.from_numpy(
+            codes.astype(np.float32 if self._task == "binary" else np.int64)
+        )
 
     def _n_outputs(self) -> int:
         return 1 if self._task == "binary" else len(self.classes_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of shape (n_rows, n_classes), columns as ``classes_``."""
+        check_is_fitted(self, "model_")
         logits = torch.from_numpy(self._logits(X))
         if self._task == "binary":
             p = torch.sigmoid(logits[:, 0]).double().numpy()
@@ -332,8 +371,9 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         return torch.softmax(logits.double(), dim=1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable class of each row."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        """Return the most probable class of each row."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class WideDeepRegressor(RegressorMixin, BaseWideDeep):

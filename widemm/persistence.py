@@ -44,13 +44,18 @@ def save(estimator: BaseEstimator, path: str | Path) -> None:
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {k: v for k, v in vars(estimator).items() if k.endswith("_") and k != "model_"}
+    state = {
+        k: v for k, v in vars(estimator).items() if k.endswith("_") and k != "model_"
+    }
     config = {
         "format_version": FORMAT_VERSION,
         "estimator": _encode_object(estimator, state),
     }
     (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-    weights = {k: v.detach().cpu().contiguous() for k, v in estimator.model_.state_dict().items()}
+    weights = {
+        k: v.detach().cpu().contiguous()
+        for k, v in estimator.model_.state_dict().items()
+    }
     save_file(weights, path / WEIGHTS_FILE)
 
 
@@ -70,7 +75,9 @@ def load(path: str | Path) -> Any:
 
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{path} holds no {CONFIG_FILE}: not a saved widemm model.")
+        raise FileNotFoundError(
+            f"{path} holds no {CONFIG_FILE}: not a saved widemm model."
+        )
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(
@@ -101,16 +108,24 @@ def _encode(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str if value.dtype != object else "object"}
+        return {
+            "__ndarray__": value.tolist(),
+            "dtype": value.dtype.str if value.dtype != object else "object",
+        }
     if isinstance(value, pd.Index):
-        return {"__index__": _encode(value.to_numpy(dtype=object)), "dtype": str(value.dtype)}
+        return {
+            "__index__": _encode(value.to_numpy(dtype=object)),
+            "dtype": str(value.dtype),
+        }
     if isinstance(value, pd.DataFrame):
         return {"__frame__": _encode({str(k): v.to_numpy() for k, v in value.items()})}
     if isinstance(value, ColumnSchema):
         return {"__schema__": value.to_dict()}
     if isinstance(value, BaseEstimator):
         params = value.get_params(deep=False)
-        return _encode_object(value, {k: v for k, v in vars(value).items() if k not in params})
+        return _encode_object(
+            value, {k: v for k, v in vars(value).items() if k not in params}
+        )
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v) for v in value]}
     if isinstance(value, list):
@@ -118,7 +133,8 @@ def _encode(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"__dict__": {k: _encode(v) for k, v in value.items()}}
     raise TypeError(
-        f"Cannot save a value of type {type(value).__name__} ({value!r:.80}). Estimator "
+        f"Cannot save a value of type {type(value).__name__} ({value!r:.80}). "
+        "Estimator "
         "parameters must be names, numbers or lists, not callables or modules."
     )
 

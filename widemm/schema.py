@@ -13,7 +13,7 @@ import pandas as pd
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 ROLES = ("cat", "cont", "text", "image")
-_ID_NAME = re.compile(r"(^|[^a-z])id($|[^a-z])|(?<=[a-z])Id$|(?<=[a-z])ID$")
+_ID_NAME = re.compile(r"(^|[^a-zA-Z])(id|Id|ID)($|[^a-zA-Z])|[a-z](Id|ID)$")
 _SAMPLE = 2000  # rows looked at to tell text, images and ids apart
 
 
@@ -146,7 +146,9 @@ def infer_schema(
     crossed = tuple(tuple(_check_names(X, c, "crossed_cols")) for c in crossed_cols)
     if any(len(cross) < 2 for cross in crossed):
         raise ValueError(f"Each cross in crossed_cols needs 2+ columns, got {crossed}.")
-    wide = by_role["cat"] if wide_cols is None else _check_names(X, wide_cols, "wide_cols")
+    wide = (
+        by_role["cat"] if wide_cols is None else _check_names(X, wide_cols, "wide_cols")
+    )
     return ColumnSchema(
         cat_cols=by_role["cat"],
         cont_cols=by_role["cont"],

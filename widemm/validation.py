@@ -7,67 +7,43 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 
 def check_frame(estimator: BaseEstimator, X: Any, *, reset: bool) -> pd.DataFrame:
     """Return X as a DataFrame with the columns seen in fit, or raise a clear error.
 
-    Arrays and lists become DataFrames with columns ``x0 .. xN``. On ``reset`` the
-    estimator records ``n_features_in_`` (and ``feature_names_in_`` for string
-    column names); otherwise the columns must match those, in any order.
+    On ``reset`` the estimator records ``n_features_in_`` (and ``feature_names_in_``
+    for string column names); otherwise X must have the same columns, in any
+    order. Arrays and lists get the fitted names, or ``x0 .. xN``.
     """
-    if not isinstance(X, pd.DataFrame):
-        if X is None or isinstance(X, str | bytes):
-            raise TypeError(f"X must be a DataFrame or 2-D array, got {type(X).__name__}.")
-        array = check_array(X, dtype=None, ensure_all_finite=False, ensure_min_samples=1)
-        if np.iscomplexobj(array):
+    if isinstance(X, pd.DataFrame):
+        if len(X) == 0 or X.shape[1] == 0:
+            raise ValueError(f"X is empty: {X.shape[0]} rows and {X.shape[1]} columns.")
+        names = getattr(estimator, "feature_names_in_", None)
+        if not reset and names is not None and set(X.columns) == set(names):
+            X = X[list(names)]  # same columns in another order: fine
+    elif X is None or isinstance(X, str | bytes):
+        raise TypeError(f"X must be a DataFrame or 2-D array, got {type(X).__name__}.")
+    else:
+        X = check_array(X, dtype=None, ensure_all_finite=False)
+        if np.iscomplexobj(X):
             raise ValueError("X holds complex numbers, which are not supported.")
-        X = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
-    elif len(X) == 0 or X.shape[1] == 0:
-        raise ValueError(f"X is empty: {X.shape[0]} rows and {X.shape[1]} columns.")
-    if not reset:
-        X = _match_columns(estimator, X)
     validate_data(estimator, X, reset=reset, skip_check_array=True)
-    if not hasattr(estimator, "feature_names_in_"):  # fitted on an array
-        X = X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1)
-    return X
-
-
-def _match_columns(estimator: BaseEstimator, X: pd.DataFrame) -> pd.DataFrame:
     names = getattr(estimator, "feature_names_in_", None)
-    if names is None or not all(isinstance(c, str) for c in X.columns):
+    if isinstance(X, pd.DataFrame) and names is not None:
         return X
-    missing = [c for c in names if c not in X.columns]
-    if missing:
-        raise ValueError(f"X is missing column(s) {missing} that were present in fit.")
-    new = [c for c in X.columns if c not in set(names)]
-    if new:
-        raise ValueError(
-            f"X has column(s) {new} that were not present in fit. Drop them, or refit "
-            "with them."
-        )
-    return X[list(names)]
+    columns = names if names is not None else [f"x{i}" for i in range(X.shape[1])]
+    return pd.DataFrame(np.asarray(X), columns=columns)
 
 
 def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
     """Return y as a 1-D array of length n_rows; NaN/inf targets are errors."""
     if y is None:
-        raise ValueError("y is None: this estimator requires y to fit.")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        import warnings
-
-        from sklearn.exceptions import DataConversionWarning
-
-        warnings.warn(
-            "A column-vector y was passed when a 1-D array was expected; raveling it.",
-            DataConversionWarning,
-            stacklevel=3,
+        raise ValueError(
+            "This estimator requires y to be passed, but the target y is None."
         )
-        y = y.ravel()
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {y.shape}.")
+    y = column_or_1d(y, warn=True)
     if len(y) != n_rows:
         raise ValueError(f"X has {n_rows} rows but y has {len(y)}.")
     if numeric:
@@ -103,7 +79,9 @@ def category_keys(s: pd.Series) -> pd.Series:
 
 def numeric_values(s: pd.Series) -> np.ndarray:
     """Return a float64 column; NaN stays missing, unparseable values and inf raise."""
-    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = pd.to_numeric(s, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     bad = np.isnan(values) & s.notna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])

@@ -39,7 +39,9 @@ class Fusion(nn.Module):
         for k in self.slots:
             emb = embeddings[k]
             if k in present:
-                emb = torch.where(present[k][:, None], emb, self.absent[k].to(emb.dtype))
+                emb = torch.where(
+                    present[k][:, None], emb, self.absent[k].to(emb.dtype)
+                )
             out.append(emb)
         return out
 

@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def resolve(spec: str | Callable[..., T], registry: Mapping[str, Callable[..., T]], arg: str) -> Callable[..., T]:
+def resolve(
+    spec: str | Callable[..., T], registry: Mapping[str, Callable[..., T]], arg: str
+) -> Callable[..., T]:
     """Return ``registry[spec]``, or ``spec`` itself when it is a callable."""
     if callable(spec):
         return spec

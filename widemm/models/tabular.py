@@ -54,7 +54,13 @@ class TabMLP(Encoder):
             from rtdl_num_embeddings import PeriodicEmbeddings
 
             self.cont_embedding = nn.Sequential(
-                PeriodicEmbeddings(n_cont, cont_embed_dim, frequency_init_scale=frequency_init_scale, lite=False), nn.Flatten()
+                PeriodicEmbeddings(
+                    n_cont,
+                    cont_embed_dim,
+                    frequency_init_scale=frequency_init_scale,
+                    lite=False,
+                ),
+                nn.Flatten(),
             )
             n_cont_out = n_cont * cont_embed_dim
         self.mlp = MLP(sum(embed_dims) + n_cont_out, hidden_dims, dropout)

@@ -24,5 +24,5 @@ class Wide(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_outputs))
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (batch_size, n_inputs) int64 -> logits (batch_size, n_outputs)."""
+        """X (batch_size, n_inputs) int64 -> logits (batch_size, n_outputs)."""
         return self.linear(x) + self.bias

@@ -90,9 +90,13 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
             counts = category_keys(X[col]).value_counts()  # most frequent first
             self.vocab_[col] = pd.Index(counts.index[counts >= self.min_frequency])
         self.cardinalities_ = [N_RESERVED + len(v) for v in self.vocab_.values()]
-        self.embed_dims_ = [embed_dim(n, self.max_embed_dim) for n in self.cardinalities_]
+        self.embed_dims_ = [
+            embed_dim(n, self.max_embed_dim) for n in self.cardinalities_
+        ]
         cont = self._cont_values(X, cont_cols)
-        self.nan_cols_ = [c for c, nan in zip(cont_cols, np.isnan(cont).any(0)) if nan]
+        self.nan_cols_ = [
+            c for c, nan in zip(cont_cols, np.isnan(cont).any(0), strict=True) if nan
+        ]
         self.scaler_ = self._make_scaler(len(X))
         if self.scaler_ is not None and cont.shape[1]:
             self.scaler_.fit(cont)
@@ -116,18 +120,27 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         if self.scaler_ is not None and cont.shape[1]:
             cont = self.scaler_.transform(cont)
         flags = nan[:, [self.cont_cols_.index(c) for c in self.nan_cols_]]
-        return np.hstack([codes, np.where(nan, 0.0, cont), flags])
+        # Missing values, and columns whose fit data held no number, become 0.
+        return np.hstack([codes, np.nan_to_num(cont, nan=0.0), flags])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self)
-        names = [*self.vocab_, *self.cont_cols_, *(f"{c}_missing" for c in self.nan_cols_)]
+        names = [
+            *self.vocab_,
+            *self.cont_cols_,
+            *(f"{c}_missing" for c in self.nan_cols_),
+        ]
         return np.asarray(names, dtype=object)
 
     def _columns(self, X: pd.DataFrame) -> tuple[list[str], list[str]]:
         numeric = [pd.api.types.is_numeric_dtype(X[c]) for c in X.columns]
         cat = self.cat_cols
         if cat is None:
-            cat = [c for c, num in zip(X.columns, numeric) if not num or X[c].dtype == bool]
+            cat = [
+                c
+                for c, num in zip(X.columns, numeric, strict=True)
+                if not num or X[c].dtype == bool
+            ]
         cont = self.cont_cols
         if cont is None:
             cont = [c for c in X.columns if c not in set(cat)]

@@ -17,7 +17,7 @@ N_RESERVED = 2  # per input: index 0 = unseen value, 1 = missing value
 
 
 class WidePreprocessor(TransformerMixin, BaseEstimator):
-    """Map categorical and crossed columns into one index space for a sparse linear model.
+    """Map categorical and crossed columns to one index space for a linear model.
 
     Each input (a column or a cross of columns) owns a block of indices: the first
     is for values unseen in fit, the second for missing values, then one per known
@@ -73,9 +73,13 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         X = check_frame(self, X, reset=False)
         inputs = self._inputs(X).values()
         codes = np.empty((len(X), len(self.vocab_)), dtype=np.int64)
-        for j, (vocab, keys) in enumerate(zip(self.vocab_.values(), inputs, strict=True)):
+        for j, (vocab, keys) in enumerate(
+            zip(self.vocab_.values(), inputs, strict=True)
+        ):
             found = vocab.get_indexer(keys)
-            codes[:, j] = np.where(found >= 0, found + N_RESERVED, keys.isna().to_numpy())
+            codes[:, j] = np.where(
+                found >= 0, found + N_RESERVED, keys.isna().to_numpy()
+            )
         return codes + self.offsets_
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

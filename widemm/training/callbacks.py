@@ -20,7 +20,9 @@ class Callback:
     def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
         """Before the first epoch."""
 
-    def on_epoch_end(self, trainer: Trainer, model: nn.Module, row: dict[str, Any]) -> None:
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
+    ) -> None:
         """After each epoch, with that epoch's history row."""
 
     def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
@@ -40,17 +42,24 @@ class EarlyStopping(Callback):
         Smallest decrease that counts as an improvement.
     """
 
-    def __init__(self, patience: int = 5, monitor: str = "valid_loss", min_delta: float = 0.0):
+    def __init__(
+        self, patience: int = 5, monitor: str = "valid_loss", min_delta: float = 0.0
+    ):
         self.patience, self.monitor, self.min_delta = patience, monitor, min_delta
 
     def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
         self.best, self.best_epoch, self.wait = float("inf"), 0, 0
         self.best_state: dict[str, torch.Tensor] | None = None
 
-    def on_epoch_end(self, trainer: Trainer, model: nn.Module, row: dict[str, Any]) -> None:
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
+    ) -> None:
         if row[self.monitor] < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = row[self.monitor], row["epoch"], 0
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True)
+                for k, v in model.state_dict().items()
+            }
         else:
             self.wait += 1
             trainer.should_stop = self.wait >= self.patience

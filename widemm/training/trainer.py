@@ -78,7 +78,7 @@ def seeded(seed: int | None) -> Iterator[None]:
 
 
 def progress(items: Iterable[Any], *, verbose: bool, **kwargs: Any) -> Any:
-    """tqdm over ``items`` when asked for and stderr is a terminal; else items as is."""
+    """Wrap ``items`` in tqdm if asked for and stderr is a terminal."""
     show = verbose and sys.stderr.isatty()
     return tqdm(items, leave=False, **kwargs) if show else items
 
@@ -136,7 +136,9 @@ class Trainer:
             for epoch in epochs:
                 start = time.perf_counter()
                 row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-                row["train_loss"] = self._train_epoch(model, optimizer, scheduler, loader)
+                row["train_loss"] = self._train_epoch(
+                    model, optimizer, scheduler, loader
+                )
                 if valid is not None:
                     row.update(self.evaluate(model, valid))
                 row["seconds"] = time.perf_counter() - start
@@ -180,7 +182,7 @@ class Trainer:
         return epoch_loss
 
     def evaluate(self, model: nn.Module, dataset: FrameDataset) -> dict[str, float]:
-        """Validation loss and metric of ``model`` on a dataset with a target."""
+        """Return the validation loss and metric of ``model`` on ``dataset``."""
         logits = torch.from_numpy(self.predict(model, dataset))
         target = dataset.inputs["target"]
         loss = float(self.loss_fn(logits, target))
@@ -193,7 +195,9 @@ class Trainer:
         model.to(self.device).eval()
         loader = make_loader(dataset, batch_size, shuffle=False)
         with torch.inference_mode():
-            out = [model(to_device(batch, self.device)).float().cpu() for batch in loader]
+            out = [
+                model(to_device(batch, self.device)).float().cpu() for batch in loader
+            ]
         return torch.cat(out).numpy()
 
 
@@ -221,7 +225,9 @@ def _metric(task: Task, logits: Tensor, target: Tensor) -> dict[str, float]:
 
     y = target.numpy()
     if task == "binary":
-        auc = roc_auc_score(y, logits[:, 0].numpy()) if len(np.unique(y)) == 2 else np.nan
+        auc = (
+            roc_auc_score(y, logits[:, 0].numpy()) if len(np.unique(y)) == 2 else np.nan
+        )
         return {"valid_auc": float(auc)}
     if task == "multiclass":
         return {"valid_accuracy": float((logits.argmax(1).numpy() == y).mean())}
