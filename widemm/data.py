@@ -18,7 +18,7 @@ from torch.utils.data import (
 Batch = dict[str, Any]  # slot -> Tensor or {name: Tensor}; "target", "present"
 
 
-def take(value: Any, index: Tensor) -> Any:
+def take(value: Any, index: Tensor | slice) -> Any:
     """Rows ``index`` of a tensor, or of every tensor in a (nested) mapping."""
     if isinstance(value, Mapping):
         return {k: take(v, index) for k, v in value.items()}
@@ -53,8 +53,10 @@ class FrameDataset(Dataset[Batch]):
     def __len__(self) -> int:
         return self.n_rows
 
-    def __getitem__(self, rows: list[int]) -> Batch:
-        return take(self.inputs, torch.as_tensor(rows))
+    def __getitem__(self, rows: list[int] | slice) -> Batch:
+        return take(
+            self.inputs, rows if isinstance(rows, slice) else torch.as_tensor(rows)
+        )
 
     def subset(self, rows: Tensor) -> FrameDataset:
         """Return a new dataset holding only ``rows``."""

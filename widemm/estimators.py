@@ -87,7 +87,7 @@ class BaseWideDeep(BaseEstimator):
         ignore_cols: Sequence[str] | None = None,
         wide_cols: Sequence[str] | None = None,
         crossed_cols: Sequence[Sequence[str]] | None = None,
-        scaling: Literal["standard", "quantile"] | None = "quantile",
+        scaling: Literal["standard", "quantile"] | None = "standard",
         min_frequency: int = 5,
         max_epochs: int = 20,
         batch_size: int = 256,
@@ -225,9 +225,10 @@ class BaseWideDeep(BaseEstimator):
         """Model inputs by slot, as tensors."""
         inputs: dict[str, Any] = {}
         if "wide" in self.preprocessors_:
-            inputs["wide"] = torch.from_numpy(self.preprocessors_["wide"].transform(X))
+            wide = self.preprocessors_["wide"].transform_frame(X)
+            inputs["wide"] = torch.from_numpy(wide)
         tab = self.preprocessors_["tab"]
-        values = tab.transform(X)
+        values = tab.transform_frame(X)
         inputs["tab"] = {
             "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
             "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),

@@ -64,17 +64,21 @@ def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
     return y
 
 
-def category_keys(s: pd.Series) -> pd.Series:
-    """Map a column to string keys for lookups; missing values stay missing (NA).
+def category_keys(s: pd.Series) -> np.ndarray:
+    """Return a column as an object array of str keys, None where missing.
 
     Integral floats become ints first, so 3.0 at predict time matches 3 in fit.
     """
-    if pd.api.types.is_float_dtype(s):
-        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = values[np.isfinite(values)]
+    missing = s.isna().to_numpy()
+    if pd.api.types.is_float_dtype(s.dtype):
+        finite = s.to_numpy(dtype=np.float64, na_value=np.nan)[~missing]
         if np.array_equal(finite, np.round(finite)):
             s = s.astype("Int64")
-    return s.astype("string")
+    values = s.to_numpy(dtype=object)
+    if not isinstance(s.dtype, pd.StringDtype):  # numbers, bools, mixed objects
+        values = values.astype(str).astype(object)
+    values[missing] = None
+    return values
 
 
 def numeric_values(s: pd.Series) -> np.ndarray:

@@ -87,7 +87,9 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         cat_cols, cont_cols = self._columns(X)
         self.vocab_ = {}
         for col in cat_cols:
-            counts = category_keys(X[col]).value_counts()  # most frequent first
+            counts = pd.Series(
+                category_keys(X[col])
+            ).value_counts()  # most frequent first
             self.vocab_[col] = pd.Index(counts.index[counts >= self.min_frequency])
         self.cardinalities_ = [N_RESERVED + len(v) for v in self.vocab_.values()]
         self.embed_dims_ = [
@@ -108,13 +110,16 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Return float64 of shape (n_rows, n_cat_ + n_cont_): codes, then values."""
         check_is_fitted(self)
-        X = check_frame(self, X, reset=False)
+        return self.transform_frame(check_frame(self, X, reset=False))
+
+    def transform_frame(self, X: pd.DataFrame) -> np.ndarray:
+        """Transform a DataFrame already checked against the fit columns (no checks)."""
         codes = np.empty((len(X), self.n_cat_), dtype=np.float64)
         for j, (col, vocab) in enumerate(self.vocab_.items()):
             keys = category_keys(X[col])
             found = vocab.get_indexer(keys)
             codes[:, j] = np.where(found >= 0, found + N_RESERVED, RARE)
-            codes[keys.isna().to_numpy(), j] = MISSING
+            codes[pd.isna(keys), j] = MISSING
         cont = self._cont_values(X, self.cont_cols_)
         nan = np.isnan(cont)
         if self.scaler_ is not None and cont.shape[1]:
@@ -148,9 +153,14 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _cont_values(X: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
-        if not cols:
-            return np.empty((len(X), 0))
-        return np.stack([numeric_values(X[c]) for c in cols], axis=1)
+        frame = X[list(cols)]
+        if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+            values = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # one copy
+            if np.isfinite(values[~np.isnan(values)]).all():
+                return values
+        return np.stack([numeric_values(X[c]) for c in cols], axis=1).reshape(
+            len(X), -1
+        )
 
     def _make_scaler(self, n_rows: int) -> StandardScaler | QuantileTransformer | None:
         if self.scaling == "standard":

@@ -61,7 +61,9 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> Self:
         X = check_frame(self, X, reset=True)
         inputs = self._inputs(X)
-        self.vocab_ = {k: pd.Index(v.dropna().unique()) for k, v in inputs.items()}
+        self.vocab_ = {
+            k: pd.Index(pd.unique(v[~pd.isna(v)])) for k, v in inputs.items()
+        }
         sizes = np.array([N_RESERVED + len(v) for v in self.vocab_.values()])
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.n_indices_ = int(sizes.sum())
@@ -70,30 +72,37 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Return int64 indices of shape (n_rows, n_inputs)."""
         check_is_fitted(self)
-        X = check_frame(self, X, reset=False)
+        return self.transform_frame(check_frame(self, X, reset=False))
+
+    def transform_frame(self, X: pd.DataFrame) -> np.ndarray:
+        """Transform a DataFrame already checked against the fit columns (no checks)."""
         inputs = self._inputs(X).values()
         codes = np.empty((len(X), len(self.vocab_)), dtype=np.int64)
         for j, (vocab, keys) in enumerate(
             zip(self.vocab_.values(), inputs, strict=True)
         ):
             found = vocab.get_indexer(keys)
-            codes[:, j] = np.where(
-                found >= 0, found + N_RESERVED, keys.isna().to_numpy()
-            )
+            codes[:, j] = np.where(found >= 0, found + N_RESERVED, pd.isna(keys))
         return codes + self.offsets_
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self)
         return np.asarray(list(self.vocab_), dtype=object)
 
-    def _inputs(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+    def _inputs(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         cols = self.cols
         if cols is None:
             cols = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
         inputs = {str(c): category_keys(X[c]) for c in cols}
         for cross in self.crossed_cols:
             parts = [category_keys(X[c]) for c in cross]
-            joined = parts[0].str.cat(parts[1:], sep="\x1f")  # NA if any part is NA
+            missing = np.logical_or.reduce([pd.isna(p) for p in parts])
+            joined = parts[0]
+            for part in parts[1:]:
+                joined = (
+                    np.where(missing, "", joined) + "\x1f" + np.where(missing, "", part)
+                )
+            joined[missing] = None  # a cross with a missing part is missing
             inputs[CROSS_SEP.join(map(str, cross))] = joined
         return inputs
 

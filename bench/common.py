@@ -1,0 +1,102 @@
+"""Shared benchmark helpers: fixed splits, timing, peak memory, JSON output.
+
+Each candidate runs in its own fresh process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def split(name: str, target: str, **kwargs: Any) -> tuple[pd.DataFrame, ...]:
+    """The fixed stratified 80/20 split (seed 0) of ``data/<name>.parquet``."""
+    df = pd.read_parquet(DATA / f"{name}.parquet")
+    y = df.pop(target)
+    stratify = y if kwargs.pop("stratify", True) else None
+    return train_test_split(df, y, test_size=0.2, stratify=stratify, random_state=0)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def latency_ms(
+    predict: Callable[[pd.DataFrame], Any], X: pd.DataFrame, n: int = 200
+) -> dict[str, float]:
+    """p50/p99 of predicting one row at a time, over ``n`` calls."""
+    times = []
+    for i in range(n):
+        row = X.iloc[[i % len(X)]]
+        start = time.perf_counter()
+        predict(row)
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "latency_p50_ms": float(np.percentile(times, 50)),
+        "latency_p99_ms": float(np.percentile(times, 99)),
+    }
+
+
+def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, Any]]:
+    """Run ``script --run NAME`` per name in a fresh process; print and save results."""
+    rows = []
+    for name in names:
+        out = subprocess.run(
+            [sys.executable, script, "--run", name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{bench}.json").write_text(
+        json.dumps({"machine": machine(), "rows": rows}, indent=1)
+    )
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def emit(row: dict[str, Any]) -> None:
+    """Print a candidate's result as one JSON line (the parent process reads it)."""
+    row["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(
+        json.dumps(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        )
+    )

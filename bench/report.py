@@ -1,0 +1,60 @@
+"""Render bench/results/*.json as Markdown tables into README.md and bench/README.md.
+
+A table goes between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``, so the
+numbers in the READMEs always come from the last benchmark run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from common import RESULTS, ROOT
+
+COLUMNS = {
+    "model": "model",
+    "roc_auc": "ROC AUC",
+    "accuracy": "accuracy",
+    "r2": "R²",
+    "rmse": "RMSE",
+    "fit_seconds": "fit s",
+    "seconds_per_epoch": "s/epoch",
+    "epochs": "epochs",
+    "predict_rows_per_s": "predict rows/s",
+    "latency_p50_ms": "1-row p50 ms",
+    "peak_rss_mb": "peak RSS MiB",
+}
+
+
+def table(result: dict) -> str:
+    rows = result["rows"]
+    keys = [k for k in COLUMNS if any(row.get(k) is not None for row in rows)]
+    lines = ["| " + " | ".join(COLUMNS[k] for k in keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(row.get(k)) for k in keys) + " |")
+    m = result["machine"]
+    lines.append(f"\n{m['cores']} CPU cores ({m['cpu']}), Python {m['python']}, torch {m['torch']}.")
+    return "\n".join(lines)
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def main() -> None:
+    tables = {p.stem: table(json.loads(p.read_text())) for p in sorted(RESULTS.glob("*.json"))}
+    for readme in (ROOT / "README.md", ROOT / "bench" / "README.md"):
+        text = readme.read_text()
+        for name, body in tables.items():
+            pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+            text = pattern.sub(lambda m, body=body: f"{m[1]}{body}\n{m[2]}", text)
+        readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
