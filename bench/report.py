@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from common import RESULTS, ROOT
 
@@ -30,11 +29,17 @@ COLUMNS = {
 def table(result: dict) -> str:
     rows = result["rows"]
     keys = [k for k in COLUMNS if any(row.get(k) is not None for row in rows)]
-    lines = ["| " + " | ".join(COLUMNS[k] for k in keys) + " |", "|" + "---|" * len(keys)]
+    lines = [
+        "| " + " | ".join(COLUMNS[k] for k in keys) + " |",
+        "|" + "---|" * len(keys),
+    ]
     for row in rows:
         lines.append("| " + " | ".join(fmt(row.get(k)) for k in keys) + " |")
     m = result["machine"]
-    lines.append(f"\n{m['cores']} CPU cores ({m['cpu']}), Python {m['python']}, torch {m['torch']}.")
+    lines.append(
+        f"\n{m['cores']} CPU cores ({m['cpu']}), Python {m['python']}, "
+        f"torch {m['torch']}."
+    )
     return "\n".join(lines)
 
 
@@ -47,11 +52,15 @@ def fmt(value: object) -> str:
 
 
 def main() -> None:
-    tables = {p.stem: table(json.loads(p.read_text())) for p in sorted(RESULTS.glob("*.json"))}
+    tables = {
+        p.stem: table(json.loads(p.read_text())) for p in sorted(RESULTS.glob("*.json"))
+    }
     for readme in (ROOT / "README.md", ROOT / "bench" / "README.md"):
         text = readme.read_text()
         for name, body in tables.items():
-            pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+            pattern = re.compile(
+                rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S
+            )
             text = pattern.sub(lambda m, body=body: f"{m[1]}{body}\n{m[2]}", text)
         readme.write_text(text)
 
