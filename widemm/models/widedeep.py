@@ -40,7 +40,19 @@ class WideDeep(nn.Module):
         self.head = nn.Linear(fusion.output_dim, n_outputs)
 
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
-        """Return logits of shape (batch_size, n_outputs)."""
-        embeddings = {k: enc(batch[k]) for k, enc in self.encoders.items()}
-        logits = self.head(self.fusion(embeddings, batch.get("present", {})))
+        """Return logits of shape (batch_size, n_outputs).
+
+        A slot may hold ``"present"`` (B,) bool, False where its input is absent
+        (missing text, unreadable image). A slot holding ``"embedding"``
+        (B, output_dim), the cached output of a frozen encoder (see
+        ``widemm.training.cache``), skips its encoder.
+        """
+        embeddings = {
+            k: batch[k]["embedding"] if "embedding" in batch[k] else enc(batch[k])
+            for k, enc in self.encoders.items()
+        }
+        present = {
+            k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
+        }
+        logits = self.head(self.fusion(embeddings, present))
         return logits if self.wide is None else logits + self.wide(batch["wide"])

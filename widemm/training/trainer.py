@@ -47,6 +47,9 @@ class TrainConfig:
         0 silent; 1 a progress bar over epochs (on a terminal); 2 over batches too.
     device : str
         ``"auto"`` picks CUDA when present, else the CPU.
+    num_workers : int
+        DataLoader worker processes for training batches; they pay off only when
+        batches need work (decoding images), not for in-memory tensors.
     """
 
     task: Task
@@ -59,6 +62,7 @@ class TrainConfig:
     random_state: int | None = None
     verbose: int = 0
     device: str = "auto"
+    num_workers: int = 0
 
 
 def resolve_device(device: str) -> torch.device:
@@ -118,11 +122,15 @@ class Trainer:
         cfg = self.config
         model.to(self.device)
         generator = torch.Generator().manual_seed(cfg.random_state or 0)
-        loader = make_loader(train, cfg.batch_size, shuffle=True, generator=generator)
+        loader = make_loader(
+            train,
+            cfg.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=cfg.num_workers,
+        )
         optimizer = torch.optim.AdamW(
-            (p for p in model.parameters() if p.requires_grad),
-            lr=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
+            param_groups(model, cfg.learning_rate), weight_decay=cfg.weight_decay
         )
         scheduler = _make_scheduler(optimizer, cfg, len(loader))
         callbacks = list(self.callbacks)
@@ -199,6 +207,24 @@ class Trainer:
                 model(to_device(batch, self.device)).float().cpu() for batch in loader
             ]
         return torch.cat(out).numpy()
+
+
+def param_groups(model: nn.Module, learning_rate: float) -> list[dict[str, Any]]:
+    """Trainable parameters grouped by learning rate.
+
+    A module with an ``lr_scale`` attribute (a pretrained backbone, say) trains
+    its parameters at ``learning_rate * lr_scale``; the rest at ``learning_rate``.
+    """
+    scales: dict[int, float] = {}
+    for module in model.modules():
+        if hasattr(module, "lr_scale"):
+            scale = float(module.lr_scale)  # type: ignore[arg-type]
+            scales.update((id(p), scale) for p in module.parameters())
+    groups: dict[float, list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault(scales.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr": learning_rate * s} for s, ps in groups.items()]
 
 
 def _binary_loss(logits: Tensor, target: Tensor) -> Tensor:

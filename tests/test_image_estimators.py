@@ -1,0 +1,90 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+import widemm
+from tests.conftest import DATA
+from widemm import WideDeepClassifier
+
+EMOJI = DATA / "emoji"
+TAB = ["added_in", "n_skin_variations", "has_img_apple", "has_img_google"]
+TAB += ["has_img_facebook"]
+
+
+@pytest.fixture(scope="module")
+def emoji():
+    df = pd.read_parquet(EMOJI / "emoji.parquet").drop(columns="sort_order")
+    df = df[df["category"].isin(["Flags", "Food & Drink", "Smileys & Emotion"])]
+    y = df.pop("category")
+    return train_test_split(
+        df, y, train_size=240, test_size=120, stratify=y, random_state=0
+    )
+
+
+@pytest.fixture(scope="module")
+def pretrained(emoji, mobilenet_weights):
+    X_train, _, y_train, _ = emoji
+    params = dict(
+        image_model="mobilenet_v2",
+        image_params={"weights": mobilenet_weights},
+        image_root=str(EMOJI),
+        image_size=64,
+        max_epochs=4,
+        random_state=0,
+    )
+    cols = ["image_path", *TAB]
+    cached = WideDeepClassifier(**params).fit(X_train[cols], y_train)
+    uncached = WideDeepClassifier(cache_features=False, **params)
+    uncached.fit(X_train[cols], y_train)
+    return cached, uncached, cols
+
+
+def test_pretrained_image_beats_tabular_only(emoji, pretrained):
+    _, X_test, _, y_test = emoji
+    cached, _, cols = pretrained
+    assert set(cached.model_.encoders) == {"tab", "image_0"}
+    assert cached.score(X_test[cols], y_test) > 0.75  # three classes, 4 epochs, 64 px
+    tab = WideDeepClassifier(max_epochs=4, random_state=0).fit(emoji[0][TAB], emoji[2])
+    assert cached.score(X_test[cols], y_test) > tab.score(X_test[TAB], y_test) + 0.2
+
+
+def test_image_cache_gives_the_same_predictions(emoji, pretrained):
+    _, X_test, _, _ = emoji
+    cached, uncached, cols = pretrained
+    expected = uncached.predict_proba(X_test[cols])
+    np.testing.assert_allclose(cached.predict_proba(X_test[cols]), expected, atol=1e-5)
+
+
+def test_image_text_and_tabular_together_and_round_trip(emoji, tmp_path):
+    X_train, X_test, y_train, _ = emoji
+    cols = ["image_path", "name", *TAB]
+    model = WideDeepClassifier(
+        image_root=str(EMOJI),
+        image_size=32,
+        max_epochs=2,
+        random_state=0,
+        text_cols=["name"],
+    ).fit(X_train[cols], y_train)
+    assert set(model.model_.encoders) == {"tab", "text_0", "image_0"}
+    model.save(tmp_path)
+    loaded = widemm.load(tmp_path)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X_test[cols]), model.predict_proba(X_test[cols])
+    )
+
+
+def test_broken_images_raise_or_train_as_absent(emoji, tmp_path):
+    X_train, _, y_train, _ = emoji
+    X = X_train[["image_path", *TAB]].head(60).copy()
+    X["image_path"] = [str(EMOJI / p) for p in X["image_path"]]
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    X.iloc[3, 0] = str(tmp_path / "bad.png")
+    X.iloc[5, 0] = str(tmp_path / "gone.png")
+    params = dict(image_size=32, max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match=r"row 3: cannot read image .*bad\.png"):
+        WideDeepClassifier(**params).fit(X, y_train.head(60))
+    model = WideDeepClassifier(on_error="mask", **params).fit(X, y_train.head(60))
+    proba = model.predict_proba(X.iloc[[3, 5, 0]])
+    assert np.isfinite(proba).all()
+    assert not np.allclose(proba[0], proba[2])  # absent image != a real one

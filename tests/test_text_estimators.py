@@ -1,0 +1,93 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+import widemm
+from tests.conftest import DATA
+from widemm import WideDeepClassifier
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+COLS = ["Title", "Review Text", "Age", "Division Name", "Department Name", "Class Name"]
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    df = pd.read_parquet(DATA / "womens_clothing_reviews.parquet").sample(
+        1600, random_state=0
+    )
+    y = df.pop("Recommended IND")
+    return train_test_split(df[COLS], y, test_size=0.25, stratify=y, random_state=0)
+
+
+def test_bag_text_model_uses_text_and_tabular(reviews):
+    X_train, X_test, y_train, y_test = reviews
+    text = WideDeepClassifier(max_epochs=15, random_state=0).fit(X_train, y_train)
+    assert set(text.model_.encoders) == {"tab", "text_0", "text_1"}
+    auc = roc_auc_score(y_test, text.predict_proba(X_test)[:, 1])
+    tab_only = WideDeepClassifier(
+        max_epochs=15, random_state=0, ignore_cols=["Title", "Review Text"]
+    )
+    tab_auc = roc_auc_score(
+        y_test, tab_only.fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    )
+    assert auc > 0.75
+    assert (
+        auc > tab_auc + 0.1
+    )  # the tabular columns alone say little about recommending
+
+
+@pytest.fixture(scope="module")
+def minilm_pair(reviews):
+    X_train, _, y_train, _ = reviews
+    X, y = X_train.head(96), y_train.head(96)
+    params = dict(text_model=MINILM, max_epochs=2, batch_size=32, random_state=0)
+    cached = WideDeepClassifier(**params).fit(X, y)
+    uncached = WideDeepClassifier(cache_features=False, **params).fit(X, y)
+    return cached, uncached
+
+
+def test_frozen_cache_gives_the_same_predictions(reviews, minilm_pair):
+    _, X_test, _, _ = reviews
+    cached, uncached = minilm_pair
+    rows = X_test.head(40)
+    np.testing.assert_allclose(
+        cached.predict_proba(rows), uncached.predict_proba(rows), atol=1e-5
+    )
+    assert 0 < len(cached._cache.tables["text_1"]) <= 96 + 40  # each row at most once
+
+
+def test_rows_and_batches_without_text_train_and_predict(reviews, minilm_pair):
+    X_train, X_test, y_train, _ = reviews
+    cached, _ = minilm_pair
+    empty = X_test.head(8).assign(Title=None, **{"Review Text": np.nan})
+    proba = cached.predict_proba(empty)  # a batch in which every text is missing
+    assert np.isfinite(proba).all()
+    X = X_train.head(64).copy()
+    X.loc[X.index[:32], ["Title", "Review Text"]] = (
+        None  # whole first batch without text
+    )
+    model = WideDeepClassifier(
+        text_model=MINILM, max_epochs=1, batch_size=32, random_state=0
+    )
+    model.fit(X, y_train.head(64))
+    assert np.isfinite(model.predict_proba(empty)).all()
+
+
+def test_shared_text_encoder_has_one_set_of_weights(reviews):
+    X_train, _, y_train, _ = reviews
+    model = WideDeepClassifier(shared_text_encoder=True, max_epochs=1, random_state=0)
+    model.fit(X_train.head(200), y_train.head(200))
+    assert model.model_.encoders["text_0"] is model.model_.encoders["text_1"]
+
+
+def test_text_model_save_load_round_trip(reviews, minilm_pair, tmp_path):
+    _, X_test, _, _ = reviews
+    cached, _ = minilm_pair
+    cached.save(tmp_path)
+    loaded = widemm.load(tmp_path)
+    rows = X_test.head(16)
+    np.testing.assert_allclose(
+        loaded.predict_proba(rows), cached.predict_proba(rows), atol=1e-6
+    )

@@ -1,0 +1,168 @@
+"""Text encoders: pretrained Hugging Face transformers, and a light bag of words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from widemm.models.layers import Encoder
+from widemm.models.registry import resolve
+
+
+def trim(x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Cut the batch's ids and mask to its longest text: padding costs nothing."""
+    length = max(int(x["attention_mask"].sum(1).max()), 1)
+    return x["input_ids"][:, :length], x["attention_mask"][:, :length]
+
+
+class HFTextEncoder(Encoder):
+    """Any ``transformers.AutoModel`` backbone, pooled to one vector per text.
+
+    Parameters
+    ----------
+    model_name : str
+        Hub name or local folder (``from_pretrained``).
+    vocab_size : int
+        Unused (the backbone has its own vocabulary); accepted for a common signature.
+    pooling : {"mean", "cls"}
+        Mean of the token states under the attention mask, or the first token's.
+    pool_layers : int
+        Pool each of the last ``pool_layers`` layers and concatenate the results:
+        lower layers keep more of the words themselves, which helps a frozen
+        backbone (``output_dim`` = hidden size * pool_layers; frozen MiniLM on the
+        reviews data: ROC AUC 0.933 with 1 layer, 0.951 with 4).
+    freeze : bool
+        Freeze the backbone. A frozen backbone stays in eval mode while the rest of
+        the model trains (no dropout), so its outputs can be cached.
+    unfreeze_top_n : int
+        With ``freeze=True``, train the top N transformer layers all the same.
+    lr_scale : float
+        The backbone's learning rate is the Trainer's times this.
+    pretrained : bool
+        Load the pretrained weights; False builds the architecture only.
+
+    Attributes
+    ----------
+    output_dim : int
+        The backbone's hidden size.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        vocab_size: int = 0,
+        *,
+        pooling: Literal["mean", "cls"] = "mean",
+        pool_layers: int = 4,
+        freeze: bool = True,
+        unfreeze_top_n: int = 0,
+        lr_scale: float = 0.1,
+        pretrained: bool = True,
+    ) -> None:
+        from transformers import AutoConfig, AutoModel
+
+        from widemm.preprocessing.text import local_model_path
+
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}.")
+        path = local_model_path(model_name)
+        if pretrained:
+            self.backbone = AutoModel.from_pretrained(path)
+        else:  # architecture only: the caller loads the weights
+            self.backbone = AutoModel.from_config(AutoConfig.from_pretrained(path))
+        self.pooling, self.pool_layers, self.lr_scale = pooling, pool_layers, lr_scale
+        self.output_dim = int(self.backbone.config.hidden_size) * pool_layers
+        self.backbone.requires_grad_(not freeze)
+        if freeze and unfreeze_top_n > 0:
+            for layer in _layers(self.backbone)[-unfreeze_top_n:]:
+                layer.requires_grad_(True)
+        self.frozen = not any(p.requires_grad for p in self.parameters())
+
+    def train(self, mode: bool = True) -> HFTextEncoder:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # a frozen backbone never runs in train mode
+        return self
+
+    def forward(self, x: Mapping[str, Tensor]) -> Tensor:
+        """x: input_ids, attention_mask (B, L) -> (B, hidden_size)."""
+        ids, mask = trim(x)
+        many = self.pool_layers > 1
+        out = self.backbone(
+            input_ids=ids, attention_mask=mask, output_hidden_states=many
+        )
+        layers = (
+            out.hidden_states[-self.pool_layers :] if many else [out.last_hidden_state]
+        )
+        states = torch.cat(layers, dim=-1)
+        if self.pooling == "cls":
+            return states[:, 0]
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def _layers(backbone: nn.Module) -> nn.ModuleList:
+    """Return the backbone's stack of transformer layers (BERT, RoBERTa, ...)."""
+    n = getattr(backbone.config, "num_hidden_layers", None)
+    for module in backbone.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"Cannot find the {n} layers of {type(backbone).__name__}.")
+
+
+class BagEncoder(Encoder):
+    """Light text encoder trained from scratch: mean word embedding, then a layer.
+
+    Parameters
+    ----------
+    model_name : str
+        Unused; accepted for a common signature.
+    vocab_size : int
+        Number of token ids (``TextPreprocessor.vocab_size_``).
+    embed_dim : int
+        Word embedding size and ``output_dim``.
+    lr_scale : float
+        Learning rate relative to the Trainer's: sparse word embeddings each get
+        few updates, so they learn faster at a higher rate.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "bag",
+        vocab_size: int = 2,
+        *,
+        embed_dim: int = 64,
+        lr_scale: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.lr_scale = lr_scale
+        self.embedding = nn.EmbeddingBag(vocab_size, embed_dim, mode="sum")
+        self.out = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU())
+        self.output_dim = embed_dim
+
+    def forward(self, x: Mapping[str, Tensor]) -> Tensor:
+        """x: input_ids, attention_mask (B, L) -> (B, embed_dim)."""
+        ids, mask = trim(x)
+        weights = mask.to(torch.float32)
+        summed = self.embedding(ids, per_sample_weights=weights)
+        return self.out(summed / weights.sum(1, keepdim=True).clamp(min=1.0))
+
+
+TEXT_MODELS: dict[str, Callable[..., Encoder]] = {"bag": BagEncoder}
+
+
+def make_text_model(
+    spec: str | Callable[..., Encoder],
+    vocab_size: int,
+    pretrained: bool = True,
+    **params: Any,
+) -> Encoder:
+    """Build ``"bag"`` (BagEncoder), any other name (HFTextEncoder) or a callable."""
+    if isinstance(spec, str) and spec not in TEXT_MODELS:
+        return HFTextEncoder(spec, vocab_size, pretrained=pretrained, **params)
+    factory = resolve(spec, TEXT_MODELS, "text_model")
+    return factory(spec if isinstance(spec, str) else "", vocab_size, **params)

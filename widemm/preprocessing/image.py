@@ -1,0 +1,257 @@
+"""Image columns: lazy decoding of paths, bytes, PIL images or arrays into tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor
+
+from widemm.validation import check_frame
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageColumn:
+    """One image column, decoded only when rows are taken (in DataLoader workers).
+
+    ``column[rows]`` returns ``{"pixels": (B, 3, S, S) float32, "present": (B,)
+    bool}``; ``column.subset(rows)`` a smaller column, nothing decoded.
+
+    Parameters
+    ----------
+    values : ndarray of object
+        Paths (str or Path), bytes, PIL images or uint8 arrays (H, W) / (H, W, C).
+    name : str
+        The DataFrame column, for error messages.
+    rows : ndarray of int
+        Position of each value in the DataFrame given to ``transform``.
+    preprocessor : ImagePreprocessor
+        Decoding settings: root, size, normalisation, augmentation, on_error.
+    augment : bool
+        Apply the training augmentation (random resized crop, flip).
+    """
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        name: str,
+        rows: np.ndarray,
+        preprocessor: ImagePreprocessor,
+        augment: bool = False,
+    ) -> None:
+        self.values, self.name, self.rows = values, name, rows
+        self.preprocessor, self.augment = preprocessor, augment
+        self._transform = preprocessor.make_transform(augment)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, rows: Tensor | slice) -> dict[str, Tensor]:
+        index = (
+            np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows)
+        )
+        size = self.preprocessor.image_size
+        pixels = torch.zeros(len(index), 3, size, size)
+        present = torch.ones(len(index), dtype=torch.bool)
+        for j, i in enumerate(index):
+            image = self._load(int(i))
+            if image is None:
+                present[j] = False
+            else:
+                pixels[j] = self._transform(image)
+        return {"pixels": pixels, "present": present}
+
+    def subset(self, rows: Tensor) -> ImageColumn:
+        index = np.asarray(rows)
+        return ImageColumn(
+            self.values[index],
+            self.name,
+            self.rows[index],
+            self.preprocessor,
+            self.augment,
+        )
+
+    def with_augment(self, augment: bool) -> ImageColumn:
+        """Return the same column, decoded with or without training augmentation."""
+        return ImageColumn(
+            self.values, self.name, self.rows, self.preprocessor, augment
+        )
+
+    def row_keys(self) -> list[bytes]:
+        """Return a key per row: its path, or a digest of its content."""
+        return [_key(v, self.preprocessor.root) for v in self.values]
+
+    def _load(self, i: int) -> Any:
+        """Decode value i to an RGB image; None if unreadable and on_error='mask'."""
+        value = self.values[i]
+        try:
+            return to_rgb(value, self.preprocessor.root)
+        except Exception as err:
+            if self.preprocessor.on_error == "mask":
+                return None
+            raise ValueError(
+                f"Column {self.name!r}, row {self.rows[i]}: cannot read image "
+                f"{_describe(value)}: {err}. Fix or drop the row, or pass "
+                "on_error='mask' to treat unreadable images as absent."
+            ) from err
+
+
+def to_rgb(value: Any, root: str | None = None) -> Any:
+    """Open a path, bytes, PIL image or array as an RGB PIL image.
+
+    Transparency is composited on white (palette PNGs such as emoji).
+    """
+    from PIL import Image
+
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        raise ValueError("the value is missing")
+    if isinstance(value, str | Path):
+        path = Path(value)
+        if root is not None and not path.is_absolute():
+            path = Path(root) / path
+        image: Image.Image = Image.open(path)
+    elif isinstance(value, bytes | bytearray):
+        image = Image.open(io.BytesIO(value))
+    elif isinstance(value, np.ndarray):
+        if value.dtype != np.uint8:
+            raise TypeError(f"arrays must be uint8, got {value.dtype}")
+        image = Image.fromarray(value)
+    elif isinstance(value, Image.Image):
+        image = value
+    else:
+        raise TypeError(f"unsupported image value of type {type(value).__name__}")
+    image.load()
+    if image.mode in ("RGBA", "LA", "P") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _key(value: Any, root: str | None) -> bytes:
+    if isinstance(value, str | Path):
+        return f"{root}|{value}".encode()
+    if isinstance(value, np.ndarray):
+        data = value.tobytes()
+    elif isinstance(value, bytes | bytearray):
+        data = bytes(value)
+    elif hasattr(value, "tobytes"):
+        data = value.tobytes()
+    else:
+        data = repr(value).encode()
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str | Path):
+        return repr(str(value))
+    return f"<{type(value).__name__}>"
+
+
+class ImagePreprocessor(TransformerMixin, BaseEstimator):
+    """Turn image columns into lazily decoded ImageColumns.
+
+    Nothing is decoded in ``transform``: an ImageColumn decodes the rows a batch
+    asks for, so a data set larger than memory works, and DataLoader workers do
+    the decoding in parallel.
+
+    Parameters
+    ----------
+    cols : list of str, optional
+        Image columns; by default every column of X.
+    root : str, optional
+        Folder that relative paths are resolved against.
+    image_size : int
+        Side of the square crop fed to the network.
+    resize_ratio : float
+        Evaluation resizes the shorter side to ``image_size * resize_ratio``, then
+        center-crops ``image_size`` (torchvision's ImageNet recipe: 256 -> 224).
+    mean, std : tuple of float
+        Normalisation; the defaults match torchvision's ImageNet weights.
+    on_error : {"raise", "mask"}
+        A missing or unreadable image raises an error naming the column, row and
+        path, or ("mask") makes the row train and predict as image-absent.
+
+    Attributes
+    ----------
+    cols_ : list of str
+        The image columns.
+    """
+
+    def __init__(
+        self,
+        cols: Sequence[str] | None = None,
+        *,
+        root: str | None = None,
+        image_size: int = 224,
+        resize_ratio: float = 256 / 224,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        on_error: Literal["raise", "mask"] = "raise",
+    ) -> None:
+        self.cols = cols
+        self.root = root
+        self.image_size = image_size
+        self.resize_ratio = resize_ratio
+        self.mean = mean
+        self.std = std
+        self.on_error = on_error
+
+    def fit(self, X: Any, y: Any = None) -> Self:
+        if self.on_error not in ("raise", "mask"):
+            raise ValueError(
+                f"on_error must be 'raise' or 'mask', got {self.on_error!r}."
+            )
+        X = check_frame(self, X, reset=True)
+        self.cols_ = [str(c) for c in (X.columns if self.cols is None else self.cols)]
+        return self
+
+    def transform(self, X: Any) -> dict[str, ImageColumn]:
+        """Return an ImageColumn per column (nothing decoded yet)."""
+        check_is_fitted(self)
+        return self.transform_frame(check_frame(self, X, reset=False))
+
+    def transform_frame(self, X: pd.DataFrame) -> dict[str, ImageColumn]:
+        """Transform a DataFrame already checked against the fit columns (no checks)."""
+        rows = np.arange(len(X))
+        return {
+            c: ImageColumn(X[c].to_numpy(dtype=object), c, rows, self)
+            for c in self.cols_
+        }
+
+    def make_transform(self, augment: bool) -> Any:
+        """Return the ``transforms.v2`` pipeline from a PIL image to a tensor."""
+        from torchvision.transforms import v2
+
+        size = self.image_size
+        if augment:
+            geometry = [
+                v2.RandomResizedCrop(size, scale=(0.6, 1.0)),
+                v2.RandomHorizontalFlip(),
+            ]
+        else:
+            geometry = [v2.Resize(round(size * self.resize_ratio)), v2.CenterCrop(size)]
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                *geometry,
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(list(self.mean), list(self.std)),
+            ]
+        )
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.two_d_array = False
+        return tags

@@ -1,0 +1,129 @@
+"""Encode each distinct input of a frozen encoder once, and reuse the result.
+
+Training on a frozen backbone (a pretrained text or image model) only needs its
+outputs, which do not change: the cache computes them once, in batches sorted by
+length, under ``torch.inference_mode``, and the model then trains on the cached
+embeddings, so epochs after the first cost almost nothing. Entries are keyed by
+slot and by the bytes of the encoder's input row, so predicting on new rows
+encodes only the rows never seen before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from widemm.data import take, to_device
+from widemm.training.trainer import progress
+
+
+def is_frozen(encoder: nn.Module) -> bool:
+    """Tell whether no parameter of ``encoder`` trains (so outputs can be cached)."""
+    return not any(p.requires_grad for p in encoder.parameters())
+
+
+class FeatureCache:
+    """Outputs of frozen encoders by slot, computed once per distinct input row.
+
+    Parameters
+    ----------
+    batch_size : int
+        Rows per forward pass when encoding.
+    device : torch.device or str
+        Where the encoder runs.
+    verbose : int
+        Show a progress bar while encoding (on a terminal).
+    """
+
+    def __init__(
+        self, batch_size: int = 64, device: torch.device | str = "cpu", verbose: int = 0
+    ) -> None:
+        self.batch_size, self.device, self.verbose = (
+            batch_size,
+            torch.device(device),
+            verbose,
+        )
+        self.keys: dict[str, dict[bytes, int]] = {}
+        self.tables: dict[str, Tensor] = {}
+        self.present: dict[str, Tensor] = {}
+
+    def __call__(self, slot: str, encoder: nn.Module, x: Any) -> dict[str, Tensor]:
+        """Return ``{"embedding": (n_rows, output_dim), "present": (n_rows,)}`` of x.
+
+        Only rows whose input was never seen for this slot are encoded. ``x`` is the
+        slot's input: tensors (a mapping of them), or a lazy column with a
+        ``row_keys()`` method (images, decoded only when encoded).
+        """
+        keys = x.row_keys() if hasattr(x, "row_keys") else _row_keys(x)
+        known = self.keys.setdefault(slot, {})
+        new: dict[bytes, int] = {}  # key -> first row holding it
+        for i, key in enumerate(keys):
+            if key not in known and key not in new:
+                new[key] = i
+        if new:
+            embeddings, present = self._encode(
+                encoder, x, torch.tensor(list(new.values()))
+            )
+            table = self.tables.get(slot, embeddings[:0])
+            known.update((key, len(table) + j) for j, key in enumerate(new))
+            self.tables[slot] = torch.cat([table, embeddings])
+            self.present[slot] = torch.cat(
+                [self.present.get(slot, present[:0]), present]
+            )
+        rows = torch.tensor([known[k] for k in keys], dtype=torch.long)
+        return {
+            "embedding": self.tables[slot][rows],
+            "present": self.present[slot][rows],
+        }
+
+    def _encode(
+        self, encoder: nn.Module, x: Any, rows: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Encode ``rows`` of x, longest first; results in the order of ``rows``."""
+        order = torch.argsort(_lengths(x)[rows], descending=True, stable=True)
+        encoder.to(self.device).eval()
+        embeddings: Tensor | None = None
+        present = torch.ones(len(rows), dtype=torch.bool)
+        starts = range(0, len(rows), self.batch_size)
+        with torch.inference_mode():
+            for start in progress(starts, verbose=self.verbose > 0, desc="encoding"):
+                at = order[start : start + self.batch_size]  # positions in rows
+                batch = take(x, rows[at])
+                emb = encoder(to_device(batch, self.device)).float().cpu()
+                if embeddings is None:
+                    embeddings = torch.empty(len(rows), emb.shape[1])
+                embeddings[at] = emb
+                if isinstance(batch, Mapping) and "present" in batch:
+                    present[at] = batch["present"]
+        assert embeddings is not None
+        return embeddings, present
+
+
+def _row_keys(x: Any) -> list[bytes]:
+    parts = [t.numpy() for t in _tensors(x)]
+    n = len(parts[0])
+    flat = np.concatenate(
+        [np.ascontiguousarray(p).reshape(n, -1).view(np.uint8) for p in parts], axis=1
+    )
+    return [row.tobytes() for row in flat]
+
+
+def _tensors(x: Any) -> list[Tensor]:
+    if isinstance(x, Mapping):
+        return [t for k in sorted(x) for t in _tensors(x[k])]
+    return [x]
+
+
+def _n_rows(x: Any) -> int:
+    return len(_tensors(x)[0])
+
+
+def _lengths(x: Any) -> Tensor:
+    """Tokens per row when there is an attention mask, so batches pad little."""
+    if isinstance(x, Mapping) and "attention_mask" in x:
+        return x["attention_mask"].sum(1)
+    return torch.zeros(len(x) if hasattr(x, "row_keys") else _n_rows(x))
