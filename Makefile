@@ -41,6 +41,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/adult.py
 	$(BIN)/python bench/reviews.py
+	$(BIN)/python bench/images.py
+	$(BIN)/python bench/fusion.py
 	$(BIN)/python bench/report.py
 
 clean:

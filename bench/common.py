@@ -62,12 +62,12 @@ def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, 
     """Run ``script --run NAME`` per name in a fresh process; print and save results."""
     rows = []
     for name in names:
-        out = subprocess.run(
-            [sys.executable, script, "--run", name],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        done = subprocess.run(
+            [sys.executable, script, "--run", name], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+        out = done.stdout
         row = json.loads(out.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
         rows.append(row)

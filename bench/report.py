@@ -15,6 +15,9 @@ COLUMNS = {
     "model": "model",
     "train_rows": "train rows",
     "roc_auc": "ROC AUC",
+    "roc_auc_std": "± (3 seeds)",
+    "roc_auc_no_text": "ROC AUC, text removed",
+    "auc_drop_without_text": "AUC drop without text",
     "accuracy": "accuracy",
     "r2": "R²",
     "rmse": "RMSE",
@@ -25,6 +28,7 @@ COLUMNS = {
     "epochs": "epochs",
     "predict_rows_per_s": "predict rows/s",
     "latency_p50_ms": "1-row p50 ms",
+    "images_per_s": "images/s",
     "peak_rss_mb": "peak RSS MiB",
 }
 

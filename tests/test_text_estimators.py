@@ -75,9 +75,9 @@ def test_rows_and_batches_without_text_train_and_predict(reviews, minilm_pair):
     assert np.isfinite(model.predict_proba(empty)).all()
 
 
-def test_shared_text_encoder_has_one_set_of_weights(reviews):
+def test_shared_encoders_have_one_set_of_weights(reviews):
     X_train, _, y_train, _ = reviews
-    model = WideDeepClassifier(shared_text_encoder=True, max_epochs=1, random_state=0)
+    model = WideDeepClassifier(share_encoders=True, max_epochs=1, random_state=0)
     model.fit(X_train.head(200), y_train.head(200))
     assert model.model_.encoders["text_0"] is model.model_.encoders["text_1"]
 
@@ -91,3 +91,12 @@ def test_text_model_save_load_round_trip(reviews, minilm_pair, tmp_path):
     np.testing.assert_allclose(
         loaded.predict_proba(rows), cached.predict_proba(rows), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("fusion", ["attention", "film", "gated", "sum"])
+def test_every_fusion_trains_through_the_estimator(reviews, fusion):
+    X_train, X_test, y_train, y_test = reviews
+    model = WideDeepClassifier(fusion=fusion, max_epochs=8, random_state=0)
+    model.fit(X_train, y_train)
+    assert type(model.model_.fusion).__name__.lower().startswith(fusion)
+    assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.7

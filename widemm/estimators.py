@@ -52,8 +52,6 @@ class BaseWideDeep(BaseEstimator):
         ``"bag"`` ``embed_dim``.
     text_max_length : int, optional
         Tokens kept per text; by default the 95th percentile of training lengths.
-    shared_text_encoder : bool
-        One encoder for every text column, instead of one each.
     image_model : str or callable
         Encoder of the image columns: ``"small_cnn"`` (trained from scratch) or a
         torchvision model name (``"resnet18"``, ``"mobilenet_v2"``, ``"densenet121"``,
@@ -78,6 +76,9 @@ class BaseWideDeep(BaseEstimator):
         embeddings (same predictions, far faster epochs).
     num_workers : int
         DataLoader worker processes decoding image batches while training.
+    share_encoders : bool
+        One encoder (shared weights) for all text columns and one for all image
+        columns, instead of one per column.
     fusion : {"concat"} or callable
         Joins the deep parts; a callable is called as
         ``f(input_dims, **fusion_params)``.
@@ -125,7 +126,6 @@ class BaseWideDeep(BaseEstimator):
         text_model: str | Callable[..., Encoder] = "bag",
         text_params: Mapping[str, Any] | None = None,
         text_max_length: int | None = None,
-        shared_text_encoder: bool = False,
         image_model: str | Callable[..., Encoder] = "small_cnn",
         image_params: Mapping[str, Any] | None = None,
         image_root: str | None = None,
@@ -134,6 +134,7 @@ class BaseWideDeep(BaseEstimator):
         on_error: Literal["raise", "mask"] = "raise",
         cache_features: bool = True,
         num_workers: int = 0,
+        share_encoders: bool = False,
         fusion: str | Callable[..., Fusion] = "concat",
         fusion_params: Mapping[str, Any] | None = None,
         wide: bool = True,
@@ -162,7 +163,6 @@ class BaseWideDeep(BaseEstimator):
         self.text_model = text_model
         self.text_params = text_params
         self.text_max_length = text_max_length
-        self.shared_text_encoder = shared_text_encoder
         self.image_model = image_model
         self.image_params = image_params
         self.image_root = image_root
@@ -171,6 +171,7 @@ class BaseWideDeep(BaseEstimator):
         self.on_error = on_error
         self.cache_features = cache_features
         self.num_workers = num_workers
+        self.share_encoders = share_encoders
         self.fusion = fusion
         self.fusion_params = fusion_params
         self.wide = wide
@@ -307,21 +308,22 @@ class BaseWideDeep(BaseEstimator):
                 tab.n_cont_,
                 **(self.tab_params or {}),
             )
-        text_encoder = None
-        for slot in self._text_slots():
-            if text_encoder is None or not self.shared_text_encoder:
+        for i, slot in enumerate(self._text_slots()):
+            if i == 0 or not self.share_encoders:
                 vocab_size = self.preprocessors_["text"].vocab_size_
                 params = self.text_params or {}
                 text_encoder = make_text_model(
                     self.text_model, vocab_size, pretrained=pretrained, **params
                 )
             encoders[slot] = text_encoder
-        for slot in self._image_slots():
-            params = dict(self.image_params or {})
-            if not pretrained and params.get("weights") is not None:
-                params["freeze"] = params.get("freeze", True)  # as when pretrained
-                params["weights"] = None
-            encoders[slot] = make_image_model(self.image_model, **params)
+        for i, slot in enumerate(self._image_slots()):
+            if i == 0 or not self.share_encoders:
+                params = dict(self.image_params or {})
+                if not pretrained and params.get("weights") is not None:
+                    params["freeze"] = params.get("freeze", True)  # as when pretrained
+                    params["weights"] = None
+                image_encoder = make_image_model(self.image_model, **params)
+            encoders[slot] = image_encoder
         input_dims = {k: enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
         n_outputs = self._n_outputs()
@@ -420,9 +422,12 @@ class BaseWideDeep(BaseEstimator):
         X = check_frame(self, X, reset=False)
         if not hasattr(self, "_cache"):  # a loaded model
             self._cache = self._make_cache()
-        return Trainer(self._config()).predict(
-            self.model_, FrameDataset(self._inputs(X))
-        )
+        # Backbones that run on the fly (not cached) get the training batch size:
+        # a transformer on 4096 texts at once would need gigabytes of activations.
+        backbones = set(self.model_.encoders) - {"tab", *self._cached_slots()}
+        batch_size = self.batch_size if backbones else 4096
+        data = FrameDataset(self._inputs(X))
+        return Trainer(self._config()).predict(self.model_, data, batch_size)
 
     def save(self, path: Any) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""

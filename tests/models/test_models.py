@@ -44,6 +44,7 @@ def test_fusion_contract(name):
     dims = {"tab": 8, "text_0": 12, "image_0": 16}
     fusion = make_fusion(name, dims).eval()
     emb = {k: torch.randn(5, d, requires_grad=True) for k, d in dims.items()}
+    assert fusion.slots == sorted(dims)
     mask = {k: torch.ones(5, dtype=torch.bool) for k in dims}
     out = fusion(emb, mask)
     assert out.shape == (5, fusion.output_dim)
@@ -54,20 +55,42 @@ def test_fusion_contract(name):
     torch.testing.assert_close(y, out[p])  # rows do not leak into each other
 
 
-def test_fusion_absent_rows_change_only_those_rows():
-    dims = {"tab": 4, "text_0": 6}
-    fusion = make_fusion("concat", dims, hidden_dims=(8,)).eval()
+@pytest.mark.parametrize("name", sorted(FUSIONS))
+def test_fusion_absent_rows_change_only_those_rows(name):
+    dims = {"tab": 4, "text_0": 6, "image_0": 5}
+    fusion = make_fusion(name, dims).eval()
     with torch.no_grad():
-        fusion.absent["text_0"].fill_(3.0)
+        for p in fusion.absent.values():
+            p.fill_(3.0)
     emb = {k: torch.randn(4, d) for k, d in dims.items()}
     present = {"text_0": torch.tensor([True, False, True, False])}
     out, full = fusion(emb, present), fusion(emb, {})
     torch.testing.assert_close(out[[0, 2]], full[[0, 2]])
     assert not torch.allclose(out[[1, 3]], full[[1, 3]])
-    torch.testing.assert_close(
-        out[1],
-        fusion({"tab": emb["tab"][[1]], "text_0": torch.full((1, 6), 3.0)}, {})[0],
-    )
+    changed = {**emb, "text_0": emb["text_0"] + 1.0}  # absent rows ignore their input
+    torch.testing.assert_close(fusion(changed, present)[[1, 3]], out[[1, 3]])
+
+
+@pytest.mark.parametrize("name", sorted(FUSIONS))
+def test_modality_dropout_only_while_training(name):
+    dims = {"tab": 4, "text_0": 6}
+    fusion = make_fusion(name, dims, modality_dropout=1.0)
+    emb = {k: torch.randn(3, d) for k, d in dims.items()}
+    absent = {k: torch.zeros(3, dtype=torch.bool) for k in dims}
+    fusion.eval()
+    assert not torch.allclose(fusion(emb, {}), fusion(emb, absent))
+    fusion.train()
+    for module in fusion.modules():  # compare without dropout noise
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(module, torch.nn.MultiheadAttention):
+            module.dropout = 0.0
+    torch.testing.assert_close(fusion(emb, {}), fusion(emb, absent))
+
+
+def test_film_condition_must_be_a_slot():
+    with pytest.raises(ValueError, match="condition 'text_9'"):
+        make_fusion("film", {"tab": 3, "text_0": 4}, condition="text_9")
 
 
 def test_wide_is_a_sum_of_weights():

@@ -1,0 +1,91 @@
+"""Fusion layers on the reviews data (text + tabular, frozen MiniLM with its cache).
+
+    python bench/fusion.py
+
+Every fusion trains through ``WideDeepClassifier(fusion=...)`` with 3 seeds on the
+fixed split; then concat fusion trains with and without modality dropout and is
+scored on the test rows as they are and with all their text removed. MiniLM is
+frozen, so its outputs are the same in every run: one FeatureCache serves them all
+(each review is encoded once per process, not once per run). One JSON line per
+run, then a summary line per fusion; all saved to results/fusion.json.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from common import RESULTS, machine, peak_rss_mb, timed
+from reviews import MINILM, TEXT, data
+from sklearn.metrics import roc_auc_score
+
+from widemm import WideDeepClassifier
+from widemm.models import FUSIONS
+from widemm.training.cache import FeatureCache
+
+SEEDS = (0, 1, 2)
+CACHE = FeatureCache()
+
+
+class SharedCache(WideDeepClassifier):
+    """WideDeepClassifier whose frozen-encoder cache lives across fits."""
+
+    def _make_cache(self) -> FeatureCache:
+        return CACHE
+
+
+def fit_score(fusion: str, seed: int, X_train, y_train, tests, **params) -> dict:
+    model = SharedCache(text_model=MINILM, fusion=fusion, random_state=seed, **params)
+    _, fit_s = timed(lambda: model.fit(X_train, y_train))
+    aucs = {
+        k: roc_auc_score(y, model.predict_proba(X)[:, 1]) for k, (X, y) in tests.items()
+    }
+    return {"fit_seconds": round(fit_s, 2), "epochs": len(model.history_), **aucs}
+
+
+def main() -> None:
+    X_train, X_test, y_train, y_test = data()
+    no_text = X_test.assign(**{c: None for c in TEXT})
+    tests = {"roc_auc": (X_test, y_test), "roc_auc_no_text": (no_text, y_test)}
+    fit_score("concat", 0, X_train, y_train, tests)  # fills the cache once
+    rows, summary = [], []
+    for fusion in sorted(FUSIONS):
+        runs = [fit_score(fusion, s, X_train, y_train, tests) for s in SEEDS]
+        for seed, run in zip(SEEDS, runs, strict=True):
+            rows.append({"bench": "fusion", "fusion": fusion, "seed": seed, **run})
+            print(json.dumps(rows[-1]), flush=True)
+        summary.append(summarise(fusion, runs))
+    for dropout in (0.0, 0.3):
+        params = {"fusion_params": {"modality_dropout": dropout}}
+        runs = [
+            fit_score("concat", s, X_train, y_train, tests, **params) for s in SEEDS
+        ]
+        summary.append(summarise(f"concat, modality_dropout={dropout}", runs))
+    for row in summary:
+        print(json.dumps(row), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    result = {
+        "machine": machine(),
+        "rows": summary,
+        "runs": rows,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    (RESULTS / "fusion.json").write_text(json.dumps(result, indent=1))
+
+
+def summarise(name: str, runs: list[dict]) -> dict:
+    auc = [r["roc_auc"] for r in runs]
+    no_text = [r["roc_auc_no_text"] for r in runs]
+    return {
+        "bench": "fusion",
+        "model": name,
+        "roc_auc": statistics.mean(auc),
+        "roc_auc_std": statistics.stdev(auc),
+        "roc_auc_no_text": statistics.mean(no_text),
+        "auc_drop_without_text": statistics.mean(auc) - statistics.mean(no_text),
+        "fit_seconds": statistics.mean(r["fit_seconds"] for r in runs),
+    }
+
+
+if __name__ == "__main__":
+    main()
