@@ -6,9 +6,7 @@ python bench/adult.py --run NAME   # one candidate in this process
 
 from __future__ import annotations
 
-import argparse
-
-from common import emit, latency_ms, run_candidates, split, timed
+from common import cli, emit, latency_ms, split, timed
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 CANDIDATES = [
@@ -61,10 +59,4 @@ def run(name: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", choices=CANDIDATES)
-    args = parser.parse_args()
-    if args.run:
-        run(args.run)
-    else:
-        run_candidates(__file__, CANDIDATES, "adult")
+    cli(__file__, __doc__, CANDIDATES, run, "adult")

@@ -58,6 +58,25 @@ def latency_ms(
     }
 
 
+def cli(
+    script: str,
+    doc: str | None,
+    candidates: list[str],
+    run: Callable[[str], Any],
+    bench: str,
+) -> None:
+    """``script`` runs every candidate in fresh processes; ``--run NAME`` runs one."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--run", choices=candidates)
+    args = parser.parse_args()
+    if args.run:
+        run(args.run)
+    else:
+        run_candidates(script, candidates, bench)
+
+
 def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, Any]]:
     """Run ``script --run NAME`` per name in a fresh process; print and save results."""
     rows = []

@@ -15,11 +15,10 @@ cache for 3 epochs and reports seconds per epoch after the first.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from importlib.resources import files
 
-from common import DATA, emit, run_candidates, split, timed
+from common import DATA, cli, emit, split, timed
 
 EMOJI = DATA / "emoji"
 WEIGHTS = str(
@@ -136,10 +135,4 @@ def run(name: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", choices=CANDIDATES)
-    args = parser.parse_args()
-    if args.run:
-        run(args.run)
-    else:
-        run_candidates(__file__, CANDIDATES, "images")
+    cli(__file__, __doc__, CANDIDATES, run, "images")

@@ -12,10 +12,9 @@ TF-IDF + LogisticRegression on the same split.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
-from common import emit, run_candidates, split, timed
+from common import cli, emit, split, timed
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -129,10 +128,4 @@ def speedup(X, y) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", choices=CANDIDATES)
-    args = parser.parse_args()
-    if args.run:
-        run(args.run)
-    else:
-        run_candidates(__file__, CANDIDATES, "reviews")
+    cli(__file__, __doc__, CANDIDATES, run, "reviews")

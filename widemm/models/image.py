@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from widemm.models.layers import Encoder
+from widemm.models.layers import BackboneEncoder, Encoder
 
 
 def load_backbone(name: str, weights: Any = None) -> nn.Module:
@@ -65,7 +65,7 @@ def _stages(model: nn.Module) -> list[nn.Module]:
     return stages
 
 
-class ImageEncoder(Encoder):
+class ImageEncoder(BackboneEncoder):
     """A torchvision CNN without its classifier: one feature vector per image.
 
     Any classification model of ``torchvision.models`` works: ResNet, DenseNet, VGG,
@@ -99,19 +99,9 @@ class ImageEncoder(Encoder):
         super().__init__()
         self.backbone = load_backbone(model_name, weights)
         self.output_dim = _strip_classifier(self.backbone)
-        self.lr_scale = lr_scale
         freeze = weights is not None if freeze is None else freeze
-        self.backbone.requires_grad_(not freeze)
-        if freeze and unfreeze_last_n > 0:
-            for stage in _stages(self.backbone)[-unfreeze_last_n:]:
-                stage.requires_grad_(True)
-        self.frozen = not any(p.requires_grad for p in self.parameters())
-
-    def train(self, mode: bool = True) -> ImageEncoder:
-        super().train(mode)
-        if self.frozen:
-            self.backbone.eval()
-        return self
+        stages = _stages(self.backbone)
+        self.set_trainable(freeze, stages[len(stages) - unfreeze_last_n :], lr_scale)
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["pixels"] (B, 3, S, S) -> (B, output_dim)."""

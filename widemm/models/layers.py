@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
@@ -11,6 +11,36 @@ class Encoder(nn.Module):
     """A deep part: maps its slot of the batch to (batch_size, output_dim)."""
 
     output_dim: int
+
+
+class BackboneEncoder(Encoder):
+    """An encoder around a pretrained ``backbone``: freezing, unfreezing, own LR.
+
+    Subclasses build ``self.backbone`` and call :meth:`set_trainable`. A fully
+    frozen backbone stays in eval mode while the rest of the model trains (no
+    dropout, fixed batch-norm statistics), so its outputs can be cached.
+    """
+
+    backbone: nn.Module
+
+    def set_trainable(
+        self, freeze: bool, unfrozen: Iterable[nn.Module], lr_scale: float
+    ) -> None:
+        """Freeze the backbone but for the ``unfrozen`` blocks (when ``freeze``).
+
+        ``lr_scale`` multiplies the Trainer's learning rate for these parameters.
+        """
+        self.lr_scale = lr_scale
+        self.backbone.requires_grad_(not freeze)
+        for block in unfrozen if freeze else ():
+            block.requires_grad_(True)
+        self.frozen = not any(p.requires_grad for p in self.parameters())
+
+    def train(self, mode: bool = True) -> BackboneEncoder:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # a frozen backbone never runs in train mode
+        return self
 
 
 class MLP(nn.Sequential):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from widemm.models.layers import Encoder
+from widemm.models.layers import BackboneEncoder, Encoder
 from widemm.models.registry import resolve
 
 
@@ -18,7 +18,7 @@ def trim(x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
     return x["input_ids"][:, :length], x["attention_mask"][:, :length]
 
 
-class HFTextEncoder(Encoder):
+class HFTextEncoder(BackboneEncoder):
     """Any ``transformers.AutoModel`` backbone, pooled to one vector per text.
 
     Parameters
@@ -70,23 +70,15 @@ class HFTextEncoder(Encoder):
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}.")
         path = local_model_path(model_name)
+        config = AutoConfig.from_pretrained(path)
         if pretrained:
             self.backbone = AutoModel.from_pretrained(path)
         else:  # architecture only: the caller loads the weights
-            self.backbone = AutoModel.from_config(AutoConfig.from_pretrained(path))
-        self.pooling, self.pool_layers, self.lr_scale = pooling, pool_layers, lr_scale
-        self.output_dim = int(self.backbone.config.hidden_size) * pool_layers
-        self.backbone.requires_grad_(not freeze)
-        if freeze and unfreeze_top_n > 0:
-            for layer in _layers(self.backbone)[-unfreeze_top_n:]:
-                layer.requires_grad_(True)
-        self.frozen = not any(p.requires_grad for p in self.parameters())
-
-    def train(self, mode: bool = True) -> HFTextEncoder:
-        super().train(mode)
-        if self.frozen:
-            self.backbone.eval()  # a frozen backbone never runs in train mode
-        return self
+            self.backbone = AutoModel.from_config(config)
+        self.pooling, self.pool_layers = pooling, pool_layers
+        self.output_dim = int(config.hidden_size) * pool_layers
+        layers = _layers(self.backbone, config.num_hidden_layers)
+        self.set_trainable(freeze, layers[len(layers) - unfreeze_top_n :], lr_scale)
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x: input_ids, attention_mask (B, L) -> (B, hidden_size)."""
@@ -105,9 +97,8 @@ class HFTextEncoder(Encoder):
         return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-def _layers(backbone: nn.Module) -> nn.ModuleList:
-    """Return the backbone's stack of transformer layers (BERT, RoBERTa, ...)."""
-    n = getattr(backbone.config, "num_hidden_layers", None)
+def _layers(backbone: nn.Module, n: int) -> nn.ModuleList:
+    """Return the backbone's stack of ``n`` transformer layers (BERT, RoBERTa, ...)."""
     for module in backbone.modules():
         if isinstance(module, nn.ModuleList) and len(module) == n:
             return module
