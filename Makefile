@@ -26,8 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# Exit code 5 = no test marked slow yet: not a failure.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow || test $$? -eq 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -65,16 +65,21 @@ def cli(
     run: Callable[[str], Any],
     bench: str,
 ) -> None:
-    """``script`` runs every candidate in fresh processes; ``--run NAME`` runs one."""
+    """Run every candidate in fresh processes and save the results.
+
+    ``--run NAME`` runs one candidate in this process (printing, not saving);
+    ``--update NAME ...`` re-runs those candidates and replaces their saved rows.
+    """
     import argparse
 
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--run", choices=candidates)
+    parser.add_argument("--update", nargs="+", choices=candidates)
     args = parser.parse_args()
     if args.run:
         run(args.run)
     else:
-        run_candidates(script, candidates, bench)
+        run_candidates(script, args.update or candidates, bench)
 
 
 def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, Any]]:
@@ -90,11 +95,17 @@ def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, 
         row = json.loads(out.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
         rows.append(row)
+    path = RESULTS / f"{bench}.json"
+    if path.exists() and set(names) < {r["model"] for r in _saved(path)}:
+        fresh = {r["model"]: r for r in rows}
+        rows = [fresh.get(r["model"], r) for r in _saved(path)]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{bench}.json").write_text(
-        json.dumps({"machine": machine(), "rows": rows}, indent=1)
-    )
+    path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
     return rows
+
+
+def _saved(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text())["rows"]
 
 
 def machine() -> dict[str, Any]:
