@@ -103,3 +103,15 @@ def test_two_image_columns_share_one_encoder(emoji):
     ).fit(X, y_train.head(64))
     encoders = model.model_.encoders
     assert encoders["image_0"] is encoders["image_1"]
+
+
+def test_pretrained_image_model_reloads_frozen_and_identical(
+    emoji, pretrained, tmp_path
+):
+    _, X_test, _, _ = emoji
+    cached, _, cols = pretrained
+    cached.save(tmp_path)
+    loaded = widemm.load(tmp_path)
+    assert loaded.model_.encoders["image_0"].frozen  # as trained, so still cached
+    expected = cached.predict_proba(X_test[cols])
+    np.testing.assert_allclose(loaded.predict_proba(X_test[cols]), expected, atol=1e-6)

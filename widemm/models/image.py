@@ -85,6 +85,9 @@ class ImageEncoder(BackboneEncoder):
         With ``freeze``, train the last N stages all the same.
     lr_scale : float
         The backbone's learning rate is the Trainer's times this.
+    pretrained : bool
+        Load ``weights``; False builds the architecture only (frozen as if the
+        weights were loaded), for a caller that sets every weight itself.
     """
 
     def __init__(
@@ -95,9 +98,10 @@ class ImageEncoder(BackboneEncoder):
         freeze: bool | None = None,
         unfreeze_last_n: int = 0,
         lr_scale: float = 0.1,
+        pretrained: bool = True,
     ) -> None:
         super().__init__()
-        self.backbone = load_backbone(model_name, weights)
+        self.backbone = load_backbone(model_name, weights if pretrained else None)
         self.output_dim = _strip_classifier(self.backbone)
         freeze = weights is not None if freeze is None else freeze
         stages = _stages(self.backbone)
@@ -146,10 +150,16 @@ class SmallCNN(Encoder):
 IMAGE_MODELS: dict[str, Callable[..., Encoder]] = {"small_cnn": SmallCNN}
 
 
-def make_image_model(spec: str | Callable[..., Encoder], **params: Any) -> Encoder:
-    """Build ``"small_cnn"``, a torchvision model (ImageEncoder), or a callable."""
+def make_image_model(
+    spec: str | Callable[..., Encoder], pretrained: bool = True, **params: Any
+) -> Encoder:
+    """Build ``"small_cnn"``, a torchvision model (ImageEncoder), or a callable.
+
+    ``pretrained=False`` skips loading a torchvision model's weights (models
+    trained from scratch have none to skip).
+    """
     if callable(spec):
         return spec("", **params)
     if spec in IMAGE_MODELS:
         return IMAGE_MODELS[spec](spec, **params)
-    return ImageEncoder(spec, **params)
+    return ImageEncoder(spec, pretrained=pretrained, **params)
