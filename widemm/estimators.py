@@ -429,6 +429,68 @@ class BaseWideDeep(BaseEstimator):
         data = FrameDataset(self._inputs(X))
         return Trainer(self._config()).predict(self.model_, data, batch_size)
 
+    def explain(
+        self,
+        X: Any,
+        method: Literal["gradient", "permutation"] = "gradient",
+        background: Any = None,
+        *,
+        class_index: int | None = None,
+        n_background: int = 20,
+        n_steps: int = 32,
+        n_samples: int = 16,
+        random_state: int = 0,
+    ) -> Any:
+        """Attribute each row's output to its columns (SHAP-style).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Rows to explain.
+        method : {"gradient", "permutation"}
+            Integrated Gradients on each column's layer (fast; exact sum up to
+            quadrature error) or permutation-sampled Shapley values over the
+            columns (model-agnostic; exact sum, sampled values). See
+            :mod:`widemm.explain.attribution`.
+        background : DataFrame, optional
+            Reference rows (e.g. a training sample); by default X itself.
+            ``n_background`` of them are sampled.
+        class_index : int, optional
+            Multiclass: explain this class's logit instead of the predicted one.
+        n_steps : int
+            Integration steps of the gradient method.
+        n_samples : int
+            Permutations of the permutation method.
+        random_state : int
+            Seeds the background sample and the permutations.
+
+        Returns
+        -------
+        Explanation
+            ``values`` (one column per input column, plus ``"wide"``),
+            ``base_value``, ``output``, ``importance()``, ``tokens()``,
+            ``regions()`` and ``plot()``.
+        """
+        from widemm.explain import explain
+
+        check_is_fitted(self, "model_")
+        X = check_frame(self, X, reset=False)
+        if background is not None:
+            background = check_frame(self, background, reset=False)
+        if not hasattr(self, "_cache"):  # a loaded model
+            self._cache = self._make_cache()
+        return explain(
+            self,
+            X,
+            background,
+            method,
+            class_index=class_index,
+            n_background=n_background,
+            n_steps=n_steps,
+            n_samples=n_samples,
+            random_state=random_state,
+        )
+
     def save(self, path: Any) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""
         from widemm.persistence import save

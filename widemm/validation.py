@@ -21,8 +21,10 @@ def check_frame(estimator: BaseEstimator, X: Any, *, reset: bool) -> pd.DataFram
         if len(X) == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: {X.shape[0]} rows and {X.shape[1]} columns.")
         names = getattr(estimator, "feature_names_in_", None)
-        if not reset and names is not None and set(X.columns) == set(names):
-            X = X[list(names)]  # same columns in another order: fine
+        order = [] if names is None else list(names)
+        moved = list(X.columns) != order and set(X.columns) == set(order)
+        if not reset and order and moved:
+            X = X[order]  # same columns in another order: fine
     elif X is None or isinstance(X, str | bytes):
         raise TypeError(f"X must be a DataFrame or 2-D array, got {type(X).__name__}.")
     else:
@@ -69,7 +71,7 @@ def category_keys(s: pd.Series) -> np.ndarray:
 
     Integral floats become ints first, so 3.0 at predict time matches 3 in fit.
     """
-    missing = s.isna().to_numpy()
+    missing = pd.isna(s.to_numpy())
     if pd.api.types.is_float_dtype(s.dtype):
         finite = s.to_numpy(dtype=np.float64, na_value=np.nan)[~missing]
         if np.array_equal(finite, np.round(finite)):
@@ -79,6 +81,24 @@ def category_keys(s: pd.Series) -> np.ndarray:
         values = values.astype(str).astype(object)
     values[missing] = None
     return values
+
+
+def positions(vocab: pd.Index, keys: np.ndarray) -> np.ndarray:
+    """Return the position of each key in the unique ``vocab``, -1 where absent.
+
+    ``get_indexer`` for many keys; a hash lookup per key for a few, which skips
+    pandas' per-call overhead (single-row predictions).
+    """
+    if len(keys) > 16:
+        return vocab.get_indexer(keys)
+    return np.array([_position(vocab, k) for k in keys], dtype=np.int64)
+
+
+def _position(vocab: pd.Index, key: Any) -> int:
+    try:
+        return int(vocab.get_loc(key))
+    except (KeyError, TypeError):
+        return -1
 
 
 def numeric_values(s: pd.Series) -> np.ndarray:

@@ -46,6 +46,7 @@ class Fusion(nn.Module):
     """
 
     output_dim: int
+    taps: nn.ModuleDict
 
     def __init__(self, input_dims: Mapping[str, int], modality_dropout: float = 0.0):
         super().__init__()
@@ -54,6 +55,9 @@ class Fusion(nn.Module):
         self.absent = nn.ParameterDict(
             {k: nn.Parameter(torch.zeros(input_dims[k])) for k in self.slots}
         )
+        # Identity taps on each slot's filled embedding: the layers that
+        # gradient explanations attribute to (see ``widemm.explain``).
+        self.taps = nn.ModuleDict({k: nn.Identity() for k in self.slots})
 
     def presence(
         self, embeddings: Mapping[str, Tensor], present: Mapping[str, Tensor]
@@ -77,7 +81,7 @@ class Fusion(nn.Module):
         """Return the embeddings in slot order with absent rows replaced, and masks."""
         masks = self.presence(embeddings, present)
         filled = [
-            torch.where(masks[k][:, None], e, self.absent[k].to(e.dtype))
+            self.taps[k](torch.where(masks[k][:, None], e, self.absent[k].to(e.dtype)))
             for k, e in ((k, embeddings[k]) for k in self.slots)
         ]
         return filled, masks

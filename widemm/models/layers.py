@@ -13,6 +13,13 @@ class Encoder(nn.Module):
     output_dim: int
 
 
+# A layer whose output holds some input columns' information, for gradient
+# explanations: (module, "cat" or "cont", column index or None). With an index,
+# the output (B, ...) is that one column; with None, its dim 1 runs over all
+# columns of the kind.
+AttributionLayer = tuple[nn.Module, str, int | None]
+
+
 class BackboneEncoder(Encoder):
     """An encoder around a pretrained ``backbone``: freezing, unfreezing, own LR.
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from widemm.models.layers import MLP, Encoder
+from widemm.models.layers import MLP, AttributionLayer, Encoder
 from widemm.models.registry import resolve
 
 
@@ -65,6 +65,15 @@ class TabMLP(Encoder):
             n_cont_out = n_cont * cont_embed_dim
         self.mlp = MLP(sum(embed_dims) + n_cont_out, hidden_dims, dropout)
         self.output_dim = self.mlp.output_dim
+
+    def attribution_layers(self) -> list[AttributionLayer]:
+        """Each categorical embedding, and the continuous values' (embedding)."""
+        cont = self.cont_embedding
+        point = cont[0] if isinstance(cont, nn.Sequential) else cont
+        cats: list[AttributionLayer] = [
+            (emb, "cat", i) for i, emb in enumerate(self.embeddings)
+        ]
+        return [*cats, (point, "cont", None)]
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["cat"] (B, n_cat) int64, x["cont"] (B, n_cont) float -> (B, output_dim)."""
@@ -123,6 +132,15 @@ class FTTransformer(Encoder):
         )
         self.has_cat, self.has_cont = bool(cardinalities), n_cont > 0
         self.output_dim = d_block
+
+    def attribution_layers(self) -> list[AttributionLayer]:
+        """Return the categorical and continuous feature tokens' layers."""
+        layers: list[AttributionLayer] = []
+        if self.has_cat:
+            layers.append((self.model.cat_embeddings, "cat", None))
+        if self.has_cont:
+            layers.append((self.model.cont_embeddings, "cont", None))
+        return layers
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["cat"] (B, n_cat) int64, x["cont"] (B, n_cont) float -> (B, d_block)."""

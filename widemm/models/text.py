@@ -80,6 +80,10 @@ class HFTextEncoder(BackboneEncoder):
         layers = _layers(self.backbone, config.num_hidden_layers)
         self.set_trainable(freeze, layers[len(layers) - unfreeze_top_n :], lr_scale)
 
+    def token_embeddings(self) -> nn.Module:
+        """Return the layer whose output holds one vector per token."""
+        return self.backbone.get_input_embeddings()  # type: ignore[operator]
+
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x: input_ids, attention_mask (B, L) -> (B, hidden_size)."""
         ids, mask = trim(x)
@@ -131,16 +135,20 @@ class BagEncoder(Encoder):
     ) -> None:
         super().__init__()
         self.lr_scale = lr_scale
-        self.embedding = nn.EmbeddingBag(vocab_size, embed_dim, mode="sum")
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.out = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU())
         self.output_dim = embed_dim
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x: input_ids, attention_mask (B, L) -> (B, embed_dim)."""
         ids, mask = trim(x)
-        weights = mask.to(torch.float32)
-        summed = self.embedding(ids, per_sample_weights=weights)
-        return self.out(summed / weights.sum(1, keepdim=True).clamp(min=1.0))
+        weights = mask.unsqueeze(-1).to(torch.float32)
+        summed = (self.embedding(ids) * weights).sum(1)
+        return self.out(summed / weights.sum(1).clamp(min=1.0))
+
+    def token_embeddings(self) -> nn.Module:
+        """Return the layer whose output holds one vector per token."""
+        return self.embedding
 
 
 TEXT_MODELS: dict[str, Callable[..., Encoder]] = {"bag": BagEncoder}

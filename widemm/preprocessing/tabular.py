@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from widemm.validation import category_keys, check_frame, numeric_values
+from widemm.validation import category_keys, check_frame, numeric_values, positions
 
 MISSING, RARE = 0, 1  # reserved codes; known values start at 2
 N_RESERVED = 2
@@ -117,12 +117,14 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         codes = np.empty((len(X), self.n_cat_), dtype=np.float64)
         for j, (col, vocab) in enumerate(self.vocab_.items()):
             keys = category_keys(X[col])
-            found = vocab.get_indexer(keys)
+            found = positions(vocab, keys)
             codes[:, j] = np.where(found >= 0, found + N_RESERVED, RARE)
             codes[pd.isna(keys), j] = MISSING
         cont = self._cont_values(X, self.cont_cols_)
         nan = np.isnan(cont)
-        if self.scaler_ is not None and cont.shape[1]:
+        if isinstance(self.scaler_, StandardScaler) and cont.shape[1]:
+            cont = (cont - self.scaler_.mean_) / self.scaler_.scale_  # no checks: fast
+        elif self.scaler_ is not None and cont.shape[1]:
             cont = self.scaler_.transform(cont)
         flags = nan[:, [self.cont_cols_.index(c) for c in self.nan_cols_]]
         # Missing values, and columns whose fit data held no number, become 0.
@@ -153,9 +155,10 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _cont_values(X: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
-        frame = X[list(cols)]
-        if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
-            values = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # one copy
+        if all(pd.api.types.is_numeric_dtype(X[c].dtype) for c in cols):
+            values = np.empty((len(X), len(cols)))
+            for j, c in enumerate(cols):
+                values[:, j] = X[c].to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isfinite(values[~np.isnan(values)]).all():
                 return values
         return np.stack([numeric_values(X[c]) for c in cols], axis=1).reshape(

@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from widemm.validation import category_keys, check_frame
+from widemm.validation import category_keys, check_frame, positions
 
 CROSS_SEP = "_x_"
 N_RESERVED = 2  # per input: index 0 = unseen value, 1 = missing value
@@ -81,7 +81,7 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         for j, (vocab, keys) in enumerate(
             zip(self.vocab_.values(), inputs, strict=True)
         ):
-            found = vocab.get_indexer(keys)
+            found = positions(vocab, keys)
             codes[:, j] = np.where(found >= 0, found + N_RESERVED, pd.isna(keys))
         return codes + self.offsets_
 

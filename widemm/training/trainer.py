@@ -200,8 +200,12 @@ class Trainer:
         self, model: nn.Module, dataset: FrameDataset, batch_size: int = 4096
     ) -> np.ndarray:
         """Logits of shape (n_rows, n_outputs), in row order."""
-        model.to(self.device).eval()
-        loader = make_loader(dataset, batch_size, shuffle=False)
+        if next(model.parameters()).device != self.device:
+            model.to(self.device)
+        model.eval()
+        loader: Any = make_loader(dataset, batch_size, shuffle=False)
+        if len(dataset) <= batch_size:  # one batch: skip the DataLoader's overhead
+            loader = [dataset[slice(0, len(dataset))]]
         with torch.inference_mode():
             out = [
                 model(to_device(batch, self.device)).float().cpu() for batch in loader

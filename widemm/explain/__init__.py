@@ -1,0 +1,229 @@
+"""Explanations: attributions per DataFrame column, text token and image region.
+
+``estimator.explain(X)`` returns an :class:`Explanation`. The explained output is
+the model's logit (classifiers: of the positive class, or of each row's predicted
+class when there are more than two; see ``class_index``) or the predicted value
+(regressors, in the target's units). See ``widemm.explain.attribution`` for the
+methods, their exactness and their cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from widemm.data import FrameDataset, take
+from widemm.explain.attribution import attribute_gradient, attribute_permutation
+from widemm.explain.players import Players
+from widemm.training.trainer import seeded
+
+Method = Literal["gradient", "permutation"]
+METHODS = ("gradient", "permutation")
+
+
+@dataclass
+class Explanation:
+    """Attributions of a model's outputs on some rows, and drill-down into them.
+
+    Attributes
+    ----------
+    values : DataFrame
+        One row per explained row (same index as X), one column per input column
+        plus ``"wide"`` (the wide part's share) when the model has one.
+    base_value : Series
+        Mean output over the background, per row (one value unless the explained
+        class differs between rows).
+    output : Series
+        The model's output per row; ``base_value + values.sum(1)`` equals it up to
+        ``max_error``.
+    method : str
+        ``"gradient"`` or ``"permutation"``.
+    output_name : str
+        What is explained, e.g. ``"logit of >50K"`` or ``"value"``.
+    data : DataFrame
+        The explained rows.
+    """
+
+    values: pd.DataFrame
+    base_value: pd.Series
+    output: pd.Series
+    method: str
+    output_name: str
+    data: pd.DataFrame
+    _estimator: Any = field(repr=False)
+    _inputs: dict[str, Any] = field(repr=False)
+    _target: torch.Tensor = field(repr=False)
+    _scale: float = field(repr=False, default=1.0)
+
+    @property
+    def max_error(self) -> float:
+        """Largest |base_value + sum of attributions - output| over the rows."""
+        total = self.base_value + self.values.sum(axis=1)
+        return float((total - self.output).abs().max())
+
+    def importance(self) -> pd.DataFrame:
+        """Global importance: mean |attribution| per column, largest first."""
+        mean_abs = self.values.abs().mean().sort_values(ascending=False)
+        return pd.DataFrame({"column": mean_abs.index, "importance": mean_abs.values})
+
+    def tokens(self, row: Any, column: str, method: Method | None = None) -> Any:
+        """Attribution of each token of text ``column`` in row ``row`` (an index label).
+
+        Returns a DataFrame with ``token`` and ``attribution`` (output units).
+        """
+        from widemm.explain.detail import token_attributions
+
+        frame, inputs, target = self._row(row)
+        out = token_attributions(
+            self._estimator,
+            frame,
+            inputs,
+            column,
+            target,
+            _method(method or self.method),
+        )
+        return out.assign(attribution=out["attribution"] * self._scale)
+
+    def regions(
+        self, row: Any, column: str, grid: int = 7, method: Method | None = None
+    ) -> np.ndarray:
+        """(grid, grid) attributions of the cells of image ``column`` in row ``row``."""
+        from widemm.explain.detail import region_attributions
+
+        frame, inputs, target = self._row(row)
+        values = region_attributions(
+            self._estimator,
+            frame,
+            inputs,
+            column,
+            target,
+            _method(method or self.method),
+            grid=grid,
+        )
+        return values * self._scale
+
+    def plot(self, kind: str = "waterfall", **kwargs: Any) -> Any:
+        """Draw the explanation with matplotlib and return the Figure.
+
+        kind : {"waterfall", "importance", "tokens", "regions"}
+            ``"waterfall"``: one row's column contributions from the base value to
+            the output (``row=`` index label, default the first; ``max_columns``).
+            ``"importance"``: global importance bars (``max_columns``).
+            ``"tokens"``: a text column's tokens shaded by attribution (``row``,
+            ``column``). ``"regions"``: an image column with its region
+            attributions overlaid (``row``, ``column``, ``grid``).
+        """
+        from widemm.explain import plots
+
+        draw: dict[str, Callable[..., Any]] = {
+            "waterfall": plots.waterfall,
+            "importance": plots.importance,
+            "tokens": plots.tokens,
+            "regions": plots.regions,
+        }
+        if kind not in draw:
+            raise ValueError(f"kind must be one of {sorted(draw)}, got {kind!r}.")
+        return draw[kind](self, **kwargs)
+
+    def _row(self, row: Any) -> tuple[pd.DataFrame, dict[str, Any], int]:
+        if row not in self.data.index:
+            raise KeyError(f"Row {row!r} is not among the explained rows.")
+        i = int(self.data.index.get_indexer([row])[0])
+        inputs = take(self._inputs, torch.tensor([i]))
+        return self.data.iloc[[i]], inputs, int(self._target[i])
+
+
+def explain(
+    estimator: Any,
+    X: pd.DataFrame,
+    background: pd.DataFrame | None = None,
+    method: Method = "gradient",
+    class_index: int | None = None,
+    n_background: int = 20,
+    n_steps: int = 32,
+    n_samples: int = 16,
+    random_state: int = 0,
+) -> Explanation:
+    """Explain ``estimator``'s outputs on ``X``; see ``BaseWideDeep.explain``."""
+    method = _method(method)
+    if background is None:
+        if len(X) < 10:
+            raise ValueError(
+                f"X has {len(X)} rows: too few to serve as its own background. "
+                "Pass background= (e.g. 100 training rows)."
+            )
+        background = X
+    if len(background) > n_background:
+        background = background.sample(n_background, random_state=random_state)
+    model = estimator.model_.eval()
+    x = _materialise(estimator._inputs(X))
+    bg = _materialise(estimator._inputs(background))
+    players = Players.of(estimator, x)
+    with torch.no_grad():
+        output = model(x).double()
+        base = model(bg).double().mean(0)
+    target = _target(estimator, output, class_index)
+    if method == "gradient":
+        values = attribute_gradient(model, players, x, bg, target, n_steps=n_steps)
+    else:
+        with seeded(random_state):
+            values = attribute_permutation(model, players, x, bg, target, n_samples)
+    scale, shift = 1.0, 0.0
+    if estimator._task == "regression":
+        scale, shift = estimator.y_scale_, estimator.y_mean_
+    rows = torch.arange(len(X))
+    return Explanation(
+        values=pd.DataFrame(
+            values.double().numpy() * scale, index=X.index, columns=players.names
+        ),
+        base_value=pd.Series(base[target].numpy() * scale + shift, index=X.index),
+        output=pd.Series(output[rows, target].numpy() * scale + shift, index=X.index),
+        method=method,
+        output_name=_output_name(estimator, target),
+        data=X,
+        _estimator=estimator,
+        _inputs=x,
+        _target=target,
+        _scale=scale,
+    )
+
+
+def _method(method: str) -> Method:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    return method  # type: ignore[return-value]
+
+
+def _materialise(inputs: dict[str, Any]) -> dict[str, Any]:
+    """All rows as tensors (decodes lazily loaded images)."""
+    data = FrameDataset(inputs)
+    return data[slice(0, len(data))]
+
+
+def _target(estimator: Any, output: torch.Tensor, class_index: int | None) -> Any:
+    n_out = output.shape[1]
+    if class_index is not None:
+        if not 0 <= class_index < n_out:
+            raise ValueError(
+                f"class_index must be in [0, {n_out}) for this model, "
+                f"got {class_index}."
+            )
+        return torch.full((len(output),), class_index, dtype=torch.long)
+    if n_out == 1:
+        return torch.zeros(len(output), dtype=torch.long)
+    return output.argmax(1)
+
+
+def _output_name(estimator: Any, target: torch.Tensor) -> str:
+    if estimator._task == "regression":
+        return "value"
+    if estimator._task == "binary":
+        return f"logit of {estimator.classes_[1]}"
+    classes = estimator.classes_[target.unique().numpy()]
+    one = len(classes) == 1
+    return f"logit of {classes[0]}" if one else "logit of each row's class"

@@ -1,0 +1,155 @@
+"""Drill-down: attributions to the tokens of a text and the regions of an image.
+
+For one row, the model's output is seen as a function of one text or image
+column's raw input (token ids, pixels), every other input held at the row's
+values. Tokens are explained against the same text with every token replaced by
+the padding token, image regions against the image filled with the mean colour
+(0 after normalisation). Methods as for columns: ``"gradient"`` (Integrated
+Gradients on the token embeddings or the pixels) or ``"permutation"`` (Shapley
+values with tokens or grid cells as players).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from widemm.data import take
+
+
+def _slot_of(estimator: Any, column: str, kind: str) -> str:
+    slots = estimator._text_slots() if kind == "text" else estimator._image_slots()
+    for slot, col in slots.items():
+        if col == column:
+            return slot
+    raise ValueError(
+        f"Column {column!r} is not a {kind} column; {kind} columns: "
+        f"{list(slots.values())}."
+    )
+
+
+def _forward(model: nn.Module, row: dict[str, Any], slot: str, make: Any) -> Any:
+    """Model output with ``slot`` built by ``make(x)`` and the rest from ``row``."""
+
+    def forward(x: Tensor) -> Tensor:
+        batch = take(row, torch.zeros(len(x), dtype=torch.long))
+        batch[slot] = make(x)
+        return model(batch)
+
+    return forward
+
+
+def token_attributions(
+    estimator: Any,
+    frame: pd.DataFrame,
+    row: dict[str, Any],
+    column: str,
+    target: int,
+    method: str,
+    n_steps: int = 32,
+    n_samples: int = 8,
+) -> pd.DataFrame:
+    """Attribution of each token of ``column`` in the one-row ``frame``."""
+    from tokenizers import Tokenizer
+
+    slot = _slot_of(estimator, column, "text")
+    pre = estimator.preprocessors_["text"]
+    tokens = pre.transform_frame(frame)[column]
+    length = max(int(tokens.attention_mask[0].sum()), 1)
+    ids = torch.from_numpy(tokens.input_ids[:, :length])
+    mask = torch.from_numpy(tokens.attention_mask[:, :length])
+    present = torch.from_numpy(tokens.present)
+    model, encoder = estimator.model_, estimator.model_.encoders[slot]
+    forward = _forward(
+        model,
+        row,
+        slot,
+        lambda x: {
+            "input_ids": x,
+            "attention_mask": mask.expand(len(x), -1),
+            "present": present.expand(len(x)),
+        },
+    )
+    baseline = torch.full_like(ids, pre.pad_id_)
+    if method == "gradient":
+        from captum.attr import LayerIntegratedGradients
+
+        attr = LayerIntegratedGradients(forward, encoder.token_embeddings()).attribute(
+            ids, baselines=baseline, target=target, n_steps=n_steps
+        )
+        values = attr.sum(-1)[0]
+    else:
+        from captum.attr import ShapleyValueSampling
+
+        values = ShapleyValueSampling(forward).attribute(
+            ids,
+            baselines=baseline,
+            target=target,
+            feature_mask=torch.arange(length)[None],
+            n_samples=n_samples,
+            perturbations_per_eval=min(length, 32),
+        )[0]
+    tok = Tokenizer.from_str(pre.tokenizer_json_)
+    return pd.DataFrame(
+        {
+            "token": [tok.id_to_token(int(i)) for i in ids[0]],
+            "attribution": values.detach().double().numpy(),
+        }
+    )
+
+
+def region_attributions(
+    estimator: Any,
+    frame: pd.DataFrame,
+    row: dict[str, Any],
+    column: str,
+    target: int,
+    method: str,
+    grid: int = 7,
+    n_steps: int = 32,
+    n_samples: int = 4,
+) -> np.ndarray:
+    """(grid, grid) attributions of the cells of the image in ``column``."""
+    slot = _slot_of(estimator, column, "image")
+    image = estimator.preprocessors_["image"].transform_frame(frame)[column]
+    inputs = image[torch.tensor([0])]
+    pixels, present = inputs["pixels"], inputs["present"]
+    forward = _forward(
+        estimator.model_,
+        row,
+        slot,
+        lambda x: {"pixels": x, "present": present.expand(len(x))},
+    )
+    size = pixels.shape[-1]
+    cells = (torch.arange(size) * grid // size).to(torch.long)
+    cell_of_pixel = (cells[:, None] * grid + cells[None, :])[None, None]
+    if method == "gradient":
+        from captum.attr import IntegratedGradients
+
+        attr = IntegratedGradients(forward).attribute(
+            pixels, baselines=0.0, target=target, n_steps=n_steps
+        )
+        per_pixel = attr.sum(1).flatten()
+        values = torch.zeros(grid * grid).index_add_(
+            0, cell_of_pixel.flatten(), per_pixel.float()
+        )
+    else:
+        from captum.attr import ShapleyValueSampling
+
+        attr = ShapleyValueSampling(forward).attribute(
+            pixels,
+            baselines=0.0,
+            target=target,
+            feature_mask=cell_of_pixel,
+            n_samples=n_samples,
+            perturbations_per_eval=grid,
+        )
+        first = torch.zeros(grid * grid, dtype=torch.long).scatter_(
+            0, cell_of_pixel.flatten(), torch.arange(size * size)
+        )
+        values = attr[0, 0].flatten()[first]
+    return values.detach().double().numpy().reshape(grid, grid)

@@ -1,0 +1,103 @@
+"""Players of the attribution game: one per DataFrame column, plus the wide part.
+
+A fitted estimator's model inputs are a nested mapping of tensors (``wide``,
+``tab/cat``, ``tab/cont``, ``text_0/...``, ``image_0/...``). Each leaf belongs to
+one player (a text, image or wide slot is one player) or, for the tabular
+leaves, one player per column of the leaf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+WIDE = "wide"
+
+
+@dataclass(frozen=True)
+class Players:
+    """Names of the players and the player of each input leaf (or its columns).
+
+    Attributes
+    ----------
+    names : list of str
+        DataFrame columns in input order, then ``"wide"`` when the model has one.
+    leaves : dict of tuple to int or Tensor
+        Path of each input leaf -> its player, or a (n_columns,) tensor of players.
+    """
+
+    names: list[str]
+    leaves: dict[tuple[str, ...], int | Tensor]
+
+    @classmethod
+    def of(cls, estimator: Any, inputs: Mapping[str, Any]) -> Players:
+        """Players of ``estimator``'s columns, for its model ``inputs``."""
+        order = [c for c in estimator.feature_names_in_ if c in _used(estimator)]
+        names = [*order, *([WIDE] if "wide" in inputs else [])]
+        index = {name: i for i, name in enumerate(names)}
+        leaves: dict[tuple[str, ...], int | Tensor] = {}
+        if "wide" in inputs:
+            leaves[("wide",)] = index[WIDE]
+        if "tab" in inputs:
+            tab = estimator.preprocessors_["tab"]
+            cont = [*tab.cont_cols_, *tab.nan_cols_]  # indicator -> its column
+            leaves[("tab", "cat")] = torch.tensor(
+                [index[c] for c in tab.vocab_], dtype=torch.long
+            )
+            leaves[("tab", "cont")] = torch.tensor(
+                [index[c] for c in cont], dtype=torch.long
+            )
+        slots = {**estimator._text_slots(), **estimator._image_slots()}
+        for slot, col in slots.items():
+            for path, _ in iter_leaves(inputs[slot], (slot,)):
+                leaves[path] = index[col]
+        return cls(names, leaves)
+
+    def slot_player(self, slot: str) -> int:
+        """Return the player of a whole slot (``"wide"``, ``"text_0"``, ...)."""
+        player = next(v for p, v in self.leaves.items() if p[0] == slot)
+        assert isinstance(player, int)
+        return player
+
+    def mix(self, x: Mapping[str, Any], base: Mapping[str, Any], z: Tensor) -> Any:
+        """Batch taking each player's inputs from ``x`` where ``z`` is 1, else ``base``.
+
+        ``x`` and ``base`` are batches of R rows, ``z`` is (R, n_players).
+        """
+        out: dict[str, Any] = {}
+        for path, player in self.leaves.items():
+            keep = z[:, player].bool()
+            xv, bv = _get(x, path), _get(base, path)
+            keep = keep.reshape(*keep.shape, *[1] * (xv.ndim - keep.ndim))
+            _set(out, path, torch.where(keep, xv, bv))
+        return out
+
+
+def _used(estimator: Any) -> set[str]:
+    s = estimator.schema_
+    return {*s.cat_cols, *s.cont_cols, *s.text_cols, *s.image_cols}
+
+
+def iter_leaves(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple, Any]]:
+    """Yield (path, tensor) for every tensor of a nested mapping."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from iter_leaves(v, (*path, k))
+    else:
+        yield path, value
+
+
+def _get(value: Any, path: tuple[str, ...]) -> Tensor:
+    for k in path:
+        value = value[k]
+    return value
+
+
+def _set(out: dict[str, Any], path: tuple[str, ...], value: Tensor) -> None:
+    for k in path[:-1]:
+        out = out.setdefault(k, {})
+    out[path[-1]] = value
