@@ -19,8 +19,8 @@ Workloads:
   continuous values as they are (no periodic embeddings), 5 epochs.
 - adult_ft: FT-Transformer, 2 blocks, 64-wide tokens, 8 heads, 3 epochs.
 - reviews_frozen: tabular MLP + frozen all-MiniLM-L6-v2 (mean pooling of the last
-  layer) on `Review Text`, 1,000 training rows, 64 tokens, 10 epochs; widemm with
-  and without its feature cache.
+  layer) on `Review Text`, 1,000 training rows, 64 tokens, batch 32, 10 epochs;
+  widemm with and without its feature cache.
 - reviews_finetune: the same with the top 2 transformer layers trained, 500
   rows, 2 epochs.
 - california: tabular MLP regression, 10 epochs.
@@ -60,7 +60,8 @@ SIDES = {
     "reviews_finetune": ["widemm", "peer"],
     "california": ["widemm", "peer"],
 }
-BATCH, LR, WEIGHT_DECAY, HIDDEN = 256, 1e-3, 1e-5, (256, 128)
+LR, WEIGHT_DECAY, HIDDEN = 1e-3, 1e-5, (256, 128)
+BATCH = {"reviews_frozen": 32, "reviews_finetune": 32}  # else 256
 CROSSED = [("education", "occupation"), ("native-country", "occupation")]
 REVIEW_TAB = ["Age", "Division Name", "Department Name", "Class Name"]
 REVIEW_CONT = ["Positive Feedback Count"]
@@ -129,7 +130,7 @@ def run_widemm(workload: str, cached: bool = True) -> dict[str, Any]:
     X_train, X_test, y_train, y_test = data(workload)
     common = {
         "max_epochs": EPOCHS[workload],
-        "batch_size": BATCH,
+        "batch_size": BATCH.get(workload, 256),
         "learning_rate": LR,
         "weight_decay": WEIGHT_DECAY,
         "validation_fraction": 0.0,
@@ -234,7 +235,7 @@ def run_peer(workload: str) -> dict[str, Any]:
     else:
         deeptab = TabMlp(
             column_idx=tab.column_idx,
-            cat_embed_input=tab.cat_embed_input,
+            cat_embed_input=getattr(tab, "cat_embed_input", None),
             continuous_cols=cont,
             mlp_hidden_dims=list(HIDDEN),
             mlp_dropout=0.1,
@@ -260,12 +261,17 @@ def run_peer(workload: str) -> dict[str, Any]:
         mean, scale = float(y.mean()), float(y.std())
         y = (y - mean) / scale
     start = time.perf_counter()
-    trainer.fit(**train_inputs, target=y, n_epochs=EPOCHS[workload], batch_size=BATCH)
+    trainer.fit(
+        **train_inputs,
+        target=y,
+        n_epochs=EPOCHS[workload],
+        batch_size=BATCH.get(workload, 256),
+    )
     train_seconds = time.perf_counter() - start
 
     def predict(X: Any) -> np.ndarray:
         inputs = {k: p.transform(X) for k, p in preps.items()}
-        size = BATCH if text else 4096
+        size = BATCH.get(workload, 256) if text else 4096
         if workload == "california":
             return trainer.predict(**inputs, batch_size=size) * scale + mean
         return trainer.predict_proba(**inputs, batch_size=size)[:, 1]
@@ -350,8 +356,14 @@ def driver(workloads: list[str], pairs: int) -> None:
         for row in rows[-len(runs) - 1 :]:
             print(json.dumps(row), flush=True)
     RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "peer.json"
+    if path.exists():  # keep the saved rows of the workloads not re-run
+        saved = json.loads(path.read_text())["rows"]
+        kept = [r for r in saved if r["model"].split(":")[0] not in workloads]
+        order = list(EPOCHS)
+        rows = sorted(kept + rows, key=lambda r: order.index(r["model"].split(":")[0]))
     out = {"machine": machine(), "pairs": pairs, "rows": rows}
-    (RESULTS / "peer.json").write_text(json.dumps(out, indent=1))
+    path.write_text(json.dumps(out, indent=1))
 
 
 def summarise(workload: str, runs: dict[str, list[dict[str, Any]]]) -> list[dict]:

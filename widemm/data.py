@@ -11,7 +11,8 @@ from torch.utils.data import (
     BatchSampler,
     DataLoader,
     Dataset,
-    RandomSampler,
+    DistributedSampler,
+    Sampler,
     SequentialSampler,
 )
 
@@ -65,6 +66,25 @@ class FrameDataset(Dataset[Batch]):
             self.inputs, rows if isinstance(rows, slice) else torch.as_tensor(rows)
         )
 
+    def loader(
+        self,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+    ) -> EpochLoader:
+        """Shuffled training batches; ``set_epoch(e)`` before each epoch."""
+        return make_loader(
+            self,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            num_workers=num_workers,
+        )
+
     def subset(self, rows: Tensor) -> FrameDataset:
         """Return a new dataset holding only ``rows``."""
         return FrameDataset(select(self.inputs, rows))
@@ -78,21 +98,38 @@ def _n_rows(inputs: Mapping[str, Any]) -> int:
     return -1  # no tensor at all
 
 
+class EpochLoader(DataLoader[Batch]):
+    """A DataLoader whose shuffling depends on the epoch only (``set_epoch``)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+
+
 def make_loader(
     dataset: FrameDataset,
     batch_size: int,
     *,
     shuffle: bool,
-    generator: torch.Generator | None = None,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
     num_workers: int = 0,
-) -> DataLoader[Batch]:
-    """Return a DataLoader of whole batches: one fancy-index each, no per-row work."""
-    rows = (
-        RandomSampler(dataset, generator=generator)
+) -> EpochLoader:
+    """Return a DataLoader of whole batches: one fancy-index each, no per-row work.
+
+    Shuffled rows come from a ``DistributedSampler``: epoch ``e`` (``set_epoch``)
+    permutes the rows with seed ``seed + e`` and rank ``r`` of ``world_size``
+    takes every ``world_size``-th row from ``r`` on, so the ranks' k-th batches
+    together are the k-th batch of a single process.
+    """
+    rows: Sampler[int] = (
+        DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
+        )
         if shuffle
         else SequentialSampler(dataset)
     )
     sampler = BatchSampler(rows, batch_size, drop_last=False)
-    return DataLoader(
+    return EpochLoader(
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers
     )

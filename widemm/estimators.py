@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Self
 
@@ -27,6 +28,7 @@ from widemm.preprocessing import (
 from widemm.schema import ColumnSchema, infer_schema
 from widemm.training import TrainConfig, Trainer
 from widemm.training.cache import FeatureCache, is_frozen
+from widemm.training.callbacks import Callback
 from widemm.training.trainer import Task, resolve_device, seeded
 from widemm.validation import check_frame, check_target
 
@@ -115,6 +117,19 @@ class BaseWideDeep(BaseEstimator):
         0 silent, 1 a progress bar over epochs, 2 over batches too.
     device : str
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda:0"``, ...
+    trainer_params : dict, optional
+        More :class:`widemm.training.TrainConfig` settings: ``precision``
+        ("bf16", "fp16"), ``accumulate_grad_batches``, ``clip_grad_norm``,
+        ``warmup_fraction``, ``activation_checkpointing``, ``strategy``.
+    callbacks : list of Callback, optional
+        Extra training callbacks (``widemm.training.callbacks``): loggers,
+        ``UnfreezeBackbones``, your own.
+    checkpoint_dir : str, optional
+        Save the training state there after every epoch; a fit interrupted (even
+        killed) resumes from it when run again with the same data and settings.
+    stream_sample_rows, stream_chunk_rows : int
+        When ``fit`` reads a parquet path: rows sampled to fit the preprocessors,
+        and rows read (and held in memory) at a time.
     """
 
     _task: Task
@@ -158,6 +173,11 @@ class BaseWideDeep(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         device: str = "auto",
+        trainer_params: Mapping[str, Any] | None = None,
+        callbacks: Sequence[Callback] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        stream_sample_rows: int = 100_000,
+        stream_chunk_rows: int = 65_536,
     ) -> None:
         self.tab_model = tab_model
         self.tab_params = tab_params
@@ -195,16 +215,25 @@ class BaseWideDeep(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.trainer_params = trainer_params
+        self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
+        self.stream_sample_rows = stream_sample_rows
+        self.stream_chunk_rows = stream_chunk_rows
 
     def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> Self:
         """Infer column roles, fit the preprocessors, build and train the model.
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_rows, n_columns)
-            Training inputs; arrays get column names ``x0 .. xN``.
-        y : array-like of shape (n_rows,)
-            Target.
+        X : DataFrame, array-like of shape (n_rows, n_columns), or path
+            Training inputs; arrays get column names ``x0 .. xN``. A path to a
+            parquet file or a folder of them is streamed in chunks, never loaded
+            whole (data larger than memory): the preprocessors are fitted on a
+            uniform sample of ``stream_sample_rows`` rows, which also provides the
+            validation rows; every other row trains.
+        y : array-like of shape (n_rows,), or str
+            Target; with a path, the name of the target column.
         eval_set : tuple (X_valid, y_valid), optional
             Validation data for early stopping, instead of ``validation_fraction``.
 
@@ -212,13 +241,16 @@ class BaseWideDeep(BaseEstimator):
         -------
         self
         """
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        stream = None
+        if isinstance(X, str | os.PathLike):
+            stream, X, y = self._stream(X, y, seed)
         X = check_frame(self, X, reset=True)
         if len(X) < 2:
             raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
         target = self._fit_target(
             check_target(y, len(X), numeric=self._task == "regression")
         )
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         with seeded(seed):
             self.schema_ = infer_schema(X, **self._roles())
             self.preprocessors_ = self._make_preprocessors()
@@ -226,7 +258,11 @@ class BaseWideDeep(BaseEstimator):
                 pre.fit(X)
             self.model_ = self._build_model()
             self._cache = self._make_cache()
-            train, valid = self._split(FrameDataset(self._inputs(X), target), seed)
+            data = FrameDataset(self._inputs(X), target)
+            train, valid, valid_rows = self._split(data, seed)
+            if stream is not None:  # train on the stream, minus the validation rows
+                stream.skip = X.index.to_numpy()[valid_rows]
+                train = stream
             if eval_set is not None:
                 X_valid, y_valid = eval_set
                 valid_frame = check_frame(self, X_valid, reset=False)
@@ -239,7 +275,7 @@ class BaseWideDeep(BaseEstimator):
             if self.image_augment:
                 for slot in set(self._image_slots()) - set(self._cached_slots()):
                     train.inputs[slot] = train.inputs[slot].with_augment(True)
-            trainer = Trainer(self._config(seed))
+            trainer = Trainer(self._config(seed), self.callbacks or ())
             self.history_ = pd.DataFrame(trainer.fit(self.model_, train, valid))
         self.model_.cpu()
         return self
@@ -380,12 +416,39 @@ class BaseWideDeep(BaseEstimator):
             and not (slot.startswith("image") and self.image_augment)
         ]
 
+    def _stream(self, path: Any, y: Any, seed: int) -> tuple[Any, pd.DataFrame, Any]:
+        """Open a parquet stream; return it, its sample and the sample's target."""
+        from widemm.streaming import ParquetStream
+
+        if not isinstance(y, str):
+            raise TypeError(
+                "Fitting from a parquet path takes y= the name of the target column, "
+                f"got {type(y).__name__}."
+            )
+        stream = ParquetStream(path, self.stream_chunk_rows)
+        if y not in stream.columns:
+            raise ValueError(
+                f"Target column {y!r} is not in {path}; its columns: {stream.columns}."
+            )
+        sample = stream.sample(self.stream_sample_rows, seed)
+        target = sample.pop(y)
+        numeric = self._task == "regression"
+
+        def transform(frame: pd.DataFrame) -> dict[str, Any]:
+            values = check_target(frame.pop(y), len(frame), numeric=numeric)
+            inputs = self._inputs(check_frame(self, frame, reset=False))
+            return {**inputs, "target": self._encode_target(values)}
+
+        stream.transform = transform
+        return stream, sample, target
+
     def _split(
         self, data: FrameDataset, seed: int
-    ) -> tuple[FrameDataset, FrameDataset | None]:
+    ) -> tuple[FrameDataset, FrameDataset | None, np.ndarray]:
+        """Hold out ``validation_fraction`` of the rows: (train, valid, valid rows)."""
         n_valid = round(self.validation_fraction * len(data))
         if n_valid < 1 or len(data) - n_valid < 1:
-            return data, None
+            return data, None, np.zeros(0, dtype=np.int64)
         target = data.inputs["target"].numpy()
         stratify = target if self._task != "regression" else None
         if stratify is not None:
@@ -398,8 +461,10 @@ class BaseWideDeep(BaseEstimator):
             random_state=seed,
             stratify=stratify,
         )
-        return data.subset(torch.from_numpy(train_rows)), data.subset(
-            torch.from_numpy(valid_rows)
+        return (
+            data.subset(torch.from_numpy(train_rows)),
+            data.subset(torch.from_numpy(valid_rows)),
+            valid_rows,
         )
 
     def _config(self, seed: int | None = None) -> TrainConfig:
@@ -415,6 +480,10 @@ class BaseWideDeep(BaseEstimator):
             verbose=self.verbose,
             device=self.device,
             num_workers=self.num_workers,
+            checkpoint_dir=None
+            if self.checkpoint_dir is None
+            else str(self.checkpoint_dir),
+            **(self.trainer_params or {}),
         )
 
     def _logits(self, X: Any) -> np.ndarray:
@@ -565,9 +634,7 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         codes = np.minimum(codes, len(self.classes_) - 1)
         unknown = self.classes_[codes] != y
         if unknown.any():
-            raise ValueError(
-                f"eval_set's y holds labels not seen in fit: {set(y[unknown])}."
-            )
+            raise ValueError(f"y holds labels not seen in fit: {set(y[unknown])}.")
         return torch.from_numpy(
             codes.astype(np.float32 if self._task == "binary" else np.int64)
         )

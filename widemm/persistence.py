@@ -8,6 +8,7 @@ listed in ``_CLASSES``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,14 @@ def _encode_object(obj: BaseEstimator, state: dict[str, Any]) -> dict[str, Any]:
     name = f"{type(obj).__module__}.{type(obj).__qualname__}"
     if name not in _classes():
         raise TypeError(f"Cannot save a {name}: only widemm's own classes are saved.")
+    params = obj.get_params(deep=False)
+    if params.get("callbacks"):  # training-time objects: not needed to predict
+        params["callbacks"] = None
+    if isinstance(params.get("checkpoint_dir"), os.PathLike):
+        params["checkpoint_dir"] = str(params["checkpoint_dir"])
     return {
         "__object__": name,
-        "params": _encode(obj.get_params(deep=False)),
+        "params": _encode(params),
         "state": _encode(state),
     }
 

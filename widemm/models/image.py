@@ -105,7 +105,7 @@ class ImageEncoder(BackboneEncoder):
         self.output_dim = _strip_classifier(self.backbone)
         freeze = weights is not None if freeze is None else freeze
         stages = _stages(self.backbone)
-        self.set_trainable(freeze, stages[len(stages) - unfreeze_last_n :], lr_scale)
+        self.set_trainable(freeze, stages, unfreeze_last_n, lr_scale)
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["pixels"] (B, 3, S, S) -> (B, output_dim)."""

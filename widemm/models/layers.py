@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 
@@ -31,17 +33,37 @@ class BackboneEncoder(Encoder):
     backbone: nn.Module
 
     def set_trainable(
-        self, freeze: bool, unfrozen: Iterable[nn.Module], lr_scale: float
+        self, freeze: bool, blocks: Iterable[nn.Module], unfreeze: int, lr_scale: float
     ) -> None:
-        """Freeze the backbone but for the ``unfrozen`` blocks (when ``freeze``).
+        """Freeze the backbone but for its last ``unfreeze`` blocks (when ``freeze``).
 
+        ``blocks`` are the backbone's stages or layers, input to output.
         ``lr_scale`` multiplies the Trainer's learning rate for these parameters.
         """
-        self.lr_scale = lr_scale
+        self.blocks, self.lr_scale = list(blocks), lr_scale
+        unfrozen = self.blocks[len(self.blocks) - unfreeze :] if unfreeze else []
         self.backbone.requires_grad_(not freeze)
         for block in unfrozen if freeze else ():
             block.requires_grad_(True)
         self.frozen = not any(p.requires_grad for p in self.parameters())
+
+    def enable_activation_checkpointing(self) -> None:
+        """Recompute the trainable blocks' activations in the backward pass."""
+        from torch.utils.checkpoint import checkpoint
+
+        for block in self.blocks:
+            if "forward" in vars(block) or not any(
+                p.requires_grad for p in block.parameters()
+            ):
+                continue  # already wrapped, or frozen: nothing to save
+            inner = block.forward
+
+            def forward(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
+                if torch.is_grad_enabled():
+                    return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+                return _inner(*args, **kwargs)
+
+            block.forward = forward
 
     def train(self, mode: bool = True) -> BackboneEncoder:
         super().train(mode)

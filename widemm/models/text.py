@@ -78,7 +78,7 @@ class HFTextEncoder(BackboneEncoder):
         self.pooling, self.pool_layers = pooling, pool_layers
         self.output_dim = int(config.hidden_size) * pool_layers
         layers = _layers(self.backbone, config.num_hidden_layers)
-        self.set_trainable(freeze, layers[len(layers) - unfreeze_top_n :], lr_scale)
+        self.set_trainable(freeze, layers, unfreeze_top_n, lr_scale)
 
     def token_embeddings(self) -> nn.Module:
         """Return the layer whose output holds one vector per token."""

@@ -1,24 +1,39 @@
-"""Callbacks: hooks the Trainer calls at fit start, each epoch end and fit end."""
+"""Callbacks: hooks the Trainer calls around epochs and optimizer steps.
+
+Write your own by subclassing :class:`Callback` and overriding any hook. The
+trainer passed to each hook exposes ``optimizer``, ``history``, ``epoch`` (0-based,
+the current one), ``steps_per_epoch``, ``config`` and ``should_stop`` (set it to
+end training after the current epoch). A callback with ``state_dict()`` and
+``load_state_dict()`` has its state saved in checkpoints and restored on resume.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
+
+from widemm.models.layers import BackboneEncoder
 
 if TYPE_CHECKING:
     from widemm.training.trainer import Trainer
 
 
 class Callback:
-    """Base of the callbacks; every hook does nothing unless overridden.
-
-    A callback ends training by setting ``trainer.should_stop = True``.
-    """
+    """Base of the callbacks; every hook does nothing unless overridden."""
 
     def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
-        """Before the first epoch."""
+        """Before the first epoch (and before a checkpoint is restored)."""
+
+    def on_epoch_start(self, trainer: Trainer, model: nn.Module) -> None:
+        """Before each epoch; ``trainer.epoch`` is its 0-based number."""
+
+    def on_step_end(self, trainer: Trainer, model: nn.Module, loss: float) -> None:
+        """After each optimizer step, with the last micro-batch's loss."""
 
     def on_epoch_end(
         self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
@@ -67,3 +82,177 @@ class EarlyStopping(Callback):
     def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        keys = ("best", "best_epoch", "wait", "best_state")
+        return {k: getattr(self, k) for k in keys}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+SchedulerFactory = Callable[[torch.optim.Optimizer, int], Any]
+
+
+class LRScheduler(Callback):
+    """Step a ``torch.optim.lr_scheduler`` after every optimizer step or epoch.
+
+    Parameters
+    ----------
+    schedule : {"onecycle", "cosine"} or callable
+        A name, or ``f(optimizer, total_steps) -> scheduler``, where
+        ``total_steps`` counts the steps of the whole run at this ``interval``.
+    interval : {"step", "epoch"}
+        When the scheduler steps.
+    warmup_fraction : float
+        For ``"cosine"``: the first fraction of the run raises the learning rate
+        linearly from 1% of its value, then the cosine decay follows.
+    """
+
+    def __init__(
+        self,
+        schedule: str | SchedulerFactory,
+        interval: Literal["step", "epoch"] = "step",
+        warmup_fraction: float = 0.0,
+    ) -> None:
+        self.schedule, self.interval = schedule, interval
+        self.warmup_fraction = warmup_fraction
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        epochs = trainer.config.max_epochs
+        total = epochs * (trainer.steps_per_epoch if self.interval == "step" else 1)
+        make = self.schedule if callable(self.schedule) else self._named
+        self.scheduler = make(trainer.optimizer, max(total, 1))
+
+    def _named(self, optimizer: torch.optim.Optimizer, total: int) -> Any:
+        sched = torch.optim.lr_scheduler
+        if self.schedule == "onecycle":
+            peaks = [g["lr"] for g in optimizer.param_groups]
+            return sched.OneCycleLR(optimizer, max_lr=peaks, total_steps=total)
+        if self.schedule != "cosine":
+            raise ValueError(
+                f"lr_scheduler must be 'onecycle', 'cosine' or a callable, got "
+                f"{self.schedule!r}."
+            )
+        warmup = round(self.warmup_fraction * total)
+        cosine = sched.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
+        if warmup == 0:
+            return cosine
+        ramp = sched.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
+        return sched.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+
+    def on_step_end(self, trainer: Trainer, model: nn.Module, loss: float) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
+    ) -> None:
+        if self.interval == "epoch":
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+class CSVLogger(Callback):
+    """Append each epoch's history row to a CSV file (rank 0 only).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; its header is written with the first row of a fresh run.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
+    ) -> None:
+        if not trainer.distributed.is_main:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = row["epoch"] == 1 or not self.path.exists()
+        with self.path.open("w" if new else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+class TensorBoardLogger(Callback):
+    """Write each epoch's figures, and the loss of every step, for TensorBoard.
+
+    Needs the ``tensorboard`` package. Parameters: ``log_dir``, the run's folder
+    (``tensorboard --logdir`` its parent).
+    """
+
+    def __init__(self, log_dir: str | Path) -> None:
+        self.log_dir = str(log_dir)
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = (
+            SummaryWriter(self.log_dir) if trainer.distributed.is_main else None
+        )
+        self.step = 0
+
+    def on_step_end(self, trainer: Trainer, model: nn.Module, loss: float) -> None:
+        self.step += 1
+        if self.writer is not None:
+            self.writer.add_scalar("train/step_loss", loss, self.step)
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
+    ) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key != "epoch":
+                self.writer.add_scalar(f"epoch/{key}", value, row["epoch"])
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class UnfreezeBackbones(Callback):
+    """Train frozen backbones from epoch ``at_epoch`` on (1-based), at their own LR.
+
+    Warm the new layers up on a frozen backbone, then fine-tune it. The
+    optimizer holds every parameter from the start (frozen ones get no gradient,
+    so no update), so its LR schedule covers the backbones too. Use it with
+    ``cache_features=False`` on an estimator (a cached encoder is not run), and
+    not in a distributed run (DDP registers trainable parameters once).
+
+    Parameters
+    ----------
+    at_epoch : int
+        First epoch that trains the backbones.
+    modules : sequence of nn.Module, optional
+        What to unfreeze; by default every module with a ``backbone``.
+    """
+
+    def __init__(self, at_epoch: int, modules: Sequence[nn.Module] | None = None):
+        self.at_epoch, self.modules = at_epoch, modules
+
+    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+        if trainer.distributed.enabled:
+            raise ValueError("UnfreezeBackbones does not work in a distributed run.")
+
+    def on_epoch_start(self, trainer: Trainer, model: nn.Module) -> None:
+        if trainer.epoch + 1 < self.at_epoch:
+            return
+        targets = self.modules or [m for m in model.modules() if hasattr(m, "backbone")]
+        for module in targets:
+            module.requires_grad_(True)
+            if isinstance(module, BackboneEncoder):
+                module.frozen = False
+        model.train()

@@ -1,0 +1,65 @@
+"""Fit a small Adult model; used by the kill-and-resume and DDP tests.
+
+    python fit_adult.py OUT [--checkpoint DIR] [--kill-at-epoch N]
+    torchrun --nproc_per_node 2 fit_adult.py OUT          # data parallel
+
+Writes the final weights to OUT (rank 0 only). --kill-at-epoch sends SIGKILL to
+this process in the middle of that epoch (1-based), as a crash would.
+"""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from widemm import WideDeepClassifier
+from widemm.training import Callback
+
+DATA = Path(__file__).resolve().parents[3] / "data" / "adult.parquet"
+
+
+class KillMidEpoch(Callback):
+    def __init__(self, epoch: int):
+        self.epoch, self.steps = epoch, 0
+
+    def on_step_end(self, trainer, model, loss):
+        if trainer.epoch + 1 == self.epoch:
+            self.steps += 1
+            if self.steps == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--kill-at-epoch", type=int)
+    parser.add_argument("--strategy", default="ddp")
+    args = parser.parse_args()
+    df = pd.read_parquet(DATA).sample(2000, random_state=0)
+    y = df.pop("income")
+    model = WideDeepClassifier(
+        tab_params={"hidden_dims": (32, 16), "dropout": 0.0},
+        fusion_params={"hidden_dims": (16,), "dropout": 0.0},
+        max_epochs=4,
+        batch_size=64,
+        validation_fraction=0.1,
+        n_iter_no_change=None,
+        lr_scheduler="onecycle",
+        random_state=0,
+        checkpoint_dir=args.checkpoint,
+        callbacks=[KillMidEpoch(args.kill_at_epoch)] if args.kill_at_epoch else None,
+        trainer_params={"strategy": args.strategy},
+    )
+    model.fit(df, y)
+    if int(os.environ.get("RANK", "0")) == 0:
+        torch.save(model.model_.state_dict(), args.out)
+        print("history", model.history_["epoch"].tolist(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
