@@ -26,6 +26,14 @@ def take(value: Any, index: Tensor | slice) -> Any:
     return value[index]
 
 
+def concat(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Rows of batch ``a`` followed by rows of batch ``b``."""
+    return {
+        k: concat(a[k], b[k]) if isinstance(a[k], Mapping) else torch.cat([a[k], b[k]])
+        for k in a
+    }
+
+
 def select(value: Any, index: Tensor) -> Any:
     """Like ``take``, but lazy columns (images) return a smaller column, undecoded."""
     if isinstance(value, Mapping):
@@ -56,7 +64,7 @@ class FrameDataset(Dataset[Batch]):
         self.inputs = dict(inputs)
         if target is not None:
             self.inputs["target"] = target
-        self.n_rows = len(target) if target is not None else _n_rows(self.inputs)
+        self.n_rows = len(target) if target is not None else n_rows(self.inputs)
 
     def __len__(self) -> int:
         return self.n_rows
@@ -90,9 +98,10 @@ class FrameDataset(Dataset[Batch]):
         return FrameDataset(select(self.inputs, rows))
 
 
-def _n_rows(inputs: Mapping[str, Any]) -> int:
+def n_rows(inputs: Mapping[str, Any]) -> int:
+    """Rows of a batch: the length of its first tensor (-1 when it has none)."""
     for value in inputs.values():
-        n = _n_rows(value) if isinstance(value, Mapping) else len(value)
+        n = n_rows(value) if isinstance(value, Mapping) else len(value)
         if n >= 0:
             return n
     return -1  # no tensor at all

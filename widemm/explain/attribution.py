@@ -30,18 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from widemm.data import take
-from widemm.explain.players import Players, iter_leaves
+from widemm.data import concat, n_rows, take
+from widemm.explain.players import Players
 from widemm.models.layers import AttributionLayer
 from widemm.models.widedeep import WideDeep
-
-
-def concat(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """Rows of batch ``a`` followed by rows of batch ``b``."""
-    return {
-        k: concat(a[k], b[k]) if isinstance(a[k], Mapping) else torch.cat([a[k], b[k]])
-        for k in a
-    }
 
 
 def attribute_permutation(
@@ -56,16 +48,16 @@ def attribute_permutation(
     """Shapley values (n_rows, n_players) by permutation sampling; see module doc."""
     from captum.attr import ShapleyValueSampling
 
-    n_rows, n_players = _n_rows(x), len(players.names)
-    n_bg = _n_rows(background)
+    n_x, n_players = n_rows(x), len(players.names)
+    n_bg = n_rows(background)
     game = coalition_game(model, players, x, background, chunk_rows)
-    ones = torch.ones(n_rows, n_players)
-    per_eval = max(1, min(n_players, chunk_rows // max(1, n_rows * n_bg)))
+    ones = torch.ones(n_x, n_players)
+    per_eval = max(1, min(n_players, chunk_rows // max(1, n_x * n_bg)))
     return ShapleyValueSampling(game).attribute(
         ones,
         baselines=0.0,
         target=target,
-        additional_forward_args=(torch.arange(n_rows),),
+        additional_forward_args=(torch.arange(n_x),),
         feature_mask=torch.arange(n_players)[None],
         n_samples=n_samples,
         perturbations_per_eval=per_eval,
@@ -85,7 +77,7 @@ def coalition_game(
     rows ``rows`` of ``x`` with the players where ``z`` (R, n_players) is 0 taken
     from the background row.
     """
-    n_bg = _n_rows(background)
+    n_bg = n_rows(background)
 
     @torch.no_grad()
     def game(z: Tensor, rows: Tensor) -> Tensor:
@@ -116,19 +108,19 @@ def attribute_gradient(
     from captum.attr import LayerIntegratedGradients
 
     layers, to_players = _gradient_layers(model, players)
-    n_rows, n_bg = _n_rows(x), _n_rows(background)
+    n_x, n_bg = n_rows(x), n_rows(background)
     table = concat(x, background)
 
     def forward(rows: Tensor) -> Tensor:
         return model(take(table, rows))
 
-    rows = torch.arange(n_rows).repeat_interleave(n_bg)
-    base = n_rows + torch.arange(n_bg).repeat(n_rows)
+    rows = torch.arange(n_x).repeat_interleave(n_bg)
+    base = n_x + torch.arange(n_bg).repeat(n_x)
     with warnings.catch_warnings():  # "ensure no layer depends on another": none does
         warnings.simplefilter("ignore", UserWarning)
         ig = LayerIntegratedGradients(forward, layers)
     per_step = max(1, chunk_rows // max(1, n_steps))
-    totals = torch.zeros(n_rows * n_bg, len(players.names))
+    totals = torch.zeros(n_x * n_bg, len(players.names))
     for s in _chunks(len(rows), per_step):
         attrs = ig.attribute(
             rows[s],
@@ -139,7 +131,7 @@ def attribute_gradient(
         )
         for attr, assign in zip(attrs, to_players, strict=True):
             totals[s] += assign(attr.detach().float())
-    return totals.reshape(n_rows, n_bg, -1).mean(1)
+    return totals.reshape(n_x, n_bg, -1).mean(1)
 
 
 def _gradient_layers(
@@ -181,10 +173,6 @@ def _gradient_layers(
     if model.wide is not None:
         add(model.wide, torch.tensor([players.slot_player("wide")]), 0)
     return layers, to_players
-
-
-def _n_rows(batch: Mapping[str, Any]) -> int:
-    return len(next(v for _, v in iter_leaves(batch)))
 
 
 def _chunks(n: int, size: int) -> list[slice]:

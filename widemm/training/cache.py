@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from widemm.data import take, to_device
+from widemm.data import n_rows, take, to_device
 from widemm.training.trainer import progress
 
 
@@ -118,12 +118,8 @@ def _tensors(x: Any) -> list[Tensor]:
     return [x]
 
 
-def _n_rows(x: Any) -> int:
-    return len(_tensors(x)[0])
-
-
 def _lengths(x: Any) -> Tensor:
     """Tokens per row when there is an attention mask, so batches pad little."""
     if isinstance(x, Mapping) and "attention_mask" in x:
         return x["attention_mask"].sum(1)
-    return torch.zeros(len(x) if hasattr(x, "row_keys") else _n_rows(x))
+    return torch.zeros(len(x) if hasattr(x, "row_keys") else n_rows(x))

@@ -64,9 +64,18 @@ def training_state(trainer: Trainer, model: nn.Module) -> dict[str, Any]:
     }
 
 
-def restore(trainer: Trainer, model: nn.Module, path: str | Path) -> int:
-    """Load a checkpoint into ``trainer`` and ``model``; return the epochs done."""
-    state = torch.load(path, map_location=trainer.device, weights_only=True)
+def load(path: str | Path, device: torch.device) -> dict[str, Any]:
+    """Read a checkpoint (tensors, numbers and containers only: no code runs)."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def restore(
+    trainer: Trainer, model: nn.Module, state: dict[str, Any], path: str | Path
+) -> int:
+    """Put checkpoint ``state`` (read from ``path``) into ``trainer`` and ``model``.
+
+    Returns the number of epochs done.
+    """
     if state["seed"] != trainer.seed:
         raise ValueError(
             f"Checkpoint {path} was written by a run with seed {state['seed']}, "

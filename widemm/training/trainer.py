@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from widemm.data import FrameDataset, make_loader, to_device
 from widemm.models.layers import BackboneEncoder
 from widemm.training.callbacks import Callback, EarlyStopping, LRScheduler
-from widemm.training.checkpoint import LAST, ModelCheckpoint, restore
+from widemm.training.checkpoint import LAST, ModelCheckpoint, load, restore
 from widemm.training.distributed import Distributed, Strategy
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,8 @@ class Trainer:
                     module.enable_activation_checkpointing()
         net = dist.wrap(model, cfg.strategy)
         resume_from = resume_from or self._last_checkpoint()
-        self.seed = _seed(cfg.random_state, resume_from)
+        state = load(resume_from, self.device) if resume_from else None
+        self.seed = _seed(cfg.random_state, state)
         per_rank = _per_rank(cfg.batch_size, dist.world_size)
         if isinstance(train, FrameDataset):
             loader: Any = train.loader(
@@ -201,7 +202,7 @@ class Trainer:
         self.should_stop, self.history = False, []
         for cb in self.active_callbacks:
             cb.on_fit_start(self, model)
-        first = restore(self, model, resume_from) if resume_from else 0
+        first = restore(self, model, state, str(resume_from)) if state else 0
         epochs = progress(
             range(first, cfg.max_epochs), verbose=cfg.verbose > 0, desc="epochs"
         )
@@ -253,6 +254,7 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         net.train()
         total, n_rows = torch.zeros((), device=self.device), 0
+        n_batches = len(loader)  # a stream counts its chunks: once per epoch
         batches = progress(loader, verbose=cfg.verbose > 1, desc="batches")
         for i, batch in enumerate(batches):
             batch = to_device(batch, self.device)
@@ -262,11 +264,11 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"Training loss is {loss.item()} at epoch {self.epoch + 1}, "
-                    f"batch {i + 1} of {len(loader)}. Lower learning_rate, try "
+                    f"batch {i + 1} of {n_batches}. Lower learning_rate, try "
                     "clip_grad_norm, or check that batch's inputs for extreme values."
                 )
             self.scaler.scale(loss / accumulate).backward()
-            if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+            if (i + 1) % accumulate == 0 or i + 1 == n_batches:
                 if cfg.clip_grad_norm is not None:
                     self.scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad_norm)
@@ -305,12 +307,12 @@ class Trainer:
         return torch.cat(out).numpy()
 
 
-def _seed(random_state: int | None, resume_from: str | Path | None) -> int:
+def _seed(random_state: int | None, state: dict[str, Any] | None) -> int:
     """Return the run's seed: the given one, the resumed run's, or a random one."""
     if random_state is not None:
         return random_state
-    if resume_from is not None:
-        return int(torch.load(resume_from, weights_only=True)["seed"])
+    if state is not None:
+        return int(state["seed"])
     return int(torch.randint(2**31 - 1, ()))
 
 
