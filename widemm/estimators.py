@@ -272,9 +272,8 @@ class BaseWideDeep(BaseEstimator):
                 valid = FrameDataset(
                     self._inputs(valid_frame), self._encode_target(y_valid)
                 )
-            if self.image_augment:
-                for slot in set(self._image_slots()) - set(self._cached_slots()):
-                    train.inputs[slot] = train.inputs[slot].with_augment(True)
+            if isinstance(train, FrameDataset):  # a stream augments its chunks
+                train.inputs = self._augmented(train.inputs)
             trainer = Trainer(self._config(seed), self.callbacks or ())
             self.history_ = pd.DataFrame(trainer.fit(self.model_, train, valid))
         self.model_.cpu()
@@ -404,6 +403,13 @@ class BaseWideDeep(BaseEstimator):
             inputs[slot] = self._cache(slot, self.model_.encoders[slot], inputs[slot])
         return inputs
 
+    def _augmented(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Training inputs: images decoded with random crops and flips if asked."""
+        if not self.image_augment:
+            return inputs
+        slots = set(self._image_slots()) - set(self._cached_slots())
+        return {k: v.with_augment(True) if k in slots else v for k, v in inputs.items()}
+
     def _cached_slots(self) -> list[str]:
         """Slots whose frozen encoder's outputs come from the feature cache."""
         if not self.cache_features:
@@ -437,7 +443,7 @@ class BaseWideDeep(BaseEstimator):
         def transform(frame: pd.DataFrame) -> dict[str, Any]:
             values = check_target(frame.pop(y), len(frame), numeric=numeric)
             inputs = self._inputs(check_frame(self, frame, reset=False))
-            return {**inputs, "target": self._encode_target(values)}
+            return {**self._augmented(inputs), "target": self._encode_target(values)}
 
         stream.transform = transform
         return stream, sample, target

@@ -332,6 +332,25 @@ def test_stream_batches_cover_every_row_once_and_shard_over_ranks(adult_parquet)
     assert not torch.equal(one, again)  # a new order each epoch
 
 
+def test_streamed_images_are_augmented_while_training(tmp_path):
+    df = pd.read_parquet(DATA / "emoji" / "emoji.parquet").sample(120, random_state=0)
+    df = df[["image_path", "added_in"]].assign(flag=df["category"].eq("Flags"))
+    df.to_parquet(tmp_path / "emoji.parquet", index=False)
+    model = WideDeepClassifier(
+        image_root=str(DATA / "emoji"),
+        image_size=32,
+        image_augment=True,
+        max_epochs=2,
+        stream_chunk_rows=50,
+        random_state=0,
+    ).fit(tmp_path / "emoji.parquet", "flag")
+    assert len(model.history_) == 2
+    X = df.drop(columns="flag")
+    assert model._augmented(model._inputs(X))["image_0"].augment
+    assert not model._inputs(X)["image_0"].augment  # predicting never augments
+    assert model.predict_proba(X).shape == (120, 2)
+
+
 def test_streaming_errors_name_the_problem(adult_parquet, tmp_path):
     folder, _ = adult_parquet
     model = WideDeepClassifier(max_epochs=1)
