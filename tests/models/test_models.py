@@ -3,12 +3,35 @@ import torch
 
 from widemm.models import (
     FUSIONS,
+    IMAGE_MODELS,
     TAB_MODELS,
+    TEXT_MODELS,
     Wide,
     WideDeep,
     make_fusion,
+    make_image_model,
     make_tab_model,
+    make_text_model,
 )
+
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def assert_every_parameter_learns(module, out):
+    """timm's rule: every trainable parameter gets a non-zero gradient.
+
+    The objective is a seeded random projection of the output: ``out.sum()`` can be
+    constant (after a LayerNorm), making its gradients rounding noise.
+    """
+    g = torch.Generator().manual_seed(0)
+    (out * torch.randn(out.shape, generator=g)).sum().backward()
+    dead = [
+        name
+        for name, p in module.named_parameters()
+        if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
+    assert not dead, f"parameters with no gradient: {dead}"
 
 
 def tab_batch(n=6, cards=(4, 7), n_cont=3):
@@ -22,16 +45,50 @@ def tab_batch(n=6, cards=(4, 7), n_cont=3):
 @pytest.mark.parametrize("name", sorted(TAB_MODELS))
 @pytest.mark.parametrize(("cards", "n_cont"), [((4, 7), 3), ((4,), 0), ((), 2)])
 def test_tab_model_contract(name, cards, n_cont):
+    torch.manual_seed(0)
     model = make_tab_model(name, list(cards), [3] * len(cards), n_cont).eval()
-    x = tab_batch(cards=cards, n_cont=n_cont)
+    x = tab_batch(n=16, cards=cards, n_cont=n_cont)
     out = model(x)
-    assert out.shape == (6, model.output_dim)
-    p = torch.randperm(6)
+    assert out.shape == (16, model.output_dim)
+    p = torch.randperm(16)
     torch.testing.assert_close(model({k: v[p] for k, v in x.items()}), out[p])
-    out.sum().backward()
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    assert grads
-    assert any(g.abs().sum() > 0 for g in grads)
+    assert_every_parameter_learns(model, out)
+
+
+def tokens(n=6, length=10, vocab=40):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, vocab, (n, length), generator=g)
+    lengths = torch.randint(1, length + 1, (n,), generator=g)
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
+    return {"input_ids": ids * mask, "attention_mask": mask}
+
+
+def pixels(n=6, size=32):
+    return {"pixels": torch.randn(n, 3, size, size, generator=torch.Generator())}
+
+
+ENCODERS = {
+    **{f"text:{k}": (lambda k=k: make_text_model(k, 40), tokens) for k in TEXT_MODELS},
+    **{f"image:{k}": (lambda k=k: make_image_model(k), pixels) for k in IMAGE_MODELS},
+    "image:resnet18": (lambda: make_image_model("resnet18"), pixels),
+    "text:minilm-unfrozen": (lambda: make_text_model(MINILM, 0, freeze=False), tokens),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_encoder_contract(name):
+    torch.manual_seed(0)
+    make, batch = ENCODERS[name]
+    encoder, x = make(), batch()
+    out = encoder.train()(x)
+    assert out.shape == (6, encoder.output_dim)
+    assert_every_parameter_learns(encoder, out)
+    encoder.eval()
+    p = torch.randperm(6)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encoder({k: v[p] for k, v in x.items()}), encoder(x)[p]
+        )
 
 
 def test_make_tab_model_unknown_name_suggests():
@@ -41,14 +98,15 @@ def test_make_tab_model_unknown_name_suggests():
 
 @pytest.mark.parametrize("name", sorted(FUSIONS))
 def test_fusion_contract(name):
+    torch.manual_seed(0)
     dims = {"tab": 8, "text_0": 12, "image_0": 16}
     fusion = make_fusion(name, dims).eval()
     emb = {k: torch.randn(5, d, requires_grad=True) for k, d in dims.items()}
     assert fusion.slots == sorted(dims)
-    mask = {k: torch.ones(5, dtype=torch.bool) for k in dims}
+    mask = {k: torch.arange(5) != i for i, k in enumerate(sorted(dims))}  # one absent
     out = fusion(emb, mask)
     assert out.shape == (5, fusion.output_dim)
-    out.sum().backward()
+    assert_every_parameter_learns(fusion, out)
     assert all(e.grad.abs().sum() > 0 for e in emb.values())  # every input counts
     p = torch.randperm(5)
     y = fusion({k: v[p] for k, v in emb.items()}, {k: v[p] for k, v in mask.items()})

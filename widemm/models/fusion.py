@@ -47,13 +47,17 @@ class Fusion(nn.Module):
 
     output_dim: int
     taps: nn.ModuleDict
+    # False for a fusion that masks absent slots out instead of filling them in:
+    # it then holds no "absent" embeddings (they would never get a gradient).
+    fills_absent = True
 
     def __init__(self, input_dims: Mapping[str, int], modality_dropout: float = 0.0):
         super().__init__()
         self.slots = sorted(input_dims)
         self.modality_dropout = modality_dropout
+        slots = self.slots if self.fills_absent else []
         self.absent = nn.ParameterDict(
-            {k: nn.Parameter(torch.zeros(input_dims[k])) for k in self.slots}
+            {k: nn.Parameter(torch.zeros(input_dims[k])) for k in slots}
         )
         # Identity taps on each slot's filled embedding: the layers that
         # gradient explanations attribute to (see ``widemm.explain``).
@@ -80,10 +84,11 @@ class Fusion(nn.Module):
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
         """Return the embeddings in slot order with absent rows replaced, and masks."""
         masks = self.presence(embeddings, present)
-        filled = [
-            self.taps[k](torch.where(masks[k][:, None], e, self.absent[k].to(e.dtype)))
-            for k, e in ((k, embeddings[k]) for k in self.slots)
-        ]
+        filled = []
+        for k in self.slots:
+            e = embeddings[k]
+            fill = self.absent[k].to(e.dtype) if self.fills_absent else e.new_zeros(())
+            filled.append(self.taps[k](torch.where(masks[k][:, None], e, fill)))
         return filled, masks
 
 
@@ -296,7 +301,8 @@ class AttentionFusion(_Projected):
 
     Each slot's embedding is projected to ``dim`` and gets a learned modality-type
     embedding; absent slots are masked out of the attention (the CLS token is
-    always there). The output is the CLS token's final state.
+    always there), so this fusion has no learned "absent" embeddings. The output
+    is the CLS token's final state.
 
     Parameters
     ----------
@@ -311,6 +317,8 @@ class AttentionFusion(_Projected):
     modality_dropout : float
         See :class:`Fusion`.
     """
+
+    fills_absent = False
 
     def __init__(
         self,

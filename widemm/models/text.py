@@ -75,6 +75,8 @@ class HFTextEncoder(BackboneEncoder):
             self.backbone = AutoModel.from_pretrained(path)
         else:  # architecture only: the caller loads the weights
             self.backbone = AutoModel.from_config(config)
+        if isinstance(getattr(self.backbone, "pooler", None), nn.Module):
+            self.backbone.pooler = None  # unused (we pool ourselves): never trains
         self.pooling, self.pool_layers = pooling, pool_layers
         self.output_dim = int(config.hidden_size) * pool_layers
         layers = _layers(self.backbone, config.num_hidden_layers)
