@@ -49,8 +49,8 @@ def shap_kernel(model, explanation, background: pd.DataFrame) -> tuple:
     from widemm.explain.players import Players
 
     x = explanation._inputs
-    bg = model._inputs(background)
-    players = Players.of(model, x)
+    bg = model.pipeline_.inputs(background, model.model_)
+    players = Players.of(model.pipeline_, list(explanation.data.columns), x)
     game = coalition_game(model.model_.eval(), players, x, bg)
     values = []
 

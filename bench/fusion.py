@@ -20,22 +20,18 @@ from reviews import MINILM, TEXT, data
 from sklearn.metrics import roc_auc_score
 
 from widemm import WideDeepClassifier
+from widemm.cache import FeatureCache
 from widemm.models import FUSIONS
-from widemm.training.cache import FeatureCache
+from widemm.pipeline import FeaturePipeline
 
 SEEDS = (0, 1, 2)
 CACHE = FeatureCache()
-
-
-class SharedCache(WideDeepClassifier):
-    """WideDeepClassifier whose frozen-encoder cache lives across fits."""
-
-    def _make_cache(self) -> FeatureCache:
-        return CACHE
+# Every fit here has the same text model and columns: one cache serves them all.
+FeaturePipeline.feature_cache = lambda self: CACHE  # type: ignore[method-assign]
 
 
 def fit_score(fusion: str, seed: int, X_train, y_train, tests, **params) -> dict:
-    model = SharedCache(text_model=MINILM, fusion=fusion, random_state=seed, **params)
+    model = WideDeepClassifier(text_model=MINILM, fusion=fusion, random_state=seed, **params)
     _, fit_s = timed(lambda: model.fit(X_train, y_train))
     aucs = {
         k: roc_auc_score(y, model.predict_proba(X)[:, 1]) for k, (X, y) in tests.items()

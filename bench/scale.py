@@ -50,7 +50,7 @@ def throughput() -> None:
     X_train, _, y_train, _ = split("adult", "income")
     model = WideDeepClassifier(max_epochs=1, random_state=0).fit(X_train, y_train)
     target = torch.from_numpy((y_train == ">50K").to_numpy().astype("float32"))
-    data = FrameDataset(model._inputs(X_train), target)
+    data = FrameDataset(model.pipeline_.inputs(X_train, model.model_), target)
     for batch_size in (64, 256, 1024, 4096):
         for workers in (0, 1, 2):
             config = replace(

@@ -49,7 +49,7 @@ def test_ft_transformer_and_crossed_columns(adult_split):
         **FAST,
     ).fit(X_train, y_train)
     assert (
-        model.preprocessors_["wide"].get_feature_names_out()[-1]
+        model.pipeline_.preprocessors_["wide"].get_feature_names_out()[-1]
         == "education_x_occupation"
     )
     assert roc_auc_score(y_test == ">50K", model.predict_proba(X_test)[:, 1]) > 0.85
@@ -94,7 +94,7 @@ def test_regressor_learns_california_housing():
     model = WideDeepRegressor(max_epochs=15, random_state=0).fit(X_train, y_train)
     assert model.predict(X_test).shape == (len(X_test),)
     assert r2_score(y_test, model.predict(X_test)) > 0.65  # a linear model gets ~0.6
-    assert "wide" not in model.preprocessors_  # no categorical column
+    assert "wide" not in model.pipeline_.preprocessors_  # no categorical column
 
 
 def test_works_with_sklearn_tools(adult_split):

@@ -81,7 +81,7 @@ def test_linear_model_gets_the_closed_form_shapley_values(method):
     ).fit(df, y)
     X, background = df[:30], df[100:120]
     e = linear.explain(X, method, background)
-    tab = linear.preprocessors_["tab"]
+    tab = linear.pipeline_.preprocessors_["tab"]
     weights = linear.model_.head.weight[0].detach().double().numpy()
     centred = tab.transform(X) - tab.transform(background).mean(axis=0)
     expected = centred * weights * linear.y_scale_

@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "WideDeepClassifier": "widemm.estimators",
     "WideDeepRegressor": "widemm.estimators",
-    "load": "widemm.persistence",
+    "load": "widemm.loading",
+    "FeaturePipeline": "widemm.pipeline",
     "infer_schema": "widemm.schema",
     "ColumnSchema": "widemm.schema",
     "TabPreprocessor": "widemm.preprocessing",

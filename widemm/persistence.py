@@ -1,117 +1,129 @@
-"""Save and load fitted estimators: weights in safetensors, everything else in JSON.
+"""A codec for fitted objects: weights in safetensors, everything else in JSON.
 
 Nothing is pickled and loading runs no code from the files: JSON values are
-decoded by a fixed set of tags, and objects are rebuilt only from the classes
-listed in ``_CLASSES``.
+decoded by a fixed set of tags, objects are rebuilt only from the classes the
+caller allows (``classes``), with their saved parameters, and only fitted-state
+attributes (``name_``) are set on them. This module knows no estimator: the
+estimators pass the classes they are made of.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from torch import nn
 
 from widemm.schema import ColumnSchema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
+Classes = Mapping[str, type]  # "module.QualName" -> class: what may be rebuilt
 
 
-def _classes() -> dict[str, type]:
-    from sklearn.preprocessing import QuantileTransformer, StandardScaler
-
-    from widemm.estimators import WideDeepClassifier, WideDeepRegressor
-    from widemm.preprocessing import (
-        ImagePreprocessor,
-        TabPreprocessor,
-        TextPreprocessor,
-        WidePreprocessor,
-    )
-
-    classes = [
-        WideDeepClassifier,
-        WideDeepRegressor,
-        ImagePreprocessor,
-        TabPreprocessor,
-        TextPreprocessor,
-        WidePreprocessor,
-        StandardScaler,
-        QuantileTransformer,
-    ]
-    return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
+def class_key(cls: type) -> str:
+    """Return the name a class is saved under: ``module.QualName``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def save(estimator: BaseEstimator, path: str | Path) -> None:
-    """Write a fitted estimator to the folder ``path`` (created if needed)."""
+def save(
+    path: str | os.PathLike[str], obj: BaseEstimator, model: nn.Module, classes: Classes
+) -> None:
+    """Write ``obj`` (JSON: its parameters and fitted state) and ``model``'s weights.
+
+    The fitted state is every attribute ending in ``_`` but ``model_`` (the
+    weights file holds that). Every object inside must be of ``classes``.
+    """
     from safetensors.torch import save_model
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v for k, v in vars(estimator).items() if k.endswith("_") and k != "model_"
-    }
     config = {
         "format_version": FORMAT_VERSION,
-        "estimator": _encode_object(estimator, state),
+        "estimator": _encode_object(obj, classes, skip={"model_"}),
     }
     (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-    save_model(estimator.model_, str(path / WEIGHTS_FILE))  # shared weights once
+    save_model(model, str(path / WEIGHTS_FILE))  # shared weights once
 
 
-def load(path: str | Path) -> Any:
-    """Load an estimator written by ``save``; it predicts exactly as before saving.
+def load(path: str | os.PathLike[str], classes: Classes) -> Any:
+    """Rebuild the object written by ``save``, without its model (``load_weights``).
 
-    Parameters
-    ----------
-    path : str or Path
-        The folder given to ``save``.
-
-    Returns
-    -------
-    WideDeepClassifier or WideDeepRegressor
+    An unknown class, an unknown key, or a state key that is not a fitted
+    attribute (or would shadow a method or parameter) raises a ValueError naming it.
     """
-    from safetensors.torch import load_model
-
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
         raise FileNotFoundError(
             f"{path} holds no {CONFIG_FILE}: not a saved widemm model."
         )
     config = json.loads((path / CONFIG_FILE).read_text())
-    if config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
         raise ValueError(
-            f"{path / CONFIG_FILE} has format version {config.get('format_version')}; "
-            f"this widemm reads version {FORMAT_VERSION}."
+            f"{path / CONFIG_FILE} has format version {version}; this widemm reads "
+            f"version {FORMAT_VERSION}."
         )
-    estimator = _decode(config["estimator"])
-    estimator.model_ = estimator._build_model(pretrained=False)
-    load_model(estimator.model_, str(path / WEIGHTS_FILE))
-    estimator.model_.eval()
-    return estimator
+    _check_keys(config, {"format_version", "estimator"}, str(path / CONFIG_FILE))
+    return _decode(config["estimator"], classes)
 
 
-def _encode_object(obj: BaseEstimator, state: dict[str, Any]) -> dict[str, Any]:
-    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
-    if name not in _classes():
+def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Set every weight of ``model`` from the folder written by ``save``."""
+    from safetensors.torch import load_model
+
+    file = Path(path) / WEIGHTS_FILE
+    missing, unexpected = load_model(model, str(file), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{file} does not fit the model that {CONFIG_FILE} describes: missing "
+            f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
+        )
+
+
+def _is_state_key(key: str) -> bool:
+    """Fitted state: ``name_`` (scikit-learn's convention), never ``_private``."""
+    return key.isidentifier() and key.endswith("_") and not key.startswith("_")
+
+
+def _check_keys(entry: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(entry) - allowed
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown key(s) {sorted(unknown)}; expected {sorted(allowed)}."
+        )
+
+
+def _encode_object(
+    obj: BaseEstimator, classes: Classes, skip: set[str] | None = None
+) -> dict[str, Any]:
+    name = class_key(type(obj))
+    if name not in classes:
         raise TypeError(f"Cannot save a {name}: only widemm's own classes are saved.")
     params = obj.get_params(deep=False)
     if params.get("callbacks"):  # training-time objects: not needed to predict
         params["callbacks"] = None
     if isinstance(params.get("checkpoint_dir"), os.PathLike):
         params["checkpoint_dir"] = str(params["checkpoint_dir"])
+    state = {
+        k: v
+        for k, v in vars(obj).items()
+        if _is_state_key(k) and k not in (skip or set())
+    }
     return {
         "__object__": name,
-        "params": _encode(params),
-        "state": _encode(state),
+        "params": _encode(params, classes),
+        "state": _encode(state, classes),
     }
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: Any, classes: Classes) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, np.generic):
@@ -123,54 +135,66 @@ def _encode(value: Any) -> Any:
         }
     if isinstance(value, pd.Index):
         return {
-            "__index__": _encode(value.to_numpy(dtype=object)),
+            "__index__": _encode(value.to_numpy(dtype=object), classes),
             "dtype": str(value.dtype),
         }
     if isinstance(value, pd.DataFrame):
-        return {"__frame__": _encode({str(k): v.to_numpy() for k, v in value.items()})}
+        columns = {str(k): v.to_numpy() for k, v in value.items()}
+        return {"__frame__": _encode(columns, classes)}
     if isinstance(value, ColumnSchema):
         return {"__schema__": value.to_dict()}
     if isinstance(value, BaseEstimator):
-        params = value.get_params(deep=False)
-        return _encode_object(
-            value, {k: v for k, v in vars(value).items() if k not in params}
-        )
+        return _encode_object(value, classes)
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
+        return {"__tuple__": [_encode(v, classes) for v in value]}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [_encode(v, classes) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"__dict__": {k: _encode(v) for k, v in value.items()}}
+        return {"__dict__": {k: _encode(v, classes) for k, v in value.items()}}
     raise TypeError(
         f"Cannot save a value of type {type(value).__name__} ({value!r:.80}). "
-        "Estimator "
-        "parameters must be names, numbers or lists, not callables or modules."
+        "Estimator parameters must be names, numbers or lists, not callables or "
+        "modules."
     )
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, classes: Classes) -> Any:
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, classes) for v in value]
     if not isinstance(value, dict):
         return value
     if "__object__" in value:
-        cls = _classes().get(value["__object__"])
-        if cls is None:
-            raise ValueError(f"Refusing to load unknown class {value['__object__']!r}.")
-        obj = cls(**_decode(value["params"]))
-        for k, v in _decode(value["state"]).items():
-            setattr(obj, k, v)
-        return obj
+        return _decode_object(value, classes)
     if "__ndarray__" in value:
         return np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
     if "__index__" in value:
-        return pd.Index(_decode(value["__index__"]), dtype=value["dtype"])
+        return pd.Index(_decode(value["__index__"], classes), dtype=value["dtype"])
     if "__frame__" in value:
-        return pd.DataFrame(_decode(value["__frame__"]))
+        return pd.DataFrame(_decode(value["__frame__"], classes))
     if "__schema__" in value:
         return ColumnSchema.from_dict(value["__schema__"])
     if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
+        return tuple(_decode(v, classes) for v in value["__tuple__"])
     if "__dict__" in value:
-        return {k: _decode(v) for k, v in value["__dict__"].items()}
+        return {k: _decode(v, classes) for k, v in value["__dict__"].items()}
     raise ValueError(f"Unknown entry in saved model: {sorted(value)}")
+
+
+def _decode_object(entry: dict[str, Any], classes: Classes) -> Any:
+    name = entry["__object__"]
+    _check_keys(entry, {"__object__", "params", "state"}, f"The entry of {name!r}")
+    cls = classes.get(name)
+    if cls is None:
+        raise ValueError(f"Refusing to load unknown class {name!r}.")
+    params = _decode(entry["params"], classes)
+    known = set(cls._get_param_names())  # type: ignore[attr-defined]
+    _check_keys(params, known, f"The parameters of {name}")
+    obj = cls(**params)
+    for key, value in _decode(entry["state"], classes).items():
+        if not _is_state_key(key) or hasattr(cls, key) or key in known:
+            raise ValueError(
+                f"The saved state of {name} has key {key!r}, which is not a fitted "
+                "attribute (name_) or would replace one of the class's own names."
+            )
+        setattr(obj, key, value)
+    return obj

@@ -32,6 +32,9 @@ class ColumnSchema:
         Column crosses (each a tuple of two or more columns) for the wide part.
     ignored : dict of str to str
         Columns the model does not use, with the reason.
+
+    Slots (``ModuleDict`` keys cannot hold the ``.`` a column name may) map each
+    text and image column to its model slot: ``text_slots``, ``image_slots``.
     """
 
     cat_cols: tuple[str, ...] = ()
@@ -41,6 +44,21 @@ class ColumnSchema:
     wide_cols: tuple[str, ...] = ()
     crossed_cols: tuple[tuple[str, ...], ...] = ()
     ignored: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text_slots(self) -> dict[str, str]:
+        """Model slot -> text column: ``{"text_0": "title", ...}``."""
+        return {f"text_{i}": c for i, c in enumerate(self.text_cols)}
+
+    @property
+    def image_slots(self) -> dict[str, str]:
+        """Model slot -> image column: ``{"image_0": "photo", ...}``."""
+        return {f"image_{i}": c for i, c in enumerate(self.image_cols)}
+
+    @property
+    def deep_cols(self) -> tuple[str, ...]:
+        """Columns of the deep parts (tabular, text, image), role by role."""
+        return (*self.cat_cols, *self.cont_cols, *self.text_cols, *self.image_cols)
 
     def role(self, col: str) -> str:
         """Return ``'cat'``, ``'cont'``, ``'text'``, ``'image'`` or ``'ignored'``."""

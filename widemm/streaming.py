@@ -11,6 +11,7 @@ their batch is drawn.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ class ParquetStream:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | os.PathLike[str],
         chunk_rows: int = 65536,
         transform: Callable[[pd.DataFrame], Batch] | None = None,
     ) -> None:
@@ -53,6 +54,30 @@ class ParquetStream:
         self.n_rows = sum(self.file_rows)
         self.skip = np.zeros(0, dtype=np.int64)  # rows held out (validation)
         self.transform = transform  # chunk DataFrame -> batch of model inputs
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], target: Any, chunk_rows: int
+    ) -> ParquetStream:
+        """Open ``path`` for training on column ``target``, or say what is wrong."""
+        if not isinstance(target, str):
+            raise TypeError(
+                "Fitting from a parquet path takes y= the name of the target column, "
+                f"got {type(target).__name__}."
+            )
+        stream = cls(path, chunk_rows)
+        if target not in stream.columns:
+            raise ValueError(
+                f"Target column {target!r} is not in {path}; its columns: "
+                f"{stream.columns}."
+            )
+        return stream
+
+    def identity(self) -> str:
+        """Return the files' names, sizes and modification times (an id of the data)."""
+        return repr(
+            [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in self.files]
+        )
 
     def chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         """Yield (first global row, DataFrame) for each chunk, in file order."""
@@ -86,37 +111,43 @@ class ParquetStream:
     ) -> Iterator[Batch]:
         """Yield training batches (rows not in ``skip``), shuffled with (seed, epoch).
 
-        Rank ``r`` of ``world_size`` takes every ``world_size``-th row of each
-        chunk's permutation, as ``make_loader`` does.
+        Each chunk's permutation is cut into global batches of ``batch_size`` rows,
+        of which rank ``r`` of ``world_size`` takes rows ``r, r + world_size, ...``
+        (as ``widemm.data.GlobalBatches`` does): no row is duplicated.
         """
         g = torch.Generator().manual_seed(seed + epoch)
         for _, frame in self._shuffled_chunks(g):
             keep = ~np.isin(frame.index.to_numpy(), self.skip)
             inputs = self.transform(frame[keep])  # type: ignore[misc]
             order = torch.randperm(int(keep.sum()), generator=g)
-            pad = -len(order) % world_size  # every rank gets as many rows
-            order = torch.cat([order, order[:pad]])[rank::world_size]
             for i in range(0, len(order), batch_size):
-                yield take(inputs, order[i : i + batch_size])
+                yield take(inputs, order[i : i + batch_size][rank::world_size])
 
     def loader(
-        self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
     ) -> StreamLoader:
-        """Return the epochs' batches as the Trainer iterates them."""
+        """Return the epochs' batches as the Trainer iterates them.
+
+        ``num_workers`` is accepted for the common signature of training data;
+        chunks are read and transformed in this process.
+        """
         if self.transform is None:
             raise ValueError("Set the stream's transform (chunk -> batch) first.")
         return StreamLoader(self, batch_size, seed, rank, world_size)
 
-    def n_batches(self, batch_size: int, world_size: int = 1) -> int:
-        """Batches per epoch per rank, from the chunk sizes and held-out rows."""
+    def n_batches(self, batch_size: int) -> int:
+        """Batches per epoch (on every rank), from the chunks and held-out rows."""
         total, start = 0, 0
         for rows in self.file_rows:
             for first in range(start, start + rows, self.chunk_rows):
                 last = min(first + self.chunk_rows, start + rows)
                 held_out = (self.skip >= first) & (self.skip < last)
-                n = last - first - int(held_out.sum())
-                mine = -(-n // world_size)
-                total += -(-mine // batch_size)
+                total += -(-(last - first - int(held_out.sum())) // batch_size)
             start += rows
         return total
 
@@ -159,4 +190,4 @@ class StreamLoader:
         )
 
     def __len__(self) -> int:
-        return self.stream.n_batches(self.batch_size, self.world_size)
+        return self.stream.n_batches(self.batch_size)

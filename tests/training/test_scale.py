@@ -57,8 +57,10 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "never.pt").exists()
     state = torch.load(tmp_path / "ckpt" / LAST, weights_only=True)
-    assert state["epochs_done"] == 2  # the kill came mid-epoch 3
-    assert {"optimizer", "scaler", "callbacks", "seed"} <= set(state)
+    assert len(state["history"]) == 2  # the kill came mid-epoch 3
+    assert {"optimizer", "scaler", "callbacks", "seed", "should_stop", "run"} <= set(
+        state
+    )
     resumed = run(tmp_path / "resumed.pt", "--checkpoint", tmp_path / "ckpt")
     assert "history [1, 2, 3, 4]" in resumed.stderr
     assert_same_weights(tmp_path / "straight.pt", tmp_path / "resumed.pt")
@@ -346,8 +348,8 @@ def test_streamed_images_are_augmented_while_training(tmp_path):
     ).fit(tmp_path / "emoji.parquet", "flag")
     assert len(model.history_) == 2
     X = df.drop(columns="flag")
-    assert model._augmented(model._inputs(X))["image_0"].augment
-    assert not model._inputs(X)["image_0"].augment  # predicting never augments
+    assert model.pipeline_.training_inputs(model.pipeline_.transform(X), model.model_)["image_0"].augment
+    assert not model.pipeline_.inputs(X, model.model_)["image_0"].augment  # predicting never augments
     assert model.predict_proba(X).shape == (120, 2)
 
 

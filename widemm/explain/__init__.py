@@ -1,6 +1,7 @@
 """Explanations: attributions per DataFrame column, text token and image region.
 
-``estimator.explain(X)`` returns an :class:`Explanation`. The explained output is
+``estimator.explain(X)`` (or :func:`explain` on a fitted ``model_`` and
+``pipeline_``) returns an :class:`Explanation`. The explained output is
 the model's logit (classifiers: of the positive class, or of each row's predicted
 class when there are more than two; see ``class_index``) or the predicted value
 (regressors, in the target's units). See ``widemm.explain.attribution`` for the
@@ -20,10 +21,26 @@ import torch
 from widemm.data import FrameDataset, take
 from widemm.explain.attribution import attribute_gradient, attribute_permutation
 from widemm.explain.players import Players
-from widemm.training.trainer import seeded
+from widemm.models import WideDeep
+from widemm.pipeline import FeaturePipeline
+from widemm.runtime import seeded
+from widemm.training import Task
 
 Method = Literal["gradient", "permutation"]
 METHODS = ("gradient", "permutation")
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a model's outputs mean: the task, class labels, the target's units.
+
+    Regression outputs are ``logit * scale + shift`` in the target's units.
+    """
+
+    task: Task
+    classes: np.ndarray | None = None
+    scale: float = 1.0
+    shift: float = 0.0
 
 
 @dataclass
@@ -47,6 +64,8 @@ class Explanation:
         What is explained, e.g. ``"logit of >50K"`` or ``"value"``.
     data : DataFrame
         The explained rows.
+    model, pipeline : WideDeep, FeaturePipeline
+        What was explained (for drill-down and plots).
     """
 
     values: pd.DataFrame
@@ -55,7 +74,8 @@ class Explanation:
     method: str
     output_name: str
     data: pd.DataFrame
-    _estimator: Any = field(repr=False)
+    model: WideDeep = field(repr=False)
+    pipeline: FeaturePipeline = field(repr=False)
     _inputs: dict[str, Any] = field(repr=False)
     _target: torch.Tensor = field(repr=False)
     _scale: float = field(repr=False, default=1.0)
@@ -80,7 +100,8 @@ class Explanation:
 
         frame, inputs, target = self._row(row)
         out = token_attributions(
-            self._estimator,
+            self.model,
+            self.pipeline,
             frame,
             inputs,
             column,
@@ -97,7 +118,8 @@ class Explanation:
 
         frame, inputs, target = self._row(row)
         values = region_attributions(
-            self._estimator,
+            self.model,
+            self.pipeline,
             frame,
             inputs,
             column,
@@ -139,17 +161,50 @@ class Explanation:
 
 
 def explain(
-    estimator: Any,
+    model: WideDeep,
+    pipeline: FeaturePipeline,
     X: pd.DataFrame,
     background: pd.DataFrame | None = None,
     method: Method = "gradient",
+    *,
+    output: Output,
     class_index: int | None = None,
     n_background: int = 20,
     n_steps: int = 32,
     n_samples: int = 16,
     random_state: int = 0,
 ) -> Explanation:
-    """Explain ``estimator``'s outputs on ``X``; see ``BaseWideDeep.explain``."""
+    """Attribute each row's output to its columns (SHAP-style).
+
+    Parameters
+    ----------
+    model, pipeline : WideDeep, FeaturePipeline
+        A fitted estimator's ``model_`` and ``pipeline_``.
+    X : DataFrame
+        Rows to explain, with the columns the pipeline was fitted on.
+    background : DataFrame, optional
+        Reference rows (e.g. a training sample); by default X itself.
+        ``n_background`` of them are sampled.
+    method : {"gradient", "permutation"}
+        Integrated Gradients on each column's layer (fast; exact sum up to
+        quadrature error) or permutation-sampled Shapley values over the columns
+        (model-agnostic; exact sum, sampled values). See
+        :mod:`widemm.explain.attribution`.
+    output : Output
+        The task and what the outputs mean (class labels, target units).
+    class_index : int, optional
+        Multiclass: explain this class's logit instead of the predicted one.
+    n_steps : int
+        Integration steps of the gradient method.
+    n_samples : int
+        Permutations of the permutation method.
+    random_state : int
+        Seeds the background sample and the permutations.
+
+    Returns
+    -------
+    Explanation
+    """
     method = _method(method)
     if background is None:
         if len(X) < 10:
@@ -160,33 +215,32 @@ def explain(
         background = X
     if len(background) > n_background:
         background = background.sample(n_background, random_state=random_state)
-    model = estimator.model_.eval()
-    x = _materialise(estimator._inputs(X))
-    bg = _materialise(estimator._inputs(background))
-    players = Players.of(estimator, x)
+    model = model.eval()
+    x = _materialise(pipeline.inputs(X, model))
+    bg = _materialise(pipeline.inputs(background, model))
+    players = Players.of(pipeline, list(X.columns), x)
     with torch.no_grad():
-        output = model(x).double()
+        out = model(x).double()
         base = model(bg).double().mean(0)
-    target = _target(estimator, output, class_index)
+    target = _target(out, class_index)
     if method == "gradient":
         values = attribute_gradient(model, players, x, bg, target, n_steps=n_steps)
     else:
         with seeded(random_state):
             values = attribute_permutation(model, players, x, bg, target, n_samples)
-    scale, shift = 1.0, 0.0
-    if estimator._task == "regression":
-        scale, shift = estimator.y_scale_, estimator.y_mean_
+    scale, shift = output.scale, output.shift
     rows = torch.arange(len(X))
     return Explanation(
         values=pd.DataFrame(
             values.double().numpy() * scale, index=X.index, columns=players.names
         ),
         base_value=pd.Series(base[target].numpy() * scale + shift, index=X.index),
-        output=pd.Series(output[rows, target].numpy() * scale + shift, index=X.index),
+        output=pd.Series(out[rows, target].numpy() * scale + shift, index=X.index),
         method=method,
-        output_name=_output_name(estimator, target),
+        output_name=_output_name(output, target),
         data=X,
-        _estimator=estimator,
+        model=model,
+        pipeline=pipeline,
         _inputs=x,
         _target=target,
         _scale=scale,
@@ -205,7 +259,7 @@ def _materialise(inputs: dict[str, Any]) -> dict[str, Any]:
     return data[slice(0, len(data))]
 
 
-def _target(estimator: Any, output: torch.Tensor, class_index: int | None) -> Any:
+def _target(output: torch.Tensor, class_index: int | None) -> Any:
     n_out = output.shape[1]
     if class_index is not None:
         if not 0 <= class_index < n_out:
@@ -219,11 +273,11 @@ def _target(estimator: Any, output: torch.Tensor, class_index: int | None) -> An
     return output.argmax(1)
 
 
-def _output_name(estimator: Any, target: torch.Tensor) -> str:
-    if estimator._task == "regression":
+def _output_name(output: Output, target: torch.Tensor) -> str:
+    if output.classes is None:
         return "value"
-    if estimator._task == "binary":
-        return f"logit of {estimator.classes_[1]}"
-    classes = estimator.classes_[target.unique().numpy()]
+    if output.task == "binary":
+        return f"logit of {output.classes[1]}"
+    classes = output.classes[target.unique().numpy()]
     one = len(classes) == 1
     return f"logit of {classes[0]}" if one else "logit of each row's class"

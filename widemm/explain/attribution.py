@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from widemm.data import concat, n_rows, take
 from widemm.explain.players import Players
-from widemm.models.layers import AttributionLayer
+from widemm.models.layers import ColumnAttributable
 from widemm.models.widedeep import WideDeep
 
 
@@ -159,14 +159,13 @@ def _gradient_layers(
         if slot != "tab":
             add(model.fusion.taps[slot], torch.tensor([players.slot_player(slot)]), 0)
             continue
-        if not hasattr(encoder, "attribution_layers"):
+        if not isinstance(encoder, ColumnAttributable):
             raise TypeError(
                 f"method='gradient' needs the tabular model's per-column layers; "
                 f"{type(encoder).__name__} has no attribution_layers(). Use "
                 "method='permutation'."
             )
-        tab_layers: list[AttributionLayer] = encoder.attribution_layers()  # type: ignore[operator]
-        for module, kind, column in tab_layers:
+        for module, kind, column in encoder.attribution_layers():
             cols = players.leaves[("tab", kind)]
             assert isinstance(cols, Tensor)
             add(module, cols, column)

@@ -19,10 +19,14 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import take
+from widemm.models import WideDeep
+from widemm.models.layers import TokenAttributable
+from widemm.pipeline import FeaturePipeline
 
 
-def _slot_of(estimator: Any, column: str, kind: str) -> str:
-    slots = estimator._text_slots() if kind == "text" else estimator._image_slots()
+def _slot_of(pipeline: FeaturePipeline, column: str, kind: str) -> str:
+    schema = pipeline.schema_
+    slots = schema.text_slots if kind == "text" else schema.image_slots
     for slot, col in slots.items():
         if col == column:
             return slot
@@ -44,7 +48,8 @@ def _forward(model: nn.Module, row: dict[str, Any], slot: str, make: Any) -> Any
 
 
 def token_attributions(
-    estimator: Any,
+    model: WideDeep,
+    pipeline: FeaturePipeline,
     frame: pd.DataFrame,
     row: dict[str, Any],
     column: str,
@@ -56,14 +61,19 @@ def token_attributions(
     """Attribution of each token of ``column`` in the one-row ``frame``."""
     from tokenizers import Tokenizer
 
-    slot = _slot_of(estimator, column, "text")
-    pre = estimator.preprocessors_["text"]
+    slot = _slot_of(pipeline, column, "text")
+    pre = pipeline.preprocessors_["text"]
     tokens = pre.transform_frame(frame)[column]
     length = max(int(tokens.attention_mask[0].sum()), 1)
     ids = torch.from_numpy(tokens.input_ids[:, :length])
     mask = torch.from_numpy(tokens.attention_mask[:, :length])
     present = torch.from_numpy(tokens.present)
-    model, encoder = estimator.model_, estimator.model_.encoders[slot]
+    encoder = model.encoders[slot]
+    if not isinstance(encoder, TokenAttributable):
+        raise TypeError(
+            f"Column {column!r}'s encoder {type(encoder).__name__} has no "
+            "token_embeddings(): its tokens cannot be attributed."
+        )
     forward = _forward(
         model,
         row,
@@ -103,7 +113,8 @@ def token_attributions(
 
 
 def region_attributions(
-    estimator: Any,
+    model: WideDeep,
+    pipeline: FeaturePipeline,
     frame: pd.DataFrame,
     row: dict[str, Any],
     column: str,
@@ -114,12 +125,12 @@ def region_attributions(
     n_samples: int = 4,
 ) -> np.ndarray:
     """(grid, grid) attributions of the cells of the image in ``column``."""
-    slot = _slot_of(estimator, column, "image")
-    image = estimator.preprocessors_["image"].transform_frame(frame)[column]
+    slot = _slot_of(pipeline, column, "image")
+    image = pipeline.preprocessors_["image"].transform_frame(frame)[column]
     inputs = image[torch.tensor([0])]
     pixels, present = inputs["pixels"], inputs["present"]
     forward = _forward(
-        estimator.model_,
+        model,
         row,
         slot,
         lambda x: {"pixels": x, "present": present.expand(len(x))},

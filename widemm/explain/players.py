@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from widemm.pipeline import FeaturePipeline
+
 WIDE = "wide"
 
 
@@ -34,16 +36,22 @@ class Players:
     leaves: dict[tuple[str, ...], int | Tensor]
 
     @classmethod
-    def of(cls, estimator: Any, inputs: Mapping[str, Any]) -> Players:
-        """Players of ``estimator``'s columns, for its model ``inputs``."""
-        order = [c for c in estimator.feature_names_in_ if c in _used(estimator)]
+    def of(
+        cls, pipeline: FeaturePipeline, columns: list[str], inputs: Mapping[str, Any]
+    ) -> Players:
+        """Players of a fitted pipeline's deep columns (in ``columns`` order).
+
+        ``inputs`` are the pipeline's model inputs.
+        """
+        schema = pipeline.schema_
+        order = [c for c in columns if c in schema.deep_cols]
         names = [*order, *([WIDE] if "wide" in inputs else [])]
         index = {name: i for i, name in enumerate(names)}
         leaves: dict[tuple[str, ...], int | Tensor] = {}
         if "wide" in inputs:
             leaves[("wide",)] = index[WIDE]
         if "tab" in inputs:
-            tab = estimator.preprocessors_["tab"]
+            tab = pipeline.preprocessors_["tab"]
             cont = [*tab.cont_cols_, *tab.nan_cols_]  # indicator -> its column
             leaves[("tab", "cat")] = torch.tensor(
                 [index[c] for c in tab.vocab_], dtype=torch.long
@@ -51,7 +59,7 @@ class Players:
             leaves[("tab", "cont")] = torch.tensor(
                 [index[c] for c in cont], dtype=torch.long
             )
-        slots = {**estimator._text_slots(), **estimator._image_slots()}
+        slots = {**schema.text_slots, **schema.image_slots}
         for slot, col in slots.items():
             for path, _ in iter_leaves(inputs[slot], (slot,)):
                 leaves[path] = index[col]
@@ -75,11 +83,6 @@ class Players:
             keep = keep.reshape(*keep.shape, *[1] * (xv.ndim - keep.ndim))
             _set(out, path, torch.where(keep, xv, bv))
         return out
-
-
-def _used(estimator: Any) -> set[str]:
-    s = estimator.schema_
-    return {*s.cat_cols, *s.cont_cols, *s.text_cols, *s.image_cols}
 
 
 def iter_leaves(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple, Any]]:

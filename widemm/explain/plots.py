@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,7 +76,7 @@ def tokens(explanation: Explanation, row: Any = None, column: str | None = None)
     from matplotlib.colors import TwoSlopeNorm
 
     row = explanation.data.index[0] if row is None else row
-    column = column or _only(explanation._estimator.schema_.text_cols, "text")
+    column = column or _only(explanation.pipeline.schema_.text_cols, "text")
     table = explanation.tokens(row, column)
     words, values = _merge_word_pieces(table[~table["token"].isin(SPECIAL)])
     limit = max(float(np.abs(values).max()), 1e-12) if len(values) else 1.0
@@ -116,10 +117,10 @@ def regions(
     import torch
 
     row = explanation.data.index[0] if row is None else row
-    column = column or _only(explanation._estimator.schema_.image_cols, "image")
+    column = column or _only(explanation.pipeline.schema_.image_cols, "image")
     values = explanation.regions(row, column, grid=grid)
     # The image as the model sees it (resized, cropped), back from normalisation.
-    pre = explanation._estimator.preprocessors_["image"]
+    pre = explanation.pipeline.preprocessors_["image"]
     pixels = pre.transform_frame(explanation.data.loc[[row]])[column]
     pixels = pixels[torch.tensor([0])]["pixels"][0].permute(1, 2, 0).numpy()
     image = np.clip(pixels * np.asarray(pre.std) + np.asarray(pre.mean), 0, 1)
@@ -169,7 +170,7 @@ def _merge_word_pieces(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return words, np.asarray(values)
 
 
-def _only(columns: list[str], kind: str) -> str:
+def _only(columns: Sequence[str], kind: str) -> str:
     if len(columns) != 1:
         raise ValueError(f"Pass column=: the model has {len(columns)} {kind} columns.")
     return columns[0]

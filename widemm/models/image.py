@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.models.layers import BackboneEncoder, Encoder
+from widemm.models.registry import resolve
 
 
 def load_backbone(name: str, weights: Any = None) -> nn.Module:
@@ -117,19 +118,12 @@ class SmallCNN(Encoder):
 
     Parameters
     ----------
-    model_name : str
-        Unused; accepted for a common signature.
     channels : tuple of int
         Output channels of each conv block (conv-BN-ReLU, then 2x2 max-pool);
         the last is ``output_dim``.
     """
 
-    def __init__(
-        self,
-        model_name: str = "small_cnn",
-        *,
-        channels: tuple[int, ...] = (32, 64, 128),
-    ):
+    def __init__(self, *, channels: tuple[int, ...] = (32, 64, 128)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip((3, *channels), channels, strict=False):
@@ -155,11 +149,9 @@ def make_image_model(
 ) -> Encoder:
     """Build ``"small_cnn"``, a torchvision model (ImageEncoder), or a callable.
 
-    ``pretrained=False`` skips loading a torchvision model's weights (models
-    trained from scratch have none to skip).
+    A callable is called as ``spec(**params)``. ``pretrained=False`` skips loading
+    a torchvision model's weights (models trained from scratch have none to skip).
     """
-    if callable(spec):
-        return spec("", **params)
-    if spec in IMAGE_MODELS:
-        return IMAGE_MODELS[spec](spec, **params)
+    if callable(spec) or spec in IMAGE_MODELS:
+        return resolve(spec, IMAGE_MODELS, "image_model")(**params)
     return ImageEncoder(spec, pretrained=pretrained, **params)

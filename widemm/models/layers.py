@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,46 @@ class Encoder(nn.Module):
 # the output (B, ...) is that one column; with None, its dim 1 runs over all
 # columns of the kind.
 AttributionLayer = tuple[nn.Module, str, int | None]
+
+
+@runtime_checkable
+class ColumnAttributable(Protocol):
+    """A tabular encoder whose layers hold each column's information apart."""
+
+    def attribution_layers(self) -> list[AttributionLayer]:
+        """Return (module, "cat" or "cont", column index or None) per layer."""
+        ...
+
+
+@runtime_checkable
+class TokenAttributable(Protocol):
+    """A text encoder with one vector per token at some layer."""
+
+    def token_embeddings(self) -> nn.Module:
+        """Return the layer whose output holds one vector per token."""
+        ...
+
+
+@runtime_checkable
+class LRScaled(Protocol):
+    """A module that trains at ``lr_scale`` times the Trainer's learning rate."""
+
+    lr_scale: float
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A pretrained part the Trainer can unfreeze and checkpoint activations of."""
+
+    frozen: bool
+
+    def unfreeze(self) -> None:
+        """Make every parameter trainable."""
+        ...
+
+    def enable_activation_checkpointing(self) -> None:
+        """Recompute the trainable blocks' activations in the backward pass."""
+        ...
 
 
 class BackboneEncoder(Encoder):
@@ -46,6 +86,11 @@ class BackboneEncoder(Encoder):
         for block in unfrozen if freeze else ():
             block.requires_grad_(True)
         self.frozen = not any(p.requires_grad for p in self.parameters())
+
+    def unfreeze(self) -> None:
+        """Make every parameter trainable (see ``UnfreezeBackbones``)."""
+        self.requires_grad_(True)
+        self.frozen = False
 
     def enable_activation_checkpointing(self) -> None:
         """Recompute the trainable blocks' activations in the backward pass."""

@@ -25,8 +25,6 @@ class HFTextEncoder(BackboneEncoder):
     ----------
     model_name : str
         Hub name or local folder (``from_pretrained``).
-    vocab_size : int
-        Unused (the backbone has its own vocabulary); accepted for a common signature.
     pooling : {"mean", "cls"}
         Mean of the token states under the attention mask, or the first token's.
     pool_layers : int
@@ -53,7 +51,6 @@ class HFTextEncoder(BackboneEncoder):
     def __init__(
         self,
         model_name: str,
-        vocab_size: int = 0,
         *,
         pooling: Literal["mean", "cls"] = "mean",
         pool_layers: int = 4,
@@ -76,7 +73,7 @@ class HFTextEncoder(BackboneEncoder):
         else:  # architecture only: the caller loads the weights
             self.backbone = AutoModel.from_config(config)
         if isinstance(getattr(self.backbone, "pooler", None), nn.Module):
-            self.backbone.pooler = None  # unused (we pool ourselves): never trains
+            self.backbone.pooler = None  # type: ignore[assignment] # unused (we pool ourselves): never trains
         self.pooling, self.pool_layers = pooling, pool_layers
         self.output_dim = int(config.hidden_size) * pool_layers
         layers = _layers(self.backbone, config.num_hidden_layers)
@@ -116,8 +113,6 @@ class BagEncoder(Encoder):
 
     Parameters
     ----------
-    model_name : str
-        Unused; accepted for a common signature.
     vocab_size : int
         Number of token ids (``TextPreprocessor.vocab_size_``).
     embed_dim : int
@@ -129,8 +124,7 @@ class BagEncoder(Encoder):
 
     def __init__(
         self,
-        model_name: str = "bag",
-        vocab_size: int = 2,
+        vocab_size: int,
         *,
         embed_dim: int = 64,
         lr_scale: float = 10.0,
@@ -156,14 +150,28 @@ class BagEncoder(Encoder):
 TEXT_MODELS: dict[str, Callable[..., Encoder]] = {"bag": BagEncoder}
 
 
+def pretrained_text_name(spec: str | Callable[..., Encoder]) -> str | None:
+    """Return the Hugging Face model (name or folder) a ``text_model`` names, if any.
+
+    ``"bag"`` (or any registered name) and callables learn their vocabulary from
+    the training text: None.
+    """
+    return spec if isinstance(spec, str) and spec not in TEXT_MODELS else None
+
+
 def make_text_model(
     spec: str | Callable[..., Encoder],
     vocab_size: int,
     pretrained: bool = True,
     **params: Any,
 ) -> Encoder:
-    """Build ``"bag"`` (BagEncoder), any other name (HFTextEncoder) or a callable."""
-    if isinstance(spec, str) and spec not in TEXT_MODELS:
-        return HFTextEncoder(spec, vocab_size, pretrained=pretrained, **params)
-    factory = resolve(spec, TEXT_MODELS, "text_model")
-    return factory(spec if isinstance(spec, str) else "", vocab_size, **params)
+    """Build a text encoder from a ``text_model`` spec.
+
+    ``"bag"`` -> ``BagEncoder(vocab_size, **params)``; any other name or folder ->
+    ``HFTextEncoder(name, pretrained=pretrained, **params)``; a callable is called
+    as ``spec(vocab_size, **params)`` (``vocab_size`` of the learned vocabulary).
+    """
+    name = pretrained_text_name(spec)
+    if name is not None:
+        return HFTextEncoder(name, pretrained=pretrained, **params)
+    return resolve(spec, TEXT_MODELS, "text_model")(vocab_size, **params)

@@ -1,6 +1,6 @@
 """Training: the Trainer, its configuration and callbacks."""
 
 from widemm.training.callbacks import Callback, EarlyStopping
-from widemm.training.trainer import TrainConfig, Trainer
+from widemm.training.trainer import Task, TrainConfig, Trainer
 
-__all__ = ["Callback", "EarlyStopping", "TrainConfig", "Trainer"]
+__all__ = ["Callback", "EarlyStopping", "Task", "TrainConfig", "Trainer"]

@@ -1,10 +1,11 @@
 """Callbacks: hooks the Trainer calls around epochs and optimizer steps.
 
 Write your own by subclassing :class:`Callback` and overriding any hook. The
-trainer passed to each hook exposes ``optimizer``, ``history``, ``epoch`` (0-based,
-the current one), ``steps_per_epoch``, ``config`` and ``should_stop`` (set it to
-end training after the current epoch). A callback with ``state_dict()`` and
-``load_state_dict()`` has its state saved in checkpoints and restored on resume.
+trainer passed to each hook (see :class:`Run`) exposes ``optimizer``,
+``history``, ``epoch`` (0-based, the current one), ``steps_per_epoch``,
+``config`` and ``should_stop`` (set it to end training after the current epoch).
+A callback with ``state_dict()`` and ``load_state_dict()`` (:class:`Stateful`)
+has its state saved in checkpoints and restored on resume.
 """
 
 from __future__ import annotations
@@ -12,35 +13,59 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from widemm.models.layers import BackboneEncoder
+from widemm.models.layers import Backbone
+from widemm.training.checkpoint import BEST, LAST, atomic_save
+from widemm.training.distributed import Distributed
 
-if TYPE_CHECKING:
-    from widemm.training.trainer import Trainer
+
+class Run(Protocol):
+    """What a callback sees of the Trainer running it."""
+
+    config: Any
+    history: list[dict[str, float]]
+    epoch: int
+    steps_per_epoch: int
+    should_stop: bool
+    distributed: Distributed
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the whole run's state (see ``widemm.training.checkpoint``)."""
+        ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A callback whose state is saved in checkpoints and restored on resume."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class Callback:
     """Base of the callbacks; every hook does nothing unless overridden."""
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_start(self, trainer: Run, model: nn.Module) -> None:
         """Before the first epoch (and before a checkpoint is restored)."""
 
-    def on_epoch_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_epoch_start(self, trainer: Run, model: nn.Module) -> None:
         """Before each epoch; ``trainer.epoch`` is its 0-based number."""
 
-    def on_step_end(self, trainer: Trainer, model: nn.Module, loss: float) -> None:
+    def on_step_end(self, trainer: Run, model: nn.Module, loss: float) -> None:
         """After each optimizer step, with the last micro-batch's loss."""
 
-    def on_epoch_end(
-        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
-    ) -> None:
+    def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
         """After each epoch, with that epoch's history row."""
 
-    def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_end(self, trainer: Run, model: nn.Module) -> None:
         """After the last epoch."""
 
 
@@ -62,13 +87,11 @@ class EarlyStopping(Callback):
     ):
         self.patience, self.monitor, self.min_delta = patience, monitor, min_delta
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_start(self, trainer: Run, model: nn.Module) -> None:
         self.best, self.best_epoch, self.wait = float("inf"), 0, 0
         self.best_state: dict[str, torch.Tensor] | None = None
 
-    def on_epoch_end(
-        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
-    ) -> None:
+    def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
         if row[self.monitor] < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = row[self.monitor], row["epoch"], 0
             self.best_state = {
@@ -79,7 +102,7 @@ class EarlyStopping(Callback):
             self.wait += 1
             trainer.should_stop = self.wait >= self.patience
 
-    def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_end(self, trainer: Run, model: nn.Module) -> None:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
 
@@ -119,7 +142,7 @@ class LRScheduler(Callback):
         self.schedule, self.interval = schedule, interval
         self.warmup_fraction = warmup_fraction
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_start(self, trainer: Run, model: nn.Module) -> None:
         epochs = trainer.config.max_epochs
         total = epochs * (trainer.steps_per_epoch if self.interval == "step" else 1)
         make = self.schedule if callable(self.schedule) else self._named
@@ -142,13 +165,11 @@ class LRScheduler(Callback):
         ramp = sched.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
         return sched.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
 
-    def on_step_end(self, trainer: Trainer, model: nn.Module, loss: float) -> None:
+    def on_step_end(self, trainer: Run, model: nn.Module, loss: float) -> None:
         if self.interval == "step":
             self.scheduler.step()
 
-    def on_epoch_end(
-        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
-    ) -> None:
+    def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
         if self.interval == "epoch":
             self.scheduler.step()
 
@@ -171,9 +192,7 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def on_epoch_end(
-        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
-    ) -> None:
+    def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
         if not trainer.distributed.is_main:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +214,7 @@ class TensorBoardLogger(Callback):
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = str(log_dir)
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_start(self, trainer: Run, model: nn.Module) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = (
@@ -203,14 +222,12 @@ class TensorBoardLogger(Callback):
         )
         self.step = 0
 
-    def on_step_end(self, trainer: Trainer, model: nn.Module, loss: float) -> None:
+    def on_step_end(self, trainer: Run, model: nn.Module, loss: float) -> None:
         self.step += 1
         if self.writer is not None:
             self.writer.add_scalar("train/step_loss", loss, self.step)
 
-    def on_epoch_end(
-        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
-    ) -> None:
+    def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
         if self.writer is None:
             return
         for key, value in row.items():
@@ -218,7 +235,7 @@ class TensorBoardLogger(Callback):
                 self.writer.add_scalar(f"epoch/{key}", value, row["epoch"])
         self.writer.flush()
 
-    def on_fit_end(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_end(self, trainer: Run, model: nn.Module) -> None:
         if self.writer is not None:
             self.writer.close()
 
@@ -237,22 +254,67 @@ class UnfreezeBackbones(Callback):
     at_epoch : int
         First epoch that trains the backbones.
     modules : sequence of nn.Module, optional
-        What to unfreeze; by default every module with a ``backbone``.
+        What to unfreeze; by default every ``Backbone`` (pretrained encoder).
     """
 
     def __init__(self, at_epoch: int, modules: Sequence[nn.Module] | None = None):
         self.at_epoch, self.modules = at_epoch, modules
 
-    def on_fit_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_fit_start(self, trainer: Run, model: nn.Module) -> None:
         if trainer.distributed.enabled:
             raise ValueError("UnfreezeBackbones does not work in a distributed run.")
 
-    def on_epoch_start(self, trainer: Trainer, model: nn.Module) -> None:
+    def on_epoch_start(self, trainer: Run, model: nn.Module) -> None:
         if trainer.epoch + 1 < self.at_epoch:
             return
-        targets = self.modules or [m for m in model.modules() if hasattr(m, "backbone")]
+        targets = self.modules or [
+            m for m in model.modules() if isinstance(m, Backbone)
+        ]
         for module in targets:
-            module.requires_grad_(True)
-            if isinstance(module, BackboneEncoder):
-                module.frozen = False
+            if isinstance(module, Backbone):
+                module.unfreeze()
+            else:
+                module.requires_grad_(True)
         model.train()
+
+
+class ModelCheckpoint(Callback):
+    """Save the run after each epoch (``last.pt``) and at its best (``best.pt``).
+
+    ``Trainer.fit(..., resume_from=folder / "last.pt")`` continues from
+    ``last.pt``; an estimator with ``checkpoint_dir`` does so by itself when the
+    checkpoint is of the same run. Only rank 0 writes in a distributed run.
+
+    Parameters
+    ----------
+    dirpath : str or Path
+        Folder of the checkpoints.
+    monitor : str
+        History column whose minimum marks the best epoch (when present).
+    save_best : bool
+        Also keep the best epoch's state.
+    """
+
+    def __init__(
+        self, dirpath: str | Path, monitor: str = "valid_loss", save_best: bool = True
+    ) -> None:
+        self.dirpath, self.monitor, self.save_best = Path(dirpath), monitor, save_best
+        self.best = float("inf")
+
+    def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
+        value = row.get(self.monitor)
+        better = value is not None and value < self.best
+        if better:
+            self.best = float(value)  # type: ignore[arg-type]
+        if not trainer.distributed.is_main:
+            return
+        state = trainer.state_dict()
+        atomic_save(state, self.dirpath / LAST)
+        if self.save_best and better:
+            atomic_save(state, self.dirpath / BEST)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]

@@ -1,12 +1,12 @@
-"""Checkpoints of a whole training run, written atomically, and resuming from them.
+"""Checkpoints of a whole training run, written atomically, and read back.
 
-A checkpoint holds everything the rest of the run depends on: the model's
-weights, the optimizer's, LR scheduler's and gradient scaler's states, the
-callbacks' states (early stopping's best weights, ...), the history, the
-number of epochs done and the seed. Shuffling and dropout in epoch ``e`` are
-seeded from ``(seed, e)`` alone (see ``Trainer``), so a run resumed after epoch
-``e`` draws exactly what the uninterrupted run drew, and ends with the same
-weights.
+A checkpoint (``Trainer.state_dict()``) holds everything the rest of the run
+depends on: the model's weights, the optimizer's, LR scheduler's and gradient
+scaler's states, the callbacks' states (early stopping's best weights and
+patience, ...), the history, whether the run stopped, its seed and what
+identifies the run. Shuffling and dropout in epoch ``e`` are seeded from
+``(seed, e)`` alone (see ``Trainer``), so a run resumed after epoch ``e`` draws
+exactly what the uninterrupted run drew, and ends with the same weights.
 
 Files are written to a temporary name in the same folder, flushed to disk and
 renamed over the old file (``os.replace`` is atomic), so a crash at any moment
@@ -15,23 +15,22 @@ leaves either the previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pandas as pd
 import torch
-from torch import nn
-
-from widemm.training.callbacks import Callback
-
-if TYPE_CHECKING:
-    from widemm.training.trainer import Trainer
+from sklearn.utils import check_random_state
 
 LAST, BEST = "last.pt", "best.pt"
 
 
-def atomic_save(state: Any, path: str | Path) -> None:
+def atomic_save(state: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,98 +46,84 @@ def atomic_save(state: Any, path: str | Path) -> None:
         raise
 
 
-def training_state(trainer: Trainer, model: nn.Module) -> dict[str, Any]:
-    """Everything needed to continue ``trainer``'s run after the current epoch."""
-    return {
-        "model": model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "callbacks": {
-            key: cb.state_dict()
-            for key, cb in _keyed(trainer.active_callbacks).items()
-            if hasattr(cb, "state_dict")
-        },
-        "history": trainer.history,
-        "epochs_done": len(trainer.history),
-        "seed": trainer.seed,
-    }
-
-
-def load(path: str | Path, device: torch.device) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint (tensors, numbers and containers only: no code runs)."""
     return torch.load(path, map_location=device, weights_only=True)
 
 
-def restore(
-    trainer: Trainer, model: nn.Module, state: dict[str, Any], path: str | Path
-) -> int:
-    """Put checkpoint ``state`` (read from ``path``) into ``trainer`` and ``model``.
+def plan_run(
+    checkpoint_dir: str | os.PathLike[str] | None,
+    settings: Mapping[str, Any],
+    data: Mapping[str, str],
+) -> tuple[dict[str, str], int, dict[str, Any] | None]:
+    """Decide a run's identity, seed and whether it resumes: (run, seed, state).
 
-    Returns the number of epochs done.
+    The run is its ``settings`` (``random_state`` among them) and ``data`` ids
+    (see ``fingerprint``). A checkpoint of the same run in ``checkpoint_dir`` is
+    resumed with its own seed (also when ``random_state`` is None); otherwise the
+    seed comes from ``random_state``.
     """
-    if state["seed"] != trainer.seed:
-        raise ValueError(
-            f"Checkpoint {path} was written by a run with seed {state['seed']}, "
-            f"this run has seed {trainer.seed}: its data order would differ."
-        )
-    model.load_state_dict(state["model"])
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scaler.load_state_dict(state["scaler"])
-    for key, cb in _keyed(trainer.active_callbacks).items():
-        if key in state["callbacks"]:
-            cb.load_state_dict(state["callbacks"][key])  # type: ignore[attr-defined]
-    trainer.history = list(state["history"])
-    return int(state["epochs_done"])
+    run = fingerprint(settings, data)
+    state = resume_state(checkpoint_dir, run)
+    if state is not None:
+        return run, int(state["seed"]), state
+    rng = check_random_state(settings.get("random_state"))
+    return run, int(rng.randint(2**31 - 1)), None
 
 
-def _keyed(callbacks: list[Callback]) -> dict[str, Callback]:
-    """Callbacks by class name and rank among their class: EarlyStopping:0, ..."""
-    keys: dict[str, Callback] = {}
-    for cb in callbacks:
-        name = type(cb).__name__
-        keys[f"{name}:{sum(k.startswith(name + ':') for k in keys)}"] = cb
-    return keys
+def resume_state(
+    checkpoint_dir: str | os.PathLike[str] | None, run: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """Return the state to resume: ``last.pt`` of ``checkpoint_dir``, if of ``run``.
 
-
-class ModelCheckpoint(Callback):
-    """Save the run after each epoch (``last.pt``) and at its best (``best.pt``).
-
-    ``Trainer.fit(..., resume_from=folder / "last.pt")`` continues from
-    ``last.pt``; an estimator with ``checkpoint_dir`` does so by itself. Only
-    rank 0 writes in a distributed run.
-
-    Parameters
-    ----------
-    dirpath : str or Path
-        Folder of the checkpoints.
-    monitor : str
-        History column whose minimum marks the best epoch (when present).
-    save_best : bool
-        Also keep the best epoch's state.
+    ``run`` identifies a run (see ``fingerprint``). A checkpoint of another run is
+    never resumed: a warning names what changed, and the new run starts fresh
+    (overwriting that checkpoint as it goes).
     """
+    if checkpoint_dir is None or not (Path(checkpoint_dir) / LAST).exists():
+        return None
+    path = Path(checkpoint_dir) / LAST
+    state = load_checkpoint(path)
+    old = state.get("run", {})
+    if old == dict(run):
+        return state
+    changed = [
+        f"{k}: {old.get(k, '(none)')} -> {run.get(k, '(none)')}"
+        for k in sorted(set(old) | set(run))
+        if old.get(k) != run.get(k)
+    ]
+    warnings.warn(
+        f"{path} holds the checkpoint of another run ({'; '.join(changed[:6])}"
+        f"{'; ...' if len(changed) > 6 else ''}). Starting fresh; it will be "
+        "overwritten.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
 
-    def __init__(
-        self, dirpath: str | Path, monitor: str = "valid_loss", save_best: bool = True
-    ) -> None:
-        self.dirpath, self.monitor, self.save_best = Path(dirpath), monitor, save_best
-        self.best = float("inf")
 
-    def on_epoch_end(
-        self, trainer: Trainer, model: nn.Module, row: dict[str, Any]
-    ) -> None:
-        value = row.get(self.monitor)
-        better = value is not None and value < self.best
-        if better:
-            self.best = float(value)  # type: ignore[arg-type]
-        if not trainer.distributed.is_main:
-            return
-        state = training_state(trainer, model)
-        atomic_save(state, self.dirpath / LAST)
-        if self.save_best and better:
-            atomic_save(state, self.dirpath / BEST)
+def fingerprint(params: Mapping[str, Any], data: Mapping[str, str]) -> dict[str, str]:
+    """Identify a run: each setting (``param:name``) and the ``data``'s ids."""
+    out = {f"param:{k}": _describe(v) for k, v in sorted(params.items())}
+    return {**out, **data}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = state["best"]
+def frame_digest(frame: pd.DataFrame | pd.Series) -> str:
+    """Digest a table's values (row order included), column names and dtypes."""
+    try:
+        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError:  # unhashable cells (lists, arrays, images): hash their text
+        hashes = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+    digest = hashlib.blake2b(hashes.tobytes(), digest_size=16)
+    if isinstance(frame, pd.DataFrame):
+        digest.update(repr(list(frame.dtypes.astype(str).items())).encode())
+    return digest.hexdigest()
+
+
+def _describe(value: Any) -> str:
+    """Describe a setting stably: callables by name (their repr holds an address)."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)

@@ -88,6 +88,16 @@ class Distributed:
             total, count = both[0], float(both[1])
         return float(total) / count
 
+    def sum(self, count: int) -> int:
+        """Sum an integer over the ranks."""
+        if not self.enabled:
+            return count
+        import torch.distributed as dist
+
+        total = torch.tensor([count], dtype=torch.int64)
+        dist.all_reduce(total)
+        return int(total)
+
     def barrier(self) -> None:
         if self.enabled:
             import torch.distributed as dist

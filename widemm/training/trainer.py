@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,12 +14,18 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from widemm.data import FrameDataset, make_loader, to_device
-from widemm.models.layers import BackboneEncoder
-from widemm.training.callbacks import Callback, EarlyStopping, LRScheduler
-from widemm.training.checkpoint import LAST, ModelCheckpoint, load, restore
+from widemm.data import FrameDataset, TrainData, make_loader, to_device
+from widemm.models.layers import Backbone, LRScaled
+from widemm.runtime import progress, resolve_device, seeded
+from widemm.training.callbacks import (
+    Callback,
+    EarlyStopping,
+    LRScheduler,
+    ModelCheckpoint,
+    Stateful,
+)
+from widemm.training.checkpoint import load_checkpoint
 from widemm.training.distributed import Distributed, Strategy
 
 log = logging.getLogger(__name__)
@@ -68,8 +74,8 @@ class TrainConfig:
         Recompute the trainable backbone blocks' activations in the backward pass
         instead of storing them: less memory, about a third more compute.
     checkpoint_dir : str or None
-        Write the run's state there after every epoch (``ModelCheckpoint``) and
-        resume from ``last.pt`` when a previous run left one.
+        Write the run's state there after every epoch (``ModelCheckpoint``);
+        ``Trainer.fit(..., resume_from=...)`` continues such a run.
     strategy : {"ddp", "fsdp"}
         Under ``torchrun`` (see ``widemm.training.distributed``): replicate the
         model on every rank (DDP) or shard its parameters (FSDP).
@@ -94,27 +100,28 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     strategy: Strategy = "ddp"
 
+    @classmethod
+    def with_options(cls, options: Mapping[str, Any], **fixed: Any) -> TrainConfig:
+        """Build a config from ``fixed`` fields plus user ``options``, checked.
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-@contextmanager
-def seeded(seed: int | None) -> Iterator[None]:
-    """Run a block with torch's RNG seeded, restoring the caller's RNG state after."""
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
-
-
-def progress(items: Iterable[Any], *, verbose: bool, **kwargs: Any) -> Any:
-    """Wrap ``items`` in tqdm if asked for and stderr is a terminal."""
-    show = verbose and sys.stderr.isatty()
-    return tqdm(items, leave=False, **kwargs) if show else items
+        An unknown or doubly set option raises a ValueError naming it (and the
+        closest field), not a bare TypeError from the constructor.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for key in options:
+            if key in fixed:
+                raise ValueError(
+                    f"trainer_params sets {key!r}, which the estimator sets from its "
+                    f"own parameter; pass {key}= to the estimator instead."
+                )
+            if key not in fields:
+                close = difflib.get_close_matches(key, sorted(fields), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"trainer_params has unknown key {key!r}; TrainConfig fields: "
+                    f"{sorted(fields - set(fixed))}.{hint}"
+                )
+        return cls(**fixed, **options)
 
 
 class Trainer:
@@ -142,11 +149,20 @@ class Trainer:
         validation metric, ``lr`` and ``seconds``.
     optimizer, scaler, epoch, steps_per_epoch, seed, distributed
         The run's state, for callbacks.
+    run : dict of str to str
+        What identifies the run (the estimator's fingerprint of its settings and
+        data); kept in checkpoints so a later run can tell whether to resume.
     """
 
-    def __init__(self, config: TrainConfig, callbacks: Sequence[Callback] = ()) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        callbacks: Sequence[Callback] = (),
+        run: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.callbacks = list(callbacks)
+        self.run = dict(run or {})
         self.distributed = Distributed.from_env()
         self.device = self.distributed.device(resolve_device(config.device))
         self.loss_fn = _LOSSES[config.task]
@@ -156,14 +172,15 @@ class Trainer:
     def fit(
         self,
         model: nn.Module,
-        train: Any,
+        train: TrainData,
         valid: FrameDataset | None = None,
-        resume_from: str | Path | None = None,
+        resume_from: str | Path | Mapping[str, Any] | None = None,
     ) -> list[dict[str, float]]:
         """Train ``model`` in place; return the per-epoch history.
 
-        ``resume_from`` (or a ``last.pt`` in ``config.checkpoint_dir``) continues
-        the run that wrote that checkpoint.
+        ``resume_from``, a checkpoint file or a state read from one (see
+        ``state_dict``), continues the run that wrote it: a run that had finished
+        or stopped early trains no further epoch.
         """
         cfg, dist = self.config, self.distributed
         if cfg.strategy == "fsdp" and cfg.checkpoint_dir is not None:
@@ -175,19 +192,18 @@ class Trainer:
         model.to(self.device)
         if cfg.activation_checkpointing:
             for module in model.modules():
-                if isinstance(module, BackboneEncoder):
+                if isinstance(module, Backbone):
                     module.enable_activation_checkpointing()
         net = dist.wrap(model, cfg.strategy)
-        resume_from = resume_from or self._last_checkpoint()
-        state = load(resume_from, self.device) if resume_from else None
-        self.seed = _seed(cfg.random_state, state)
-        per_rank = _per_rank(cfg.batch_size, dist.world_size)
-        if isinstance(train, FrameDataset):
-            loader: Any = train.loader(
-                per_rank, self.seed, dist.rank, dist.world_size, cfg.num_workers
-            )
-        else:  # a stream (widemm.streaming): transforms its chunks itself
-            loader = train.loader(per_rank, self.seed, dist.rank, dist.world_size)
+        state = (
+            load_checkpoint(resume_from, self.device)
+            if isinstance(resume_from, str | Path)
+            else resume_from
+        )
+        self.model, self.seed = model, _seed(cfg.random_state, state)
+        loader = train.loader(
+            cfg.batch_size, self.seed, dist.rank, dist.world_size, cfg.num_workers
+        )
         accumulate = max(1, cfg.accumulate_grad_batches)
         self.steps_per_epoch = -(-len(loader) // accumulate)
         self.optimizer = torch.optim.AdamW(
@@ -202,9 +218,13 @@ class Trainer:
         self.should_stop, self.history = False, []
         for cb in self.active_callbacks:
             cb.on_fit_start(self, model)
-        first = restore(self, model, state, str(resume_from)) if state else 0
+        if state is not None:
+            self.load_state_dict(state)
+        first = len(self.history)
         epochs = progress(
-            range(first, cfg.max_epochs), verbose=cfg.verbose > 0, desc="epochs"
+            range(first, cfg.max_epochs if not self.should_stop else first),
+            verbose=cfg.verbose > 0,
+            desc="epochs",
         )
         for epoch in epochs:
             self.epoch, start = epoch, time.perf_counter()
@@ -229,6 +249,39 @@ class Trainer:
             cb.on_fit_end(self, model)
         return self.history
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run after the current epoch."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "callbacks": {
+                key: cb.state_dict()
+                for key, cb in _keyed(self.active_callbacks).items()
+                if isinstance(cb, Stateful)
+            },
+            "history": self.history,
+            "should_stop": self.should_stop,
+            "seed": self.seed,
+            "run": self.run,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Put a ``state_dict()`` back (during ``fit``, after ``on_fit_start``)."""
+        if state["seed"] != self.seed:
+            raise ValueError(
+                f"The checkpoint was written by a run with seed {state['seed']}, "
+                f"this run has seed {self.seed}: its data order would differ."
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        for key, cb in _keyed(self.active_callbacks).items():
+            if key in state["callbacks"] and isinstance(cb, Stateful):
+                cb.load_state_dict(state["callbacks"][key])
+        self.history = list(state["history"])
+        self.should_stop = bool(state["should_stop"])
+
     def _callbacks(self, has_valid: bool) -> list[Callback]:
         cfg = self.config
         callbacks = list(self.callbacks)
@@ -242,18 +295,20 @@ class Trainer:
             callbacks.append(ModelCheckpoint(cfg.checkpoint_dir))
         return callbacks
 
-    def _last_checkpoint(self) -> Path | None:
-        if self.config.checkpoint_dir is None:
-            return None
-        path = Path(self.config.checkpoint_dir) / LAST
-        return path if path.exists() else None
-
     def _train_epoch(self, net: nn.Module, model: nn.Module, loader: Any) -> float:
-        cfg, optimizer = self.config, self.optimizer
+        """One epoch; return the mean training loss over all ranks' rows.
+
+        Each rank sums its rows' losses; before each optimizer step the gradients
+        are scaled by world_size / (rows of the step over all ranks), so the step
+        is the single-process step on the same global batch (DDP averages the
+        ranks' gradients), whatever the ranks' shares of it.
+        """
+        cfg, optimizer, dist = self.config, self.optimizer, self.distributed
         accumulate = max(1, cfg.accumulate_grad_batches)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         net.train()
-        total, n_rows = torch.zeros((), device=self.device), 0
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        n_rows, step_rows = 0, 0
         n_batches = len(loader)  # a stream counts its chunks: once per epoch
         batches = progress(loader, verbose=cfg.verbose > 1, desc="batches")
         for i, batch in enumerate(batches):
@@ -267,27 +322,32 @@ class Trainer:
                     f"batch {i + 1} of {n_batches}. Lower learning_rate, try "
                     "clip_grad_norm, or check that batch's inputs for extreme values."
                 )
-            self.scaler.scale(loss / accumulate).backward()
+            self.scaler.scale(loss).backward()
+            rows = len(batch["target"])
+            step_rows += rows
             if (i + 1) % accumulate == 0 or i + 1 == n_batches:
+                grads = [p.grad for p in net.parameters() if p.grad is not None]
+                torch._foreach_mul_(grads, dist.world_size / dist.sum(step_rows))
                 if cfg.clip_grad_norm is not None:
                     self.scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad_norm)
                 self.scaler.step(optimizer)
                 self.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
+                step_rows = 0
                 if self.active_callbacks:
-                    value = float(loss.detach())
+                    value = float(loss.detach()) / max(rows, 1)
                     for cb in self.active_callbacks:
                         cb.on_step_end(self, model, value)
-            total += loss.detach() * len(batch["target"])
-            n_rows += len(batch["target"])
-        return self.distributed.mean(total, n_rows)
+            total += loss.detach()
+            n_rows += rows
+        return dist.mean(total, n_rows)
 
     def evaluate(self, model: nn.Module, dataset: FrameDataset) -> dict[str, float]:
         """Return the validation loss and metric of ``model`` on ``dataset``."""
         logits = torch.from_numpy(self.predict(model, dataset))
         target = dataset.inputs["target"]
-        loss = float(self.loss_fn(logits, target))
+        loss = float(self.loss_fn(logits, target)) / max(len(target), 1)
         return {"valid_loss": loss, **_metric(self.config.task, logits, target)}
 
     def predict(
@@ -307,7 +367,7 @@ class Trainer:
         return torch.cat(out).numpy()
 
 
-def _seed(random_state: int | None, state: dict[str, Any] | None) -> int:
+def _seed(random_state: int | None, state: Mapping[str, Any] | None) -> int:
     """Return the run's seed: the given one, the resumed run's, or a random one."""
     if random_state is not None:
         return random_state
@@ -316,26 +376,28 @@ def _seed(random_state: int | None, state: dict[str, Any] | None) -> int:
     return int(torch.randint(2**31 - 1, ()))
 
 
-def _per_rank(batch_size: int, world_size: int) -> int:
-    if batch_size % world_size:
-        raise ValueError(
-            f"batch_size {batch_size} does not split evenly over {world_size} ranks."
-        )
-    return batch_size // world_size
+def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
+    """Callbacks by class name and rank among their class: EarlyStopping:0, ..."""
+    keys: dict[str, Callback] = {}
+    for cb in callbacks:
+        name = type(cb).__name__
+        keys[f"{name}:{sum(k.startswith(name + ':') for k in keys)}"] = cb
+    return keys
 
 
 def param_groups(model: nn.Module, learning_rate: float) -> list[dict[str, Any]]:
     """Parameters grouped by learning rate.
 
-    A module with an ``lr_scale`` attribute (a pretrained backbone, say) trains
-    its parameters at ``learning_rate * lr_scale``; the rest at ``learning_rate``.
+    A module with an ``lr_scale`` attribute (``LRScaled``: a pretrained backbone,
+    say) trains its parameters at ``learning_rate * lr_scale``; the rest at
+    ``learning_rate``.
     Frozen parameters are included: they get no gradient, so no update, until a
     callback unfreezes them (see ``UnfreezeBackbones``).
     """
     scales: dict[int, float] = {}
     for module in model.modules():
-        if hasattr(module, "lr_scale"):
-            scale = float(module.lr_scale)  # type: ignore[arg-type]
+        if isinstance(module, LRScaled):
+            scale = float(module.lr_scale)
             scales.update((id(p), scale) for p in module.parameters())
     groups: dict[float, list[nn.Parameter]] = {}
     for p in model.parameters():
@@ -343,16 +405,19 @@ def param_groups(model: nn.Module, learning_rate: float) -> list[dict[str, Any]]
     return [{"params": ps, "lr": learning_rate * s} for s, ps in groups.items()]
 
 
+# Losses summed over the rows (the Trainer divides by the global row count).
 def _binary_loss(logits: Tensor, target: Tensor) -> Tensor:
-    return nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target.float())
+    return nn.functional.binary_cross_entropy_with_logits(
+        logits[:, 0], target.float(), reduction="sum"
+    )
 
 
 def _multiclass_loss(logits: Tensor, target: Tensor) -> Tensor:
-    return nn.functional.cross_entropy(logits, target.long())
+    return nn.functional.cross_entropy(logits, target.long(), reduction="sum")
 
 
 def _regression_loss(logits: Tensor, target: Tensor) -> Tensor:
-    return nn.functional.mse_loss(logits[:, 0], target.float())
+    return nn.functional.mse_loss(logits[:, 0], target.float(), reduction="sum")
 
 
 _LOSSES = {

