@@ -31,7 +31,9 @@ FeaturePipeline.feature_cache = lambda self: CACHE  # type: ignore[method-assign
 
 
 def fit_score(fusion: str, seed: int, X_train, y_train, tests, **params) -> dict:
-    model = WideDeepClassifier(text_model=MINILM, fusion=fusion, random_state=seed, **params)
+    model = WideDeepClassifier(
+        text_model=MINILM, fusion=fusion, random_state=seed, **params
+    )
     _, fit_s = timed(lambda: model.fit(X_train, y_train))
     aucs = {
         k: roc_auc_score(y, model.predict_proba(X)[:, 1]) for k, (X, y) in tests.items()

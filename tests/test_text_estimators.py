@@ -55,7 +55,9 @@ def test_frozen_cache_gives_the_same_predictions(reviews, minilm_pair):
     np.testing.assert_allclose(
         cached.predict_proba(rows), uncached.predict_proba(rows), atol=1e-5
     )
-    assert 0 < len(cached.pipeline_.feature_cache().tables["text_1"]) <= 96 + 40  # each row at most once
+    assert (
+        0 < len(cached.pipeline_.feature_cache().tables["text_1"]) <= 96 + 40
+    )  # each row at most once
 
 
 def test_rows_and_batches_without_text_train_and_predict(reviews, minilm_pair):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from widemm import persistence
@@ -20,15 +20,23 @@ from widemm.pipeline import FeaturePipeline, pipeline_classes
 from widemm.runtime import seeded
 from widemm.schema import ColumnSchema
 from widemm.streaming import ParquetStream
-from widemm.training import TrainConfig, Trainer
+from widemm.targets import (
+    encode_labels,
+    fit_classes,
+    label_task,
+    probabilities,
+    standardise,
+)
+from widemm.training import Task, TrainConfig, Trainer
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
-from widemm.training.trainer import Task
 from widemm.validation import check_frame, check_target
 
-# Settings that change neither the model nor the data order: not part of a run's
-# identity (a run re-run with another verbosity or device still resumes).
+# Settings that change neither the model nor the data order: not the run's identity.
 _NOT_RUN = ("verbose", "device", "num_workers", "callbacks", "checkpoint_dir")
+_TRAINING = ("max_epochs", "batch_size", "learning_rate", "weight_decay",
+             "lr_scheduler", "n_iter_no_change", "verbose", "device",
+             "num_workers")  # fmt: skip
 
 
 class BaseWideDeep(BaseEstimator):
@@ -173,19 +181,14 @@ class BaseWideDeep(BaseEstimator):
         Parameters
         ----------
         X : DataFrame, array-like of shape (n_rows, n_columns), or path
-            Training inputs; arrays get column names ``x0 .. xN``. A path to a
-            parquet file or a folder of them is streamed in chunks, never loaded
-            whole (data larger than memory): the preprocessors are fitted on a
-            uniform sample of ``stream_sample_rows`` rows, which also provides the
+            Training inputs (arrays get column names ``x0 .. xN``), or a parquet
+            file or folder streamed in chunks, never loaded whole: preprocessors
+            fit on a sample of ``stream_sample_rows`` rows, which also gives the
             validation rows; every other row trains.
         y : array-like of shape (n_rows,), or str
             Target; with a path, the name of the target column.
         eval_set : tuple (X_valid, y_valid), optional
             Validation data for early stopping, instead of ``validation_fraction``.
-
-        Returns
-        -------
-        self
         """
         stream = None
         if isinstance(X, str | os.PathLike):
@@ -215,7 +218,7 @@ class BaseWideDeep(BaseEstimator):
                 valid = self._dataset(*eval_set)
             if stream is not None:  # train on the stream, minus the validation rows
                 stream.skip = X.index.to_numpy()[valid_rows]
-                stream.transform = self._chunk_transform(data["target"])
+                stream.transform = partial(self._train_batch, y=data["target"])
                 train_data: Any = stream
             else:
                 train.inputs = pipeline.training_inputs(train.inputs, self.model_)
@@ -229,7 +232,6 @@ class BaseWideDeep(BaseEstimator):
     @property
     def schema_(self) -> ColumnSchema:
         """The role of each column (``print(model.schema_)`` shows a table)."""
-        check_is_fitted(self, "pipeline_")
         return self.pipeline_.schema_
 
     def _check_xy(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
@@ -247,31 +249,15 @@ class BaseWideDeep(BaseEstimator):
             target = self._encode_target(check_target(y, len(X), numeric=numeric))
         return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
 
-    def _chunk_transform(self, y: str) -> Callable[[pd.DataFrame], dict[str, Any]]:
-        """Chunk of the stream -> training batch of model inputs and target."""
-
-        def transform(frame: pd.DataFrame) -> dict[str, Any]:
-            data = self._dataset(frame.drop(columns=y), frame[y])
-            inputs = self.pipeline_.training_inputs(data.inputs, self.model_)
-            return inputs
-
-        return transform
+    def _train_batch(self, frame: pd.DataFrame, y: str) -> dict[str, Any]:
+        """Turn a chunk of a stream into training inputs and target."""
+        data = self._dataset(frame.drop(columns=y), frame[y])
+        return self.pipeline_.training_inputs(data.inputs, self.model_)
 
     def _config(self, seed: int | None = None) -> TrainConfig:
-        keys = (
-            "max_epochs",
-            "batch_size",
-            "learning_rate",
-            "weight_decay",
-            "lr_scheduler",
-            "n_iter_no_change",
-            "verbose",
-            "device",
-            "num_workers",
-        )
         return TrainConfig.with_options(
             self.trainer_params or {},
-            **{k: getattr(self, k) for k in keys},
+            **{k: getattr(self, k) for k in _TRAINING},
             task=self._task,
             random_state=seed,
             checkpoint_dir=None
@@ -294,19 +280,13 @@ class BaseWideDeep(BaseEstimator):
         X: Any,
         method: Literal["gradient", "permutation"] = "gradient",
         background: Any = None,
-        *,
-        class_index: int | None = None,
-        n_background: int = 20,
-        n_steps: int = 32,
-        n_samples: int = 16,
-        random_state: int = 0,
+        **options: Any,
     ) -> Any:
         """Attribute each row's output to its columns (SHAP-style).
 
-        ``method``: ``"gradient"`` (Integrated Gradients on each column's layer)
-        or ``"permutation"`` (sampled Shapley values); ``background``: reference
-        rows, by default X itself. See :func:`widemm.explain.explain` for every
-        parameter and :class:`widemm.explain.Explanation` for the result.
+        ``method``: ``"gradient"`` or ``"permutation"``; ``background``: reference
+        rows (default X); ``options``: ``class_index``, ``n_background``, ``n_steps``,
+        ``n_samples``, ``random_state``. See :func:`widemm.explain.explain`.
         """
         from widemm.explain import Output, explain
 
@@ -319,17 +299,7 @@ class BaseWideDeep(BaseEstimator):
         else:
             output = Output(self._task, classes=self.classes_)
         return explain(
-            self.model_,
-            self.pipeline_,
-            X,
-            background,
-            method,
-            output=output,
-            class_index=class_index,
-            n_background=n_background,
-            n_steps=n_steps,
-            n_samples=n_samples,
-            random_state=random_state,
+            self.model_, self.pipeline_, X, background, method, output=output, **options
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -386,37 +356,19 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
 
     @property
     def _task(self) -> Task:  # type: ignore[override]
-        return "binary" if len(getattr(self, "classes_", ())) <= 2 else "multiclass"
+        return label_task(getattr(self, "classes_", np.arange(2)))
 
     def _fit_target(self, y: np.ndarray) -> torch.Tensor:
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y holds one class only ({self.classes_[0]!r}); a classifier needs "
-                "at least two."
-            )
+        self.classes_ = fit_classes(y)
         self.n_outputs_ = 1 if self._task == "binary" else len(self.classes_)
         return self._encode_target(y)
 
     def _encode_target(self, y: np.ndarray) -> torch.Tensor:
-        codes = np.searchsorted(self.classes_, y)
-        codes = np.minimum(codes, len(self.classes_) - 1)
-        unknown = self.classes_[codes] != y
-        if unknown.any():
-            raise ValueError(f"y holds labels not seen in fit: {set(y[unknown])}.")
-        return torch.from_numpy(
-            codes.astype(np.float32 if self._task == "binary" else np.int64)
-        )
+        return encode_labels(self.classes_, y)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of shape (n_rows, n_classes), columns as ``classes_``."""
-        check_is_fitted(self, "model_")
-        logits = torch.from_numpy(self._logits(X))
-        if self._task == "binary":
-            p = torch.sigmoid(logits[:, 0]).double().numpy()
-            return np.stack([1 - p, p], axis=1)
-        return torch.softmax(logits.double(), dim=1).numpy()
+        return probabilities(self._logits(X), self._task)
 
     def predict(self, X: Any) -> np.ndarray:
         """Return the most probable class of each row."""
@@ -435,8 +387,7 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
     _task: Task = "regression"
 
     def _fit_target(self, y: np.ndarray) -> torch.Tensor:
-        self.y_mean_ = float(y.mean())
-        self.y_scale_ = float(y.std()) or 1.0
+        self.y_mean_, self.y_scale_ = standardise(y)
         self.n_outputs_ = 1
         return self._encode_target(y)
 

@@ -14,7 +14,6 @@ from widemm.models import (
     make_text_model,
 )
 
-
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 

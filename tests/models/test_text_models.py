@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from widemm.models import BagEncoder, HFTextEncoder, make_text_model
 from widemm.cache import FeatureCache
+from widemm.models import BagEncoder, HFTextEncoder, make_text_model
 from widemm.training.trainer import param_groups
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,6 +1,6 @@
 """Fit a small Adult model; used by the kill-and-resume and DDP tests.
 
-    python fit_adult.py OUT [--checkpoint DIR] [--kill-at-epoch N]
+    python fit_adult.py OUT [--checkpoint DIR] [--kill-at-epoch N] [--rows N]
     torchrun --nproc_per_node 2 fit_adult.py OUT          # data parallel
 
 Writes the final weights to OUT (rank 0 only). --kill-at-epoch sends SIGKILL to
@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--checkpoint")
     parser.add_argument("--kill-at-epoch", type=int)
     parser.add_argument("--strategy", default="ddp")
+    parser.add_argument("--rows", type=int, default=2000)
     args = parser.parse_args()
-    df = pd.read_parquet(DATA).sample(2000, random_state=0)
+    df = pd.read_parquet(DATA).sample(args.rows, random_state=0)
     y = df.pop("income")
     model = WideDeepClassifier(
         tab_params={"hidden_dims": (32, 16), "dropout": 0.0},

@@ -1,0 +1,84 @@
+"""The package's shape: layers import downwards only, seams use public names."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "widemm"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(tree: ast.AST) -> list[ast.ImportFrom | ast.Import]:
+    """Imports that run (function-level ones too), not those under TYPE_CHECKING."""
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom) and id(n) not in skipped
+    ]
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(f): f for f in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        deps = set()
+        for node in runtime_imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        # a package's __init__ only re-exports: importing it is importing its parts
+        graph[name] = {d for d in deps if d in files and d != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if dep.startswith(node + "."):
+                continue  # a package importing its own submodules
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep] if dep in path else [node, dep]
+            if dep not in state and (found := visit(dep, [*path, dep])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node, [node])):
+            return found
+    return None
+
+
+def test_no_import_cycle_in_the_package():
+    assert find_cycle(import_graph()) is None
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_explain_and_persistence_know_no_estimator():
+    users = [*PACKAGE.joinpath("explain").glob("*.py"), PACKAGE / "persistence.py"]
+    for path in users:
+        text = path.read_text()
+        assert "widemm.estimators" not in text, path
+        assert "estimator._" not in text, path
+
+
+def test_estimators_module_stays_short():
+    assert len((PACKAGE / "estimators.py").read_text().splitlines()) < 400
