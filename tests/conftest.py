@@ -1,9 +1,20 @@
+import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from the same random state, whatever ran before it."""
+    random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - libraries that draw from the global state
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")

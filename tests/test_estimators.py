@@ -33,7 +33,10 @@ def test_classifier_learns_adult(adult_split, fitted):
     assert proba.shape == (len(X_test), 2)
     np.testing.assert_allclose(proba.sum(1), 1.0)
     assert roc_auc_score(y_test == ">50K", proba[:, 1]) > 0.86
-    assert set(fitted.predict(X_test)) <= set(fitted.classes_)
+    proba = fitted.predict_proba(X_test)
+    np.testing.assert_array_equal(
+        fitted.predict(X_test), fitted.classes_[proba.argmax(1)]
+    )
     assert fitted.classes_.tolist() == ["<=50K", ">50K"]
     assert fitted.score(X_test, y_test) > 0.8
     assert list(fitted.feature_names_in_) == list(X_test.columns)
@@ -106,7 +109,14 @@ def test_works_with_sklearn_tools(adult_split):
     assert (scores > 0.6).all()
     search = GridSearchCV(small, {"tab_params": [{"hidden_dims": (16,)}, None]}, cv=2)
     search.fit(X, y)
-    assert search.best_params_["tab_params"] in ({"hidden_dims": (16,)}, None)
+    results = search.cv_results_
+    assert np.isfinite(results["mean_test_score"]).all()  # both candidates scored
+    best = int(np.argmax(results["mean_test_score"]))
+    assert search.best_params_ == results["params"][best]
+    assert (
+        search.best_estimator_.get_params()["tab_params"]
+        == (search.best_params_["tab_params"])
+    )
     numeric = X.select_dtypes("number").columns
     pipe = make_pipeline(
         ColumnTransformer([("keep", "passthrough", list(numeric))]), clone(small)
@@ -132,13 +142,14 @@ def test_bad_input_errors_name_the_problem(adult_split, fitted):
         fitted.predict(X_test.assign(shoe_size=42))
     bad = X_test.head(3).astype({"age": object})
     bad.loc[bad.index[1], "age"] = "old"
-    with pytest.raises(ValueError, match="'age' is continuous but row 1 holds 'old'"):
+    label = bad.index[1]  # errors name rows by index label, not position
+    with pytest.raises(ValueError, match=f"'age' is continuous but row {label} holds"):
         fitted.predict(bad)
     with pytest.raises(ValueError, match="empty"):
         fitted.predict(X_test.head(0))
     y_nan = y_train.map({"<=50K": 0.0, ">50K": 1.0}).copy()
     y_nan.iloc[7] = np.nan
-    with pytest.raises(ValueError, match=r"NaN/inf.*row 7"):
+    with pytest.raises(ValueError, match=rf"NaN/inf.*row {y_nan.index[7]} \(nan\)"):
         WideDeepClassifier().fit(X_train, y_nan)
     with pytest.raises(ValueError, match="NaN/inf"):
         WideDeepRegressor().fit(

@@ -27,16 +27,16 @@ from widemm.targets import (
     probabilities,
     standardise,
 )
-from widemm.training import Task, TrainConfig, Trainer
+from widemm.training import Task, TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
 from widemm.validation import check_frame, check_target
 
 # Settings that change neither the model nor the data order: not the run's identity.
 _NOT_RUN = ("verbose", "device", "num_workers", "callbacks", "checkpoint_dir")
-_TRAINING = ("max_epochs", "batch_size", "learning_rate", "weight_decay",
-             "lr_scheduler", "n_iter_no_change", "verbose", "device",
-             "num_workers")  # fmt: skip
+_PIPELINE = FeaturePipeline._get_param_names()  # passed on as they are
+_TRAINING = ("learning_rate", "weight_decay", "lr_scheduler", "n_iter_no_change",
+             "verbose", "device", "num_workers")  # fmt: skip
 
 
 class BaseWideDeep(BaseEstimator):
@@ -50,25 +50,19 @@ class BaseWideDeep(BaseEstimator):
     image_cols, ignore_cols, wide_cols, crossed_cols, scaling, min_frequency
         How columns become model inputs and which network they feed: see
         :class:`widemm.pipeline.FeaturePipeline`, which documents each.
-    num_workers : int
-        DataLoader worker processes decoding image batches while training.
-    max_epochs, batch_size : int
-        Training length and rows per step.
-    learning_rate, weight_decay : float
-        AdamW settings.
-    lr_scheduler : {"onecycle", "cosine"} or None
-        Learning-rate schedule, stepped every batch.
+    max_epochs, batch_size : int or "auto"
+        Training length and rows per step; ``"auto"`` adapts both to the number
+        of training rows (``widemm.training.auto_schedule``: 256 rows and 20
+        epochs from 10,000 rows on, smaller batches and more epochs below). The
+        values used are ``max_epochs_`` and ``batch_size_``.
+    learning_rate, weight_decay, lr_scheduler, n_iter_no_change, verbose, device,
+    num_workers
+        Passed to the Trainer: see :class:`widemm.training.TrainConfig`.
     validation_fraction : float
         Share of the training rows held out for early stopping (stratified for
         classifiers); ignored when ``fit`` gets an ``eval_set``. 0 disables it.
-    n_iter_no_change : int or None
-        Early stopping patience in epochs; the best epoch's weights are kept.
     random_state : int, RandomState or None
         Fixes model initialisation, the validation split, shuffling and dropout.
-    verbose : int
-        0 silent, 1 a progress bar over epochs, 2 over batches too.
-    device : str
-        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda:0"``, ...
     trainer_params : dict, optional
         More :class:`widemm.training.TrainConfig` settings: ``precision``
         ("bf16", "fp16"), ``accumulate_grad_batches``, ``clip_grad_norm``,
@@ -117,8 +111,8 @@ class BaseWideDeep(BaseEstimator):
         crossed_cols: Sequence[Sequence[str]] | None = None,
         scaling: Literal["standard", "quantile"] | None = "standard",
         min_frequency: int = 5,
-        max_epochs: int = 20,
-        batch_size: int = 256,
+        max_epochs: int | Literal["auto"] = "auto",
+        batch_size: int | Literal["auto"] = "auto",
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-5,
         lr_scheduler: Literal["onecycle", "cosine"] | None = None,
@@ -182,9 +176,7 @@ class BaseWideDeep(BaseEstimator):
         ----------
         X : DataFrame, array-like of shape (n_rows, n_columns), or path
             Training inputs (arrays get column names ``x0 .. xN``), or a parquet
-            file or folder streamed in chunks, never loaded whole: preprocessors
-            fit on a sample of ``stream_sample_rows`` rows, which also gives the
-            validation rows; every other row trains.
+            file or folder, streamed in chunks (see ``stream_sample_rows``).
         y : array-like of shape (n_rows,), or str
             Target; with a path, the name of the target column.
         eval_set : tuple (X_valid, y_valid), optional
@@ -206,33 +198,30 @@ class BaseWideDeep(BaseEstimator):
             X, y = self._check_xy(sample.drop(columns=y), sample[y])
         target = self._fit_target(y)
         with seeded(seed):
-            keys = FeaturePipeline._get_param_names()
-            pipeline = FeaturePipeline(**{k: params[k] for k in keys})
+            pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
             self.pipeline_ = pipeline.fit(X)
+            self.schema_: ColumnSchema = pipeline.schema_
             self.model_ = pipeline.build_model(self.n_outputs_)
             data_set = FrameDataset(pipeline.inputs(X, self.model_), target)
-            stratify = self._task != "regression"
-            fraction = self.validation_fraction
-            train, valid, valid_rows = data_set.split(fraction, seed, stratify)
+            train, valid, valid_rows = data_set.split(
+                self.validation_fraction, seed, stratify=self._task != "regression"
+            )
             if eval_set is not None:
                 valid = self._dataset(*eval_set)
+            n_train = len(train) if stream is None else stream.n_rows - len(valid_rows)
+            self.batch_size_, self.max_epochs_ = auto_schedule(
+                self.batch_size, self.max_epochs, n_train
+            )
             if stream is not None:  # train on the stream, minus the validation rows
                 stream.skip = X.index.to_numpy()[valid_rows]
                 stream.transform = partial(self._train_batch, y=data["target"])
-                train_data: Any = stream
             else:
                 train.inputs = pipeline.training_inputs(train.inputs, self.model_)
-                train_data = train
             trainer = Trainer(self._config(seed), self.callbacks or (), run=run)
-            history = trainer.fit(self.model_, train_data, valid, resume_from=state)
+            history = trainer.fit(self.model_, stream or train, valid, state)
         self.history_ = pd.DataFrame(history)
         self.model_.cpu()
         return self
-
-    @property
-    def schema_(self) -> ColumnSchema:
-        """The role of each column (``print(model.schema_)`` shows a table)."""
-        return self.pipeline_.schema_
 
     def _check_xy(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
         X = check_frame(self, X, reset=True)
@@ -240,9 +229,13 @@ class BaseWideDeep(BaseEstimator):
             raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
         return X, check_target(y, len(X), numeric=self._task == "regression")
 
+    def _frame(self, X: Any) -> pd.DataFrame:
+        """X checked against the fit columns; those the model ignores may be absent."""
+        return check_frame(self, X, reset=False, optional=self.schema_.ignored)
+
     def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
         """Model inputs of rows X (checked against the fit columns), and y's codes."""
-        X = check_frame(self, X, reset=False)
+        X = self._frame(X)
         target = None
         if y is not None:
             numeric = self._task == "regression"
@@ -258,6 +251,8 @@ class BaseWideDeep(BaseEstimator):
         return TrainConfig.with_options(
             self.trainer_params or {},
             **{k: getattr(self, k) for k in _TRAINING},
+            batch_size=self.batch_size_,
+            max_epochs=self.max_epochs_,
             task=self._task,
             random_state=seed,
             checkpoint_dir=None
@@ -272,8 +267,15 @@ class BaseWideDeep(BaseEstimator):
         # a transformer on 4096 texts at once would need gigabytes of activations.
         cached = self.pipeline_.cached_slots(self.model_)
         backbones = set(self.model_.encoders) - {"tab", *cached}
-        batch_size = self.batch_size if backbones else 4096
-        return Trainer(self._config()).predict(self.model_, data, batch_size)
+        batch_size = self.batch_size_ if backbones else 4096
+        logits = Trainer(self._config()).predict(self.model_, data, batch_size)
+        bad = ~np.isfinite(logits).all(axis=1)
+        if bad.any():
+            raise FloatingPointError(
+                f"The model's outputs are NaN/inf for {int(bad.sum())} row(s), the "
+                f"first at position {int(np.argmax(bad))}: its weights are broken."
+            )
+        return logits
 
     def explain(
         self,
@@ -291,9 +293,9 @@ class BaseWideDeep(BaseEstimator):
         from widemm.explain import Output, explain
 
         check_is_fitted(self, "model_")
-        X = check_frame(self, X, reset=False)
+        X = self._frame(X)
         if background is not None:
-            background = check_frame(self, background, reset=False)
+            background = self._frame(background)
         if self._task == "regression":
             output = Output(self._task, scale=self.y_scale_, shift=self.y_mean_)
         else:
@@ -327,9 +329,8 @@ class BaseWideDeep(BaseEstimator):
 class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
     """Wide & deep classifier for DataFrames of tabular, text and image columns.
 
-    Binary targets train one logit with binary cross-entropy; more classes train
-    one logit per class with cross-entropy. See :class:`BaseWideDeep` for the
-    parameters.
+    Two classes train one logit (binary cross-entropy), more one logit per class
+    (cross-entropy). Parameters: see :class:`BaseWideDeep`.
 
     Attributes
     ----------
@@ -372,8 +373,7 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
 
     def predict(self, X: Any) -> np.ndarray:
         """Return the most probable class of each row."""
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class WideDeepRegressor(RegressorMixin, BaseWideDeep):

@@ -9,7 +9,9 @@ the model it built, nothing else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -21,7 +23,11 @@ from sklearn.utils.validation import check_is_fitted
 from widemm.cache import FeatureCache, is_frozen
 from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
 from widemm.models.image import make_image_model
-from widemm.models.text import make_text_model, pretrained_text_name
+from widemm.models.text import (
+    backbone_config,
+    make_text_model,
+    pretrained_text_name,
+)
 from widemm.preprocessing import (
     ImageColumn,
     ImagePreprocessor,
@@ -196,6 +202,9 @@ class FeaturePipeline(BaseEstimator):
         self.preprocessors_ = self._make_preprocessors()
         for pre in self.preprocessors_.values():
             pre.fit(X)
+        name = pretrained_text_name(self.text_model)
+        if self.schema_.text_cols and name is not None:  # kept: loads anywhere
+            self.text_config_ = backbone_config(name).to_json_string()
         return self
 
     def _make_preprocessors(self) -> dict[str, Any]:
@@ -245,25 +254,49 @@ class FeaturePipeline(BaseEstimator):
                 tab.n_cont_,
                 **(self.tab_params or {}),
             )
-        for i, slot in enumerate(schema.text_slots):
-            if i == 0 or not self.share_encoders:
-                text_encoder = make_text_model(
-                    self.text_model,
-                    pre["text"].vocab_size_,
-                    pretrained=pretrained,
-                    **(self.text_params or {}),
-                )
-            encoders[slot] = text_encoder
-        for i, slot in enumerate(schema.image_slots):
-            if i == 0 or not self.share_encoders:
-                image_encoder = make_image_model(
-                    self.image_model, pretrained=pretrained, **(self.image_params or {})
-                )
-            encoders[slot] = image_encoder
+        text_params = dict(self.text_params or {})
+        if hasattr(self, "text_config_"):
+            text_params["config"] = json.loads(self.text_config_)
+        encoders |= self._encoders(
+            schema.text_slots,
+            partial(
+                make_text_model,
+                self.text_model,
+                pre["text"].vocab_size_ if "text" in pre else 0,
+                pretrained,
+                **text_params,
+            ),
+        )
+        encoders |= self._encoders(
+            schema.image_slots,
+            partial(
+                make_image_model,
+                self.image_model,
+                pretrained,
+                **(self.image_params or {}),
+            ),
+        )
         input_dims = {k: enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
         wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
         return WideDeep(encoders, fusion, n_outputs, wide)
+
+    def _encoders(
+        self, slots: Mapping[str, str], make: Callable[[], Encoder]
+    ) -> dict[str, Encoder]:
+        """Make an encoder per slot; one for all when asked, and when it is frozen.
+
+        A frozen encoder's weights never change: shared, it is one copy in memory
+        and in the saved file.
+        """
+        out: dict[str, Encoder] = {}
+        shared: Encoder | None = None
+        for slot in slots:
+            encoder = shared or make()
+            if self.share_encoders or is_frozen(encoder):
+                shared = encoder
+            out[slot] = encoder
+        return out
 
     def transform(self, X: pd.DataFrame) -> Inputs:
         """Model inputs by slot (image columns stay lazy, nothing is encoded)."""
@@ -332,6 +365,10 @@ class FeaturePipeline(BaseEstimator):
             device = resolve_device(self.device)
             self._cache = FeatureCache(device=device, verbose=self.verbose)
         return self._cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # a pickled pipeline leaves its cache behind
+        return {k: v for k, v in state.items() if k != "_cache"}
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from widemm.validation import plain
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 ROLES = ("cat", "cont", "text", "image")
 _ID_NAME = re.compile(r"(^|[^a-zA-Z])(id|Id|ID)($|[^a-zA-Z])|[a-z](Id|ID)$")
@@ -160,6 +162,8 @@ def infer_schema(
             roles[col] = role
             if why:
                 ignored[col] = why
+        if roles[col] in ("cat", "cont", "text"):
+            _check_scalars(X[col], roles[col])
     by_role = {r: tuple(c for c in X.columns if roles[c] == r) for r in ROLES}
     crossed = tuple(tuple(_check_names(X, c, "crossed_cols")) for c in crossed_cols)
     if any(len(cross) < 2 for cross in crossed):
@@ -188,6 +192,22 @@ def _check_names(X: pd.DataFrame, cols: Iterable[str], arg: str) -> tuple[str, .
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"{arg} names {col!r}, which is not a column of X.{hint}")
     return tuple(cols)
+
+
+def _check_scalars(s: pd.Series, role: str) -> None:
+    """Raise a clear error for lists, sets or dicts in a column (no role uses them)."""
+    if s.dtype != object:
+        return
+    sample = s.dropna().iloc[:_SAMPLE]
+    nested = sample.map(lambda v: isinstance(v, list | tuple | set | dict | np.ndarray))
+    if nested.any():
+        label = nested.index[int(np.argmax(nested.to_numpy()))]
+        raise ValueError(
+            f"Column {s.name!r} holds {type(sample[label]).__name__} values (row "
+            f"{plain(label)}: {sample[label]!r:.60}), which the {role} role cannot "
+            "use. "
+            f"Join each into a string (text), or pass ignore_cols=[{s.name!r}]."
+        )
 
 
 def _infer_role(s: pd.Series) -> tuple[str, str]:
@@ -226,10 +246,26 @@ def _infer_role(s: pd.Series) -> tuple[str, str]:
     return "cat", ""
 
 
+# Leading bytes of the image formats Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP).
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def is_image_bytes(value: bytes | bytearray) -> bool:
+    """Tell whether bytes start like an image file (by magic number)."""
+    head = bytes(value[:12])
+    webp = head.startswith(b"RIFF") and head[8:12] == b"WEBP"
+    return webp or head.startswith(_IMAGE_MAGIC)
+
+
 def _is_image(sample: pd.Series) -> bool:
     first = sample.iloc[0]
-    if isinstance(first, bytes | bytearray):
-        return True
+    if isinstance(first, bytes | bytearray):  # image files, or strings as bytes
+        head = sample.iloc[:20]
+        return bool(
+            head.map(
+                lambda v: isinstance(v, bytes | bytearray) and is_image_bytes(v)
+            ).all()
+        )
     if isinstance(first, np.ndarray):
         return first.ndim in (2, 3)
     if type(first).__module__.startswith("PIL."):

@@ -49,5 +49,11 @@ def probabilities(logits: np.ndarray, task: Task) -> np.ndarray:
 
 
 def standardise(y: np.ndarray) -> tuple[float, float]:
-    """Return the (mean, scale) that map ``y`` to mean 0, standard deviation 1."""
-    return float(y.mean()), float(y.std()) or 1.0
+    """Return the (mean, scale) that map ``y`` to mean 0, standard deviation 1.
+
+    Computed on ``y / max|y|`` so that huge values (|y| ~ 1e200, whose squares
+    overflow) give a finite scale.
+    """
+    peak = float(np.abs(y).max()) or 1.0
+    unit = y / peak
+    return float(unit.mean()) * peak, float(unit.std()) * peak or 1.0

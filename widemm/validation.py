@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -10,21 +11,33 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 
-def check_frame(estimator: BaseEstimator, X: Any, *, reset: bool) -> pd.DataFrame:
+def check_frame(
+    estimator: BaseEstimator,
+    X: Any,
+    *,
+    reset: bool,
+    optional: Collection[str] = (),
+) -> pd.DataFrame:
     """Return X as a DataFrame with the columns seen in fit, or raise a clear error.
 
-    On ``reset`` the estimator records ``n_features_in_`` (and ``feature_names_in_``
-    for string column names); otherwise X must have the same columns, in any
-    order. Arrays and lists get the fitted names, or ``x0 .. xN``.
+    On ``reset`` the estimator records ``n_features_in_`` and ``feature_names_in_``.
+    Column names are made strings (``read_csv(header=None)`` gives 0, 1, ...), so
+    each column keeps its dtype whatever its name. Otherwise X must have the fit
+    columns, in any order, but for ``optional`` ones (the model ignores them),
+    which may be left out. Arrays and lists get the fitted names, or ``x0 .. xN``;
+    object arrays get a dtype per column.
     """
     if isinstance(X, pd.DataFrame):
         if len(X) == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: {X.shape[0]} rows and {X.shape[1]} columns.")
+        X = _string_names(X)
         names = getattr(estimator, "feature_names_in_", None)
-        order = [] if names is None else list(names)
-        moved = list(X.columns) != order and set(X.columns) == set(order)
-        if not reset and order and moved:
-            X = X[order]  # same columns in another order: fine
+        if not reset and names is not None:
+            absent = [c for c in names if c in optional and c not in X.columns]
+            if absent:
+                X = X.assign(**dict.fromkeys(absent, np.nan))
+            if list(X.columns) != list(names) and set(X.columns) == set(names):
+                X = X[list(names)]  # same columns in another order: fine
     elif X is None or isinstance(X, str | bytes):
         raise TypeError(f"X must be a DataFrame or 2-D array, got {type(X).__name__}.")
     else:
@@ -33,10 +46,29 @@ def check_frame(estimator: BaseEstimator, X: Any, *, reset: bool) -> pd.DataFram
             raise ValueError("X holds complex numbers, which are not supported.")
     validate_data(estimator, X, reset=reset, skip_check_array=True)
     names = getattr(estimator, "feature_names_in_", None)
-    if isinstance(X, pd.DataFrame) and names is not None:
+    columns = list(names) if names is not None else [f"x{i}" for i in range(X.shape[1])]
+    if isinstance(X, pd.DataFrame):
+        return X if names is not None else X.set_axis(columns, axis=1)
+    frame = pd.DataFrame(X, columns=columns)
+    return frame.infer_objects() if X.dtype == object else frame
+
+
+def _string_names(X: pd.DataFrame) -> pd.DataFrame:
+    """X with ``str`` column names; duplicated names are an error."""
+    names = [str(c) for c in X.columns]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        raise ValueError(
+            f"X has duplicated column names: {duplicated}. Rename or drop them."
+        )
+    if all(isinstance(c, str) for c in X.columns):
         return X
-    columns = names if names is not None else [f"x{i}" for i in range(X.shape[1])]
-    return pd.DataFrame(np.asarray(X), columns=columns)
+    return X.set_axis(names, axis=1)
+
+
+def plain(label: Any) -> str:
+    """Return the repr of a value as users wrote it: ``105``, not ``np.int64(105)``."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
 
 
 def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
@@ -44,6 +76,14 @@ def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
     if y is None:
         raise ValueError(
             "This estimator requires y to be passed, but the target y is None."
+        )
+    index = y.index if isinstance(y, pd.Series | pd.DataFrame) else None
+    shape = y.shape if hasattr(y, "shape") else np.asarray(y).shape
+    if len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"y has shape {shape}: one model for several targets (multi-label, "
+            "multi-target or mixed tasks) is not supported yet. Fit one model per "
+            "target column for now."
         )
     y = column_or_1d(y, warn=True)
     if len(y) != n_rows:
@@ -59,9 +99,10 @@ def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
         missing = pd.isna(y) if y.dtype == object else np.zeros(len(y), dtype=bool)
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
+        label = plain(index[row] if index is not None else row)
         raise ValueError(
-            f"y holds {int(missing.sum())} NaN/inf value(s), the first at row {row} "
-            f"({y[row]!r}). Drop those rows or fill the target."
+            f"y holds {int(missing.sum())} NaN/inf value(s), the first at row {label} "
+            f"({plain(y[row])}). Drop those rows or fill the target."
         )
     return y
 
@@ -110,14 +151,16 @@ def numeric_values(s: pd.Series) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"Column {s.name!r} is continuous but row {row} holds {s.iloc[row]!r}. "
+            f"Column {s.name!r} is continuous but row {plain(s.index[row])} holds "
+            f"{s.iloc[row]!r}. "
             f"Fix it or pass cat_cols=[{s.name!r}]."
         )
     inf = np.isinf(values)
     if inf.any():
         row = int(np.flatnonzero(inf)[0])
         raise ValueError(
-            f"Column {s.name!r} holds inf at row {row}. Replace it with NaN (treated "
+            f"Column {s.name!r} holds inf at row {plain(s.index[row])}. Replace it "
+            "with NaN (treated "
             "as missing) or a finite value."
         )
     return values

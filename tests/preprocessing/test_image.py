@@ -60,21 +60,33 @@ def broken(emoji, tmp_path):
     corrupt.write_bytes(b"\x89PNG not really")
     paths = [str(EMOJI / p) for p in emoji["image_path"]]
     missing = str(tmp_path / "missing.png")
-    return pd.DataFrame({"img": [paths[0], missing, str(corrupt), None]})
+    return pd.DataFrame(
+        {"img": [paths[0], missing, str(corrupt), None]}, index=[100, 101, 102, 103]
+    )
 
 
-def test_on_error_raise_names_row_and_path(broken):
-    pre = ImagePreprocessor(image_size=16).fit(broken)
+def test_on_error_raise_names_row_label_and_path(broken):
+    pre = ImagePreprocessor(image_size=16).fit(broken.drop(index=101))
     column = pre.transform(broken)["img"]
-    column[torch.tensor([0])]  # readable
+    batch = column[torch.tensor([0, 3])]  # readable; missing (None) is absent
+    assert batch["present"].tolist() == [True, False]
     with pytest.raises(
-        ValueError, match=r"'img', row 1: cannot read image .*missing\.png"
+        ValueError, match=r"'img', row 101: cannot read image .*missing\.png"
     ):
         column[torch.tensor([1])]
-    with pytest.raises(ValueError, match=r"row 2: cannot read image .*corrupt\.png"):
+    with pytest.raises(ValueError, match=r"row 102: cannot read image .*corrupt\.png"):
         column[torch.tensor([2])]
-    with pytest.raises(ValueError, match="row 3"):
-        column[torch.tensor([3])]
+    with pytest.raises(ValueError, match=r"give it a role: cat_cols=\['img'\]"):
+        column[torch.tensor([2])]
+
+
+def test_fit_reports_every_missing_file_before_training(broken):
+    both = pd.concat([broken, broken.rename(index=lambda i: i + 10)])
+    with pytest.raises(
+        FileNotFoundError, match=r"2 image file\(s\) not found.*rows 101: .*, 111: "
+    ):
+        ImagePreprocessor(image_size=16).fit(both)
+    ImagePreprocessor(image_size=16, on_error="mask").fit(both)  # masked: fine
 
 
 def test_on_error_mask_flags_absent_rows(broken):

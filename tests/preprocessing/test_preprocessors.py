@@ -104,10 +104,11 @@ def test_tab_preprocessor_rejects_garbage_with_row_and_column(adult_xy):
     pre = TabPreprocessor().fit(X)
     bad = X.head(5).copy().astype({"age": object})
     bad.loc[bad.index[3], "age"] = "forty"
-    with pytest.raises(ValueError, match="'age' is continuous but row 3 holds 'forty'"):
+    label = bad.index[3]  # errors name rows by index label, not position
+    with pytest.raises(ValueError, match=f"continuous but row {label} holds 'forty'"):
         pre.transform(bad)
     bad["age"] = [1.0, np.inf, 2.0, 3.0, 4.0]
-    with pytest.raises(ValueError, match="'age' holds inf at row 1"):
+    with pytest.raises(ValueError, match=f"'age' holds inf at row {bad.index[1]}"):
         pre.transform(bad)
 
 

@@ -112,7 +112,7 @@ def test_an_early_stopped_run_run_again_is_a_no_op(data, tmp_path):
 
 def test_unknown_trainer_params_are_named(data):
     X, y = data
-    with pytest.raises(ValueError, match="'max_epochs'.*pass max_epochs="):
+    with pytest.raises(ValueError, match=r"'max_epochs'.*pass max_epochs="):
         small(trainer_params={"max_epochs": 3}).fit(X, y)
-    with pytest.raises(ValueError, match="unknown key 'precison'.*'precision'"):
+    with pytest.raises(ValueError, match=r"unknown key 'precison'.*'precision'"):
         small(trainer_params={"precison": "bf16"}).fit(X, y)

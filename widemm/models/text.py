@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from widemm.models.layers import BackboneEncoder, Encoder
 from widemm.models.registry import resolve
+from widemm.preprocessing.text import local_model_path
 
 
 def trim(x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -40,7 +41,11 @@ class HFTextEncoder(BackboneEncoder):
     lr_scale : float
         The backbone's learning rate is the Trainer's times this.
     pretrained : bool
-        Load the pretrained weights; False builds the architecture only.
+        Load the pretrained weights; False builds the architecture only, from
+        ``config`` when given (nothing is then read from ``model_name``).
+    config : dict, optional
+        The backbone's configuration (``PretrainedConfig.to_dict()``), as a saved
+        model keeps it so that it loads where ``model_name`` does not exist.
 
     Attributes
     ----------
@@ -58,25 +63,23 @@ class HFTextEncoder(BackboneEncoder):
         unfreeze_top_n: int = 0,
         lr_scale: float = 0.1,
         pretrained: bool = True,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
-        from transformers import AutoConfig, AutoModel
-
-        from widemm.preprocessing.text import local_model_path
+        from transformers import AutoModel
 
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}.")
-        path = local_model_path(model_name)
-        config = AutoConfig.from_pretrained(path)
         if pretrained:
-            self.backbone = AutoModel.from_pretrained(path)
+            self.backbone = AutoModel.from_pretrained(local_model_path(model_name))
         else:  # architecture only: the caller loads the weights
-            self.backbone = AutoModel.from_config(config)
+            self.backbone = AutoModel.from_config(backbone_config(model_name, config))
+        hf_config: Any = self.backbone.config
         if isinstance(getattr(self.backbone, "pooler", None), nn.Module):
             self.backbone.pooler = None  # type: ignore[assignment] # unused (we pool ourselves): never trains
         self.pooling, self.pool_layers = pooling, pool_layers
-        self.output_dim = int(config.hidden_size) * pool_layers
-        layers = _layers(self.backbone, config.num_hidden_layers)
+        self.output_dim = int(hf_config.hidden_size) * pool_layers
+        layers = _layers(self.backbone, hf_config.num_hidden_layers)
         self.set_trainable(freeze, layers, unfreeze_top_n, lr_scale)
 
     def token_embeddings(self) -> nn.Module:
@@ -98,6 +101,20 @@ class HFTextEncoder(BackboneEncoder):
             return states[:, 0]
         weights = mask.unsqueeze(-1).to(states.dtype)
         return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def backbone_config(name: str, config: Mapping[str, Any] | None = None) -> Any:
+    """Return model ``name``'s ``PretrainedConfig``, or rebuild it from ``config``."""
+    from transformers import AutoConfig
+
+    if config is not None:
+        return AutoConfig.for_model(**config)
+    try:
+        return AutoConfig.from_pretrained(local_model_path(name))
+    except OSError as err:
+        raise OSError(
+            f"Cannot read the configuration of text model {name!r}: {err}"
+        ) from err
 
 
 def _layers(backbone: nn.Module, n: int) -> nn.ModuleList:

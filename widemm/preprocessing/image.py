@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
-from widemm.validation import check_frame
+from widemm.validation import check_frame, plain
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,8 +33,8 @@ class ImageColumn:
         Paths (str or Path), bytes, PIL images or uint8 arrays (H, W) / (H, W, C).
     name : str
         The DataFrame column, for error messages.
-    rows : ndarray of int
-        Position of each value in the DataFrame given to ``transform``.
+    rows : ndarray
+        The index label of each value's row, for error messages.
     preprocessor : ImagePreprocessor
         Decoding settings: root, size, normalisation, augmentation, on_error.
     augment : bool
@@ -92,17 +92,24 @@ class ImageColumn:
         return [_key(v, self.preprocessor.root) for v in self.values]
 
     def _load(self, i: int) -> Any:
-        """Decode value i to an RGB image; None if unreadable and on_error='mask'."""
+        """Decode value i to an RGB image; None if missing, or unreadable and masked.
+
+        A missing value (None, NaN) is an absent image, as missing text is.
+        """
         value = self.values[i]
+        if _is_missing(value):
+            return None
         try:
             return to_rgb(value, self.preprocessor.root)
         except Exception as err:
             if self.preprocessor.on_error == "mask":
                 return None
             raise ValueError(
-                f"Column {self.name!r}, row {self.rows[i]}: cannot read image "
-                f"{_describe(value)}: {err}. Fix or drop the row, or pass "
-                "on_error='mask' to treat unreadable images as absent."
+                f"Column {self.name!r}, row {plain(self.rows[i])}: cannot read "
+                f"image {_describe(value)}: {err}. Fix or drop the row, or pass "
+                "on_error='mask' to treat unreadable images as absent. If the "
+                f"column holds no images, give it a role: cat_cols=[{self.name!r}] "
+                f"or ignore_cols=[{self.name!r}]."
             ) from err
 
 
@@ -113,13 +120,10 @@ def to_rgb(value: Any, root: str | None = None) -> Any:
     """
     from PIL import Image
 
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if _is_missing(value):
         raise ValueError("the value is missing")
     if isinstance(value, str | Path):
-        path = Path(value)
-        if root is not None and not path.is_absolute():
-            path = Path(root) / path
-        image: Image.Image = Image.open(path)
+        image: Image.Image = Image.open(_resolve(value, root))
     elif isinstance(value, bytes | bytearray):
         image = Image.open(io.BytesIO(value))
     elif isinstance(value, np.ndarray):
@@ -138,9 +142,33 @@ def to_rgb(value: Any, root: str | None = None) -> Any:
     return image.convert("RGB")
 
 
+def _is_missing(value: Any) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or (isinstance(value, float) and np.isnan(value))
+    )
+
+
+def _resolve(value: str | Path, root: str | None) -> Path:
+    path = Path(value)
+    return Path(root) / path if root is not None and not path.is_absolute() else path
+
+
 def _key(value: Any, root: str | None) -> bytes:
+    """Return a key that changes with the image.
+
+    A file's path, size and modification time (overwritten in place, it gets a
+    new key), or a digest of in-memory content.
+    """
+    if _is_missing(value):
+        return b"<missing>"
     if isinstance(value, str | Path):
-        return f"{root}|{value}".encode()
+        try:
+            stat = _resolve(value, root).stat()
+        except OSError:
+            return f"{root}|{value}|unreadable".encode()
+        return f"{root}|{value}|{stat.st_size}|{stat.st_mtime_ns}".encode()
     if isinstance(value, np.ndarray):
         data = value.tobytes()
     elif isinstance(value, bytes | bytearray):
@@ -214,7 +242,25 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
             )
         X = check_frame(self, X, reset=True)
         self.cols_ = [str(c) for c in (X.columns if self.cols is None else self.cols)]
+        if self.on_error == "raise":
+            for col in self.cols_:
+                self._check_files(X[col])
         return self
+
+    def _check_files(self, s: pd.Series) -> None:
+        """Raise one error listing every row whose image file does not exist."""
+        paths = s[s.map(lambda v: isinstance(v, str | Path))]
+        exists = paths.map(lambda v: _resolve(v, self.root).is_file())
+        if exists.all():
+            return
+        bad = paths[~exists]
+        rows = ", ".join(f"{plain(k)}: {v!r}" for k, v in bad.iloc[:5].items())
+        raise FileNotFoundError(
+            f"Column {s.name!r}: {len(bad)} image file(s) not found (root "
+            f"{self.root!r}), rows {rows}{', ...' if len(bad) > 5 else ''}. Fix the "
+            "paths or image_root, drop those rows, or pass on_error='mask' to treat "
+            "them as absent images."
+        )
 
     def transform(self, X: Any) -> dict[str, ImageColumn]:
         """Return an ImageColumn per column (nothing decoded yet)."""
@@ -223,9 +269,9 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
 
     def transform_frame(self, X: pd.DataFrame) -> dict[str, ImageColumn]:
         """Transform a DataFrame already checked against the fit columns (no checks)."""
-        rows = np.arange(len(X))
+        labels = X.index.to_numpy()
         return {
-            c: ImageColumn(X[c].to_numpy(dtype=object), c, rows, self)
+            c: ImageColumn(X[c].to_numpy(dtype=object), c, labels, self)
             for c in self.cols_
         }
 

@@ -124,6 +124,26 @@ class TrainConfig:
         return cls(**fixed, **options)
 
 
+def auto_schedule(
+    batch_size: int | Literal["auto"], max_epochs: int | Literal["auto"], n_rows: int
+) -> tuple[int, int]:
+    """Resolve ``"auto"`` batch size and epochs for ``n_rows`` training rows.
+
+    The rule: a batch of about ``n_rows / 32`` rows as a power of 2, between 16
+    and 256, so a small table still gets 16-32 optimizer steps an epoch (a
+    300-row table at 256 rows a batch would get one); then epochs enough for
+    about 2,000 steps in all, between 20 and 200 (early stopping ends most runs
+    sooner). 10,000 rows and more: 256 rows, 20 epochs. Given ints are kept.
+    """
+    if batch_size == "auto":
+        power = round(np.log2(max(n_rows, 1) / 32))
+        batch_size = int(np.clip(2**power, 16, 256))
+    if max_epochs == "auto":
+        steps = -(-n_rows // batch_size)
+        max_epochs = int(np.clip(-(-2000 // max(steps, 1)), 20, 200))
+    return batch_size, max_epochs
+
+
 class Trainer:
     """Train a model that maps a batch to logits; report a history per epoch.
 
@@ -341,11 +361,29 @@ class Trainer:
                         cb.on_step_end(self, model, value)
             total += loss.detach()
             n_rows += rows
+        # The next batch's loss catches weights gone non-finite but for the epoch's
+        # last step: check its outputs on that batch, so no run ends broken.
+        model.eval()
+        with torch.no_grad():
+            finite = bool(model(batch).isfinite().all())
+        net.train()
+        if not finite:
+            raise FloatingPointError(
+                f"The model's outputs became NaN/inf in the last optimizer step of "
+                f"epoch {self.epoch + 1} (batch {n_batches} of {n_batches}). Lower "
+                "learning_rate or set clip_grad_norm."
+            )
         return dist.mean(total, n_rows)
 
     def evaluate(self, model: nn.Module, dataset: FrameDataset) -> dict[str, float]:
         """Return the validation loss and metric of ``model`` on ``dataset``."""
         logits = torch.from_numpy(self.predict(model, dataset))
+        if not logits.isfinite().all():
+            raise FloatingPointError(
+                f"The model's validation outputs are NaN/inf after epoch "
+                f"{getattr(self, 'epoch', -1) + 1}. Lower learning_rate or set "
+                "clip_grad_norm."
+            )
         target = dataset.inputs["target"]
         loss = float(self.loss_fn(logits, target)) / max(len(target), 1)
         return {"valid_loss": loss, **_metric(self.config.task, logits, target)}
