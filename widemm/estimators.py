@@ -287,8 +287,7 @@ class BaseWideDeep(BaseEstimator):
         """Attribute each row's output to its columns (SHAP-style).
 
         ``method``: ``"gradient"`` or ``"permutation"``; ``background``: reference
-        rows (default X); ``options``: ``class_index``, ``n_background``, ``n_steps``,
-        ``n_samples``, ``random_state``. See :func:`widemm.explain.explain`.
+        rows (default X); ``options``: see :func:`widemm.explain.explain`.
         """
         from widemm.explain import Output, explain
 
@@ -373,7 +372,8 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
 
     def predict(self, X: Any) -> np.ndarray:
         """Return the most probable class of each row."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks that the model is fitted
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class WideDeepRegressor(RegressorMixin, BaseWideDeep):
