@@ -129,4 +129,4 @@ def _lengths(x: Any) -> Tensor:
     """Tokens per row when there is an attention mask, so batches pad little."""
     if isinstance(x, Mapping) and "attention_mask" in x:
         return x["attention_mask"].sum(1)
-    return torch.zeros(len(x) if isinstance(x, LazyColumn) else n_rows(x))
+    return torch.zeros(n_rows(x) if isinstance(x, Mapping) else len(x))

@@ -30,7 +30,7 @@ from widemm.targets import (
 from widemm.training import Task, TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
-from widemm.validation import check_frame, check_target
+from widemm.validation import check_frame, check_target, check_training_data
 
 # Settings that change neither the model nor the data order: not the run's identity.
 _NOT_RUN = ("verbose", "device", "num_workers", "callbacks", "checkpoint_dir")
@@ -81,6 +81,10 @@ class BaseWideDeep(BaseEstimator):
     """
 
     _task: Task
+    _fitted: tuple[str, ...] = (  # what saving writes (besides model_'s weights)
+        *("pipeline_", "schema_", "history_", "n_outputs_", "batch_size_"),
+        *("max_epochs_", "n_features_in_", "feature_names_in_"),
+    )
 
     def __init__(
         self,
@@ -182,12 +186,12 @@ class BaseWideDeep(BaseEstimator):
         eval_set : tuple (X_valid, y_valid), optional
             Validation data for early stopping, instead of ``validation_fraction``.
         """
-        stream = None
+        numeric, stream = self._task == "regression", None
         if isinstance(X, str | os.PathLike):
             stream = ParquetStream.open(X, y, self.stream_chunk_rows)
             data = {"data": stream.identity(), "target": y}
         else:
-            X, y = self._check_xy(X, y)
+            X, y = check_training_data(self, X, y, numeric)
             data = {"data": frame_digest(X), "target": frame_digest(pd.Series(y))}
         # Before any random draw: nothing downstream decides the seed again.
         params = self.get_params(deep=False)
@@ -195,7 +199,7 @@ class BaseWideDeep(BaseEstimator):
         run, seed, state = plan_run(self.checkpoint_dir, settings, data)
         if stream is not None:
             sample = stream.sample(self.stream_sample_rows, seed)
-            X, y = self._check_xy(sample.drop(columns=y), sample[y])
+            X, y = check_training_data(self, sample.drop(columns=y), sample[y], numeric)
         target = self._fit_target(y)
         with seeded(seed):
             pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
@@ -222,12 +226,6 @@ class BaseWideDeep(BaseEstimator):
         self.history_ = pd.DataFrame(history)
         self.model_.cpu()
         return self
-
-    def _check_xy(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
-        X = check_frame(self, X, reset=True)
-        if len(X) < 2:
-            raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
-        return X, check_target(y, len(X), numeric=self._task == "regression")
 
     def _frame(self, X: Any) -> pd.DataFrame:
         """X checked against the fit columns; those the model ignores may be absent."""
@@ -306,8 +304,8 @@ class BaseWideDeep(BaseEstimator):
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""
         check_is_fitted(self, "model_")
-        classes = {**pipeline_classes(), persistence.class_key(type(self)): type(self)}
-        persistence.save(path, self, self.model_, classes)
+        own = {persistence.class_key(type(self)): (type(self), self._fitted)}
+        persistence.save(path, self, self.model_, {**pipeline_classes(), **own})
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -343,8 +341,7 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         The trained network.
     history_ : DataFrame
         Per-epoch losses, validation metric, learning rate and seconds.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
+    n_features_in_, feature_names_in_ : int, ndarray of str
 
     Examples
     --------
@@ -353,6 +350,8 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
     >>> model.fit(X_train, y_train)  # doctest: +SKIP
     >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP
     """
+
+    _fitted = (*BaseWideDeep._fitted, "classes_")
 
     @property
     def _task(self) -> Task:  # type: ignore[override]
@@ -385,6 +384,7 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
     """
 
     _task: Task = "regression"
+    _fitted = (*BaseWideDeep._fitted, "y_mean_", "y_scale_")
 
     def _fit_target(self, y: np.ndarray) -> torch.Tensor:
         self.y_mean_, self.y_scale_ = standardise(y)

@@ -23,10 +23,8 @@ def load(path: str | os.PathLike[str]) -> WideDeepClassifier | WideDeepRegressor
     WideDeepClassifier or WideDeepRegressor
     """
     estimators = (WideDeepClassifier, WideDeepRegressor)
-    classes = {
-        **pipeline_classes(),
-        **{persistence.class_key(c): c for c in estimators},
-    }
+    own = {persistence.class_key(c): (c, c._fitted) for c in estimators}
+    classes = {**pipeline_classes(), **own}
     estimator = persistence.load(path, classes)
     if not isinstance(estimator, BaseWideDeep):
         raise ValueError(f"{path} holds a {type(estimator).__name__}, not a model.")

@@ -2,8 +2,8 @@
 
 Nothing is pickled and loading runs no code from the files: JSON values are
 decoded by a fixed set of tags, objects are rebuilt only from the classes the
-caller allows (``classes``), with their saved parameters, and only fitted-state
-attributes (``name_``) are set on them. This module knows no estimator: the
+caller allows (``classes``), with their saved parameters, and only the fitted
+attributes each class declares are set on them. This module knows no estimator: the
 estimators pass the classes they are made of.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from widemm.schema import ColumnSchema
 
 FORMAT_VERSION = 2
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
-Classes = Mapping[str, type]  # "module.QualName" -> class: what may be rebuilt
+# "module.QualName" -> (class, its fitted attributes): all that is saved and loaded
+Classes = Mapping[str, tuple[type, Collection[str]]]
 
 
 def class_key(cls: type) -> str:
@@ -38,7 +39,8 @@ def save(
     """Write ``obj`` (JSON: its parameters and fitted state) and ``model``'s weights.
 
     The fitted state is every attribute ending in ``_`` but ``model_`` (the
-    weights file holds that). Every object inside must be of ``classes``.
+    weights file holds that). Every object inside must be of ``classes``, and
+    its fitted attributes among those declared there.
     """
     from safetensors.torch import save_model
 
@@ -55,8 +57,8 @@ def save(
 def load(path: str | os.PathLike[str], classes: Classes) -> Any:
     """Rebuild the object written by ``save``, without its model (``load_weights``).
 
-    An unknown class, an unknown key, or a state key that is not a fitted
-    attribute (or would shadow a method or parameter) raises a ValueError naming it.
+    An unknown class, or an unknown key anywhere (a state key its class does
+    not declare, which could shadow a method) raises a ValueError naming it.
     """
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
@@ -106,6 +108,7 @@ def _encode_object(
     name = class_key(type(obj))
     if name not in classes:
         raise TypeError(f"Cannot save a {name}: only widemm's own classes are saved.")
+    declared = set(classes[name][1])
     params = obj.get_params(deep=False)
     if params.get("callbacks"):  # training-time objects: not needed to predict
         params["callbacks"] = None
@@ -116,6 +119,11 @@ def _encode_object(
         for k, v in vars(obj).items()
         if _is_state_key(k) and k not in (skip or set())
     }
+    if set(state) - declared:
+        raise TypeError(
+            f"{name} has fitted attributes {sorted(set(state) - declared)} that its "
+            "saved form does not declare."
+        )
     return {
         "__object__": name,
         "params": _encode(params, classes),
@@ -183,18 +191,14 @@ def _decode(value: Any, classes: Classes) -> Any:
 def _decode_object(entry: dict[str, Any], classes: Classes) -> Any:
     name = entry["__object__"]
     _check_keys(entry, {"__object__", "params", "state"}, f"The entry of {name!r}")
-    cls = classes.get(name)
-    if cls is None:
+    if name not in classes:
         raise ValueError(f"Refusing to load unknown class {name!r}.")
+    cls, fitted = classes[name]
     params = _decode(entry["params"], classes)
-    known = set(cls._get_param_names())  # type: ignore[attr-defined]
-    _check_keys(params, known, f"The parameters of {name}")
+    _check_keys(params, set(cls._get_param_names()), f"The parameters of {name}")  # type: ignore[attr-defined]
+    state = _decode(entry["state"], classes)
+    _check_keys(state, set(fitted), f"The fitted state of {name}")
     obj = cls(**params)
-    for key, value in _decode(entry["state"], classes).items():
-        if not _is_state_key(key) or hasattr(cls, key) or key in known:
-            raise ValueError(
-                f"The saved state of {name} has key {key!r}, which is not a fitted "
-                "attribute (name_) or would replace one of the class's own names."
-            )
+    for key, value in state.items():
         setattr(obj, key, value)
     return obj

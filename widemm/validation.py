@@ -71,6 +71,16 @@ def plain(label: Any) -> str:
     return repr(label.item() if isinstance(label, np.generic) else label)
 
 
+def check_training_data(
+    estimator: BaseEstimator, X: Any, y: Any, numeric: bool
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Check X (recording its columns on ``estimator``) and y for fitting."""
+    X = check_frame(estimator, X, reset=True)
+    if len(X) < 2:
+        raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
+    return X, check_target(y, len(X), numeric=numeric)
+
+
 def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
     """Return y as a 1-D array of length n_rows; NaN/inf targets are errors."""
     if y is None:
