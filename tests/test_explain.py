@@ -137,7 +137,7 @@ def test_images_get_region_maps(mobilenet_weights):
     model = WideDeepClassifier(
         image_root=str(DATA / "emoji"), image_size=32, max_epochs=3, random_state=0
     ).fit(X, y)
-    e = model.explain(X[:12])
+    e = model.explain(X[:12], n_background=12)
     assert e.max_error < 0.05
     assert e.importance()["column"].iloc[0] == "image_path"
     grad = e.regions(X.index[0], "image_path", grid=4)
@@ -168,12 +168,24 @@ def test_token_plot(reviews_model):
     assert 0 < len(fig.axes[0].texts) <= n_tokens
 
 
+def test_a_few_rows_are_explained_against_the_background_kept_at_fit(adult_model):
+    model, X, _ = adult_model
+    few = model.explain(X[:3])  # 50 training rows kept at fit: no background needed
+    again = model.explain(X[:3], random_state=1)
+    np.testing.assert_allclose(few.base_value, again.base_value)  # it does not wander
+    assert few.max_error < 0.05
+    assert len(model.pipeline_.background_) == 50
+    long = few.to_frame()
+    assert len(long) == 3 * few.values.shape[1]
+    assert {"row", "column", "value", "attribution", "base_value"} <= set(long)
+    assert "top columns" in repr(few)
+    assert "<table" in few._repr_html_()
+
+
 def test_bad_requests_say_what_is_wrong(adult_model, adult_explanations):
     model, X, background = adult_model
     with pytest.raises(ValueError, match="method must be one of"):
         model.explain(X, method="lime")
-    with pytest.raises(ValueError, match="too few to serve as its own background"):
-        model.explain(X[:3])
     with pytest.raises(ValueError, match="age"):
         model.explain(X, background=background.drop(columns="age"))
     e = adult_explanations["gradient"]

@@ -12,6 +12,7 @@ used dropped first: predicting on ever new rows does not grow memory forever.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import LazyColumn, n_rows, take, to_device
-from widemm.runtime import progress
+from widemm.runtime import progress, report
 
 
 def is_frozen(encoder: nn.Module) -> bool:
@@ -57,12 +58,14 @@ class FeatureCache:
         # slot -> key -> (embedding (output_dim,), present ()), oldest use first
         self.entries: dict[str, OrderedDict[bytes, tuple[Tensor, Tensor]]] = {}
 
-    def __call__(self, slot: str, encoder: nn.Module, x: Any) -> dict[str, Tensor]:
+    def __call__(
+        self, slot: str, encoder: nn.Module, x: Any, name: str | None = None
+    ) -> dict[str, Tensor]:
         """Return ``{"embedding": (n_rows, output_dim), "present": (n_rows,)}`` of x.
 
         Only rows whose input is not cached for this slot are encoded. ``x`` is the
         slot's input: tensors (a mapping of them), or a ``LazyColumn`` (images,
-        decoded only when encoded).
+        decoded only when encoded); ``name`` (its column) is what progress names.
         """
         keys = x.row_keys() if isinstance(x, LazyColumn) else _row_keys(x)
         known = self.entries.setdefault(slot, OrderedDict())
@@ -73,7 +76,13 @@ class FeatureCache:
         fresh: dict[bytes, tuple[Tensor, Tensor]] = {}
         if new:
             rows = torch.tensor(list(new.values()))
-            embeddings, present = self._encode(encoder, x, rows)
+            what = f"{name or slot!r} with {type(encoder).__name__}"
+            report("encoding %s: %d rows", what, len(rows), verbose=self.verbose)
+            start = time.perf_counter()
+            embeddings, present = self._encode(encoder, x, rows, what)
+            seconds = time.perf_counter() - start
+            report("encoded %s in %.1f s (%.0f rows/s)", what, seconds,
+                   len(rows) / max(seconds, 1e-9), verbose=self.verbose)  # fmt: skip
             fresh = {k: (embeddings[j], present[j]) for j, k in enumerate(new)}
         pairs = [fresh[k] if k in fresh else known[k] for k in keys]
         for key in dict.fromkeys(keys):  # mark as used, newest last
@@ -88,7 +97,7 @@ class FeatureCache:
         }
 
     def _encode(
-        self, encoder: nn.Module, x: Any, rows: Tensor
+        self, encoder: nn.Module, x: Any, rows: Tensor, what: str
     ) -> tuple[Tensor, Tensor]:
         """Encode ``rows`` of x, longest first; results in the order of ``rows``."""
         order = torch.argsort(_lengths(x)[rows], descending=True, stable=True)
@@ -97,7 +106,9 @@ class FeatureCache:
         present = torch.ones(len(rows), dtype=torch.bool)
         starts = range(0, len(rows), self.batch_size)
         with torch.inference_mode():
-            for start in progress(starts, verbose=self.verbose > 0, desc="encoding"):
+            for start in progress(
+                starts, verbose=self.verbose > 0, desc=f"encoding {what}"
+            ):
                 at = order[start : start + self.batch_size]  # positions in rows
                 batch = take(x, rows[at])
                 emb = encoder(to_device(batch, self.device)).float().cpu()

@@ -39,6 +39,7 @@ from widemm.runtime import resolve_device
 from widemm.schema import infer_schema
 
 Inputs = dict[str, Any]  # slot -> tensor, {name: tensor} or a LazyColumn
+BACKGROUND_ROWS = 50  # training rows kept as the default explanation background
 
 
 class FeaturePipeline(BaseEstimator):
@@ -202,6 +203,11 @@ class FeaturePipeline(BaseEstimator):
         self.preprocessors_ = self._make_preprocessors()
         for pre in self.preprocessors_.values():
             pre.fit(X)
+        self.summary_ = describe_columns(X)
+        # Rows kept for explanations' default background: fixed, so base values
+        # and signs do not move between calls (JSON-safe: missing -> None).
+        sample = X.sample(min(len(X), BACKGROUND_ROWS), random_state=0)
+        self.background_ = sample.astype(object).where(sample.notna(), None)
         name = pretrained_text_name(self.text_model)
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
             self.text_config_ = backbone_config(name).to_json_string()
@@ -330,8 +336,10 @@ class FeaturePipeline(BaseEstimator):
         """Return ``model``'s inputs: cached embeddings in frozen encoders' slots."""
         inputs = self.transform(X)
         cache = self.feature_cache()
+        columns = {**self.schema_.text_slots, **self.schema_.image_slots}
         for slot in self.cached_slots(model):
-            inputs[slot] = cache(slot, model.encoders[slot], inputs[slot])
+            x, encoder = inputs[slot], model.encoders[slot]
+            inputs[slot] = cache(slot, encoder, x, name=columns.get(slot))
         return inputs
 
     def training_inputs(self, inputs: Inputs, model: WideDeep) -> Inputs:
@@ -377,6 +385,25 @@ class FeaturePipeline(BaseEstimator):
         return tags
 
 
+def describe_columns(X: pd.DataFrame) -> pd.DataFrame:
+    """Describe each column: dtype, missing share, distinct values, range."""
+    numeric = X.select_dtypes("number")
+    rows = []
+    for col in X.columns:
+        s = X[col]
+        try:
+            distinct = int(s.nunique())
+        except TypeError:  # unhashable cells (arrays, images)
+            distinct = -1
+        row = {"column": col, "dtype": str(s.dtype), "missing": float(s.isna().mean())}
+        row["distinct"] = distinct
+        if col in numeric:
+            row.update(mean=float(s.mean()), min=float(s.min()), max=float(s.max()))
+        rows.append(row)
+    columns = ["column", "dtype", "missing", "distinct", "mean", "min", "max"]
+    return pd.DataFrame(rows, columns=columns).round(4)
+
+
 def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
     """Return the classes a fitted pipeline is made of, with their fitted attributes.
 
@@ -388,7 +415,9 @@ def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
 
     names = ("n_features_in_", "feature_names_in_")
     fitted: dict[type, tuple[str, ...]] = {
-        FeaturePipeline: ("schema_", "preprocessors_", "text_config_"),
+        FeaturePipeline: (
+            *("schema_", "preprocessors_", "text_config_", "summary_", "background_"),
+        ),
         WidePreprocessor: ("vocab_", "offsets_", "n_indices_", *names),
         TabPreprocessor: (
             *("vocab_", "cardinalities_", "embed_dims_", "nan_cols_", "scaler_"),

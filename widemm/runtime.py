@@ -1,7 +1,15 @@
-"""Where and how code runs: the device, seeded randomness, progress reporting."""
+"""Where and how code runs: the device, seeded randomness, progress reporting.
+
+Progress reaches every user when ``verbose > 0``: tqdm bars on a terminal or in
+a notebook (``tqdm.auto`` picks widgets there); otherwise (stderr redirected to a
+log file, a scheduler's job log) one line per epoch and per long step, written
+through the ``widemm`` logger, which prints to stderr unless the application has
+configured logging itself. ``verbose=0`` prints nothing.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -9,6 +17,8 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+log = logging.getLogger("widemm")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -27,7 +37,44 @@ def seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
+def interactive() -> bool:
+    """Tell whether a person watches: stderr is a terminal, or a notebook runs us."""
+    if sys.stderr.isatty():
+        return True
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None else None
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
 def progress(items: Iterable[Any], *, verbose: bool, **kwargs: Any) -> Any:
-    """Wrap ``items`` in tqdm if asked for and stderr is a terminal."""
-    show = verbose and sys.stderr.isatty()
+    """Wrap ``items`` in a tqdm bar when asked for and a person watches."""
+    show = verbose and interactive()
     return tqdm(items, leave=False, **kwargs) if show else items
+
+
+class _Stderr(logging.Handler):
+    """Write records to the current ``sys.stderr`` (which tests and notebooks swap)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def report(message: str, *args: Any, verbose: int | bool = 1) -> None:
+    """Log one progress line (``widemm`` logger, INFO) when ``verbose``.
+
+    With no logging configured, the line goes to stderr; an application that
+    configures logging (handlers on the root or ``widemm`` logger) gets it there.
+    """
+    if not verbose:
+        return
+    if not log.hasHandlers():
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("widemm: %(message)s"))
+        log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    log.info(message, *args)

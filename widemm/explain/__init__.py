@@ -86,6 +86,42 @@ class Explanation:
         total = self.base_value + self.values.sum(axis=1)
         return float((total - self.output).abs().max())
 
+    def to_frame(self) -> pd.DataFrame:
+        """Long form: one row per (row, column) with its value and attribution."""
+        values = self.values.rename_axis(index="row", columns="column")
+        long = values.stack().rename("attribution").reset_index()
+        data = self.data.astype(object).rename_axis(index="row", columns="column")
+        cells = data.stack(future_stack=True).rename("value").reset_index()
+        long = long.merge(cells, on=["row", "column"], how="left")
+        base = self.base_value.rename("base_value").rename_axis("row").reset_index()
+        return long.merge(base, on="row")[
+            ["row", "column", "value", "attribution", "base_value"]
+        ]
+
+    def __repr__(self) -> str:
+        top = self.importance().head(5)
+        ranking = ", ".join(f"{c} {v:.3g}" for c, v in top.itertuples(index=False))
+        lines = [
+            f"Explanation of the {self.output_name}, {len(self.values)} rows, "
+            f"method {self.method!r} (sum error {self.max_error:.2g})",
+            f"base value {self.base_value.iloc[0]:.4g}; top columns by mean "
+            f"|attribution|: {ranking}",
+        ]
+        for label in self.values.index[:5]:
+            row = self.values.loc[label]
+            order = row.abs().sort_values(ascending=False).index[:3]
+            parts = ", ".join(f"{c} {row[c]:+.3g}" for c in order)
+            lines.append(
+                f"  row {label!r}: output {self.output[label]:.4g} = base + {parts} ..."
+            )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = self.values.head(10).round(4)
+        table = head.assign(base_value=self.base_value, output=self.output).to_html()
+        summary = repr(self).splitlines()
+        return f"<p><b>{summary[0]}</b><br>{summary[1]}</p>{table}"
+
     def importance(self) -> pd.DataFrame:
         """Global importance: mean |attribution| per column, largest first."""
         mean_abs = self.values.abs().mean().sort_values(ascending=False)
@@ -169,7 +205,7 @@ def explain(
     *,
     output: Output,
     class_index: int | None = None,
-    n_background: int = 20,
+    n_background: int = 50,
     n_steps: int = 32,
     n_samples: int = 16,
     random_state: int = 0,
@@ -183,8 +219,9 @@ def explain(
     X : DataFrame
         Rows to explain, with the columns the pipeline was fitted on.
     background : DataFrame, optional
-        Reference rows (e.g. a training sample); by default X itself.
-        ``n_background`` of them are sampled.
+        Reference rows; by default the 50 training rows the pipeline kept at fit
+        (``pipeline.background_``), the same at every call. ``n_background`` of
+        them are sampled (all 50 by default).
     method : {"gradient", "permutation"}
         Integrated Gradients on each column's layer (fast; exact sum up to
         quadrature error) or permutation-sampled Shapley values over the columns
@@ -207,12 +244,7 @@ def explain(
     """
     method = _method(method)
     if background is None:
-        if len(X) < 10:
-            raise ValueError(
-                f"X has {len(X)} rows: too few to serve as its own background. "
-                "Pass background= (e.g. 100 training rows)."
-            )
-        background = X
+        background = pipeline.background_.infer_objects()
     if len(background) > n_background:
         background = background.sample(n_background, random_state=random_state)
     model = model.eval()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
@@ -70,10 +71,12 @@ class HFTextEncoder(BackboneEncoder):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}.")
-        if pretrained:
-            self.backbone = AutoModel.from_pretrained(local_model_path(model_name))
-        else:  # architecture only: the caller loads the weights
-            self.backbone = AutoModel.from_config(backbone_config(model_name, config))
+        with _quiet_transformers():
+            if pretrained:
+                self.backbone = AutoModel.from_pretrained(local_model_path(model_name))
+            else:  # architecture only: the caller loads the weights
+                config = backbone_config(model_name, config)
+                self.backbone = AutoModel.from_config(config)
         hf_config: Any = self.backbone.config
         if isinstance(getattr(self.backbone, "pooler", None), nn.Module):
             self.backbone.pooler = None  # type: ignore[assignment] # unused (we pool ourselves): never trains
@@ -101,6 +104,20 @@ class HFTextEncoder(BackboneEncoder):
             return states[:, 0]
         weights = mask.unsqueeze(-1).to(states.dtype)
         return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' own loading bars (widemm reports its own progress)."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def backbone_config(name: str, config: Mapping[str, Any] | None = None) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 
 from widemm.data import FrameDataset, TrainData, make_loader, to_device
 from widemm.models.layers import Backbone, LRScaled
-from widemm.runtime import progress, resolve_device, seeded
+from widemm.runtime import progress, report, resolve_device, seeded
 from widemm.training.callbacks import (
     Callback,
     EarlyStopping,
@@ -27,8 +26,6 @@ from widemm.training.callbacks import (
 )
 from widemm.training.checkpoint import load_checkpoint
 from widemm.training.distributed import Distributed, Strategy
-
-log = logging.getLogger(__name__)
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -258,16 +255,39 @@ class Trainer:
                 row.update(self.evaluate(model, valid))
             row["seconds"] = time.perf_counter() - start
             self.history.append(row)
-            log.info("epoch %s", row)
-            if hasattr(epochs, "set_postfix"):
+            if hasattr(epochs, "set_postfix"):  # a bar: a person watches
                 epochs.set_postfix({k: v for k, v in row.items() if "loss" in k})
+            elif dist.is_main:  # a log: one line per epoch
+                report("epoch %d/%d: %s", epoch + 1, cfg.max_epochs, _figures(row),
+                       verbose=cfg.verbose)  # fmt: skip
             for cb in self.active_callbacks:
                 cb.on_epoch_end(self, model, row)
             if self.should_stop:
                 break
         for cb in self.active_callbacks:
             cb.on_fit_end(self, model)
+        if dist.is_main:
+            report(self._summary(), verbose=cfg.verbose)
         return self.history
+
+    def _summary(self) -> str:
+        """One line on how the run ended: epochs, time, stopping, best figures."""
+        if not self.history:
+            return "no epoch to train (the run had finished)"
+        last = self.history[-1]
+        seconds = sum(row["seconds"] for row in self.history)
+        done = f"{len(self.history)} epochs in {seconds:.1f} s"
+        stop = next(
+            (c for c in self.active_callbacks if isinstance(c, EarlyStopping)), None
+        )
+        if stop is None or stop.best_epoch == 0:
+            return f"trained {done}; last epoch: {_figures(last)}"
+        best = self.history[stop.best_epoch - 1]
+        how = "stopped early" if self.should_stop else "reached max_epochs"
+        return (
+            f"trained {done}, {how}; kept the best epoch, {stop.best_epoch}: "
+            f"{_figures(best)}"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run after the current epoch."""
@@ -412,6 +432,12 @@ def _seed(random_state: int | None, state: Mapping[str, Any] | None) -> int:
     if state is not None:
         return int(state["seed"])
     return int(torch.randint(2**31 - 1, ()))
+
+
+def _figures(row: Mapping[str, float]) -> str:
+    """Format a history row's losses and metrics: ``train_loss 0.3412, ...``."""
+    skip = ("epoch", "lr", "seconds")
+    return ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip)
 
 
 def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
