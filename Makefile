@@ -11,7 +11,7 @@ PEER_STAMP := $(PEER)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-slow lint format bench clean
+.PHONY: install browser demo test test-slow lint format bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
-test: $(STAMP)
+# The report test renders HTML in Debian's headless Chromium. Installed when this
+# machine can (root with apt-get); otherwise that one test skips, saying why.
+browser:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium-headless-shell) \
+	  >/dev/null 2>&1; } || echo "no headless Chromium: the report test will skip"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -m "not slow"
 
 # Exit code 5 = no test marked slow yet: not a failure.

@@ -33,7 +33,7 @@ def adult_xy_module():
 def test_saved_folder_holds_no_pickle(saved):
     _, path = saved
     files = sorted(p.name for p in path.iterdir())
-    assert files == ["model.safetensors", "widemm.json"]
+    assert files == ["MODEL_CARD.md", "model.safetensors", "report.html", "widemm.json"]
     for p in path.iterdir():
         assert not p.read_bytes().startswith(b"\x80")  # pickle protocol 2+ header
     json.loads((path / "widemm.json").read_text())

@@ -208,7 +208,7 @@ def _fit(args: argparse.Namespace) -> None:
             test = (test_X, test_y)
         model.fit(frame, y)
     out = Path(args.out)
-    model.save(out)
+    model.save(out, report=False)  # the report below has the held-out rows too
     run = {"target": target, "data": str(data), "task": task}
     if test is not None:
         run["test_metrics"] = evaluate(model, *test)

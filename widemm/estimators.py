@@ -36,7 +36,7 @@ from widemm.validation import check_frame, check_target, check_training_data
 _NOT_RUN = ("verbose", "device", "num_workers", "callbacks", "checkpoint_dir")
 _PIPELINE = FeaturePipeline._get_param_names()  # passed on as they are
 _TRAINING = ("learning_rate", "weight_decay", "lr_scheduler", "n_iter_no_change",
-             "verbose", "device", "num_workers")  # fmt: skip
+             "verbose", "device", "num_workers", "checkpoint_dir")  # fmt: skip
 
 
 class BaseWideDeep(BaseEstimator):
@@ -233,11 +233,9 @@ class BaseWideDeep(BaseEstimator):
 
     def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
         """Model inputs of rows X (checked against the fit columns), and y's codes."""
-        X = self._frame(X)
-        target = None
-        if y is not None:
-            numeric = self._task == "regression"
-            target = self._encode_target(check_target(y, len(X), numeric=numeric))
+        X, numeric = self._frame(X), self._task == "regression"
+        y = None if y is None else check_target(y, len(X), numeric=numeric)
+        target = None if y is None else self._encode_target(y)
         return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
 
     def _train_batch(self, frame: pd.DataFrame, y: str) -> dict[str, Any]:
@@ -253,9 +251,6 @@ class BaseWideDeep(BaseEstimator):
             max_epochs=self.max_epochs_,
             task=self._task,
             random_state=seed,
-            checkpoint_dir=None
-            if self.checkpoint_dir is None
-            else str(self.checkpoint_dir),
         )
 
     def _logits(self, X: Any) -> np.ndarray:
@@ -285,27 +280,31 @@ class BaseWideDeep(BaseEstimator):
         """Attribute each row's output to its columns (SHAP-style).
 
         ``method``: ``"gradient"`` or ``"permutation"``; ``background``: reference
-        rows (default X); ``options``: see :func:`widemm.explain.explain`.
+        rows (default: 50 training rows kept at fit); ``options``: see
+        :func:`widemm.explain.explain`.
         """
         from widemm.explain import Output, explain
 
         check_is_fitted(self, "model_")
-        X = self._frame(X)
-        if background is not None:
-            background = self._frame(background)
-        if self._task == "regression":
-            output = Output(self._task, scale=self.y_scale_, shift=self.y_mean_)
-        else:
-            output = Output(self._task, classes=self.classes_)
-        return explain(
-            self.model_, self.pipeline_, X, background, method, output=output, **options
-        )
+        bg = None if background is None else self._frame(background)
+        scale = (getattr(self, "y_scale_", 1.0), getattr(self, "y_mean_", 0.0))
+        output = Output(self._task, getattr(self, "classes_", None), *scale)
+        return explain(self.model_, self.pipeline_, self._frame(X), bg, method,
+                       output=output, **options)  # fmt: skip
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""
+    def save(self, path: str | os.PathLike[str], report: bool = True) -> None:
+        """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle).
+
+        With ``report``, also its ``report.html`` and ``MODEL_CARD.md``
+        (:func:`widemm.report.write_report`, which takes held-out rows too).
+        """
         check_is_fitted(self, "model_")
         own = {persistence.class_key(type(self)): (type(self), self._fitted)}
         persistence.save(path, self, self.model_, {**pipeline_classes(), **own})
+        if report:
+            from widemm.report import write_report
+
+            write_report(self, path)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -13,6 +13,7 @@ import base64
 import datetime
 import html
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ def evaluate(model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
 
 
 def write_report(
-    model: Any, folder: str | Path, data: tuple[pd.DataFrame, Any] | None = None
+    model: Any,
+    folder: str | os.PathLike[str],
+    data: tuple[pd.DataFrame, Any] | None = None,
 ) -> Path:
     """Write ``report.html`` and ``MODEL_CARD.md`` into ``folder``; return the page.
 

@@ -11,6 +11,7 @@ has its state saved in checkpoints and restored on resume.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -296,7 +297,10 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(
-        self, dirpath: str | Path, monitor: str = "valid_loss", save_best: bool = True
+        self,
+        dirpath: str | os.PathLike[str],
+        monitor: str = "valid_loss",
+        save_best: bool = True,
     ) -> None:
         self.dirpath, self.monitor, self.save_best = Path(dirpath), monitor, save_best
         self.best = float("inf")

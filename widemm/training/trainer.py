@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class TrainConfig:
     accumulate_grad_batches: int = 1
     clip_grad_norm: float | None = None
     activation_checkpointing: bool = False
-    checkpoint_dir: str | None = None
+    checkpoint_dir: str | os.PathLike[str] | None = None
     strategy: Strategy = "ddp"
 
     @classmethod
@@ -437,7 +438,8 @@ def _seed(random_state: int | None, state: Mapping[str, Any] | None) -> int:
 def _figures(row: Mapping[str, float]) -> str:
     """Format a history row's losses and metrics: ``train_loss 0.3412, ...``."""
     skip = ("epoch", "lr", "seconds")
-    return ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip)
+    figures = {k: v for k, v in row.items() if isinstance(v, int | float)}
+    return ", ".join(f"{k} {v:.4g}" for k, v in figures.items() if k not in skip)
 
 
 def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
