@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.stats import spearmanr
 
 from tests.conftest import DATA
@@ -30,7 +31,7 @@ def test_attributions_sum_to_output_minus_base(
 ):
     model, X, _ = adult_model
     e = adult_explanations[method]
-    assert list(e.values.columns) == [*X.columns, "wide"]
+    assert list(e.values.columns) == list(X.columns)  # the wide share folded in
     assert e.values.index.equals(X.index)
     logit = np.log(model.predict_proba(X)[:, 1] / model.predict_proba(X)[:, 0])
     np.testing.assert_allclose(e.output, logit, atol=1e-4)
@@ -64,6 +65,19 @@ def test_only_the_columns_the_label_depends_on_matter(method):
     model = WideDeepClassifier(max_epochs=8, random_state=0).fit(X, y)
     top = model.explain(X[:50], method).importance()["column"]
     assert set(top[:2]) == {"a", "b"}
+
+
+def test_the_wide_share_is_split_exactly_among_its_inputs(adult_model):
+    model, X, background = adult_model
+    e = model.explain(X[:10], background=background[:20])
+    wide, pipeline = model.model_.wide, model.pipeline_
+    with torch.no_grad():
+        rows = wide(pipeline.inputs(X[:10], model.model_)["wide"])[:, 0].double()
+        base = wide(pipeline.inputs(background[:20], model.model_)["wide"])[:, 0]
+    expected = rows - base.double().mean()  # (float32 sums inside the model)
+    np.testing.assert_allclose(e.wide_values.sum(1), expected, atol=1e-6)
+    assert list(e.wide_values.columns) == list(pipeline.preprocessors_["wide"].vocab_)
+    assert e.max_error < 0.05  # folding keeps the sum
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -153,6 +167,10 @@ def test_plots_return_figures(adult_explanations):
     e = adult_explanations["gradient"]
     fig = e.plot("waterfall", row=e.values.index[1], max_columns=5)
     assert len(fig.axes[0].patches) == 6  # 5 columns + the rest
+    prob = e.plot("waterfall", row=e.values.index[1], units="probability")
+    assert prob.axes[0].get_xlabel() == "probability of >50K"
+    lo, hi = prob.axes[0].get_xlim()
+    assert -0.5 < lo < hi < 1.5  # probabilities, not logits
     fig = e.plot("importance", max_columns=8)
     assert len(fig.axes[0].patches) == 8
     with pytest.raises(ValueError, match="kind must be one of"):
@@ -210,6 +228,8 @@ def test_multiclass_explains_the_predicted_class(adult):
     assert e.output_name == expected
     with pytest.raises(ValueError, match="class_index must be in"):
         model.explain(X[:20], class_index=len(model.classes_))
+    with pytest.raises(ValueError, match="needs a binary classifier"):
+        e.plot("waterfall", units="probability")
     fixed = model.explain(X[:20], class_index=0)
     assert fixed.output_name == f"logit of {model.classes_[0]}"
 

@@ -203,7 +203,7 @@ class BaseWideDeep(BaseEstimator):
         target = self._fit_target(y)
         with seeded(seed):
             pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
-            self.pipeline_ = pipeline.fit(X)
+            self.pipeline_ = pipeline.fit(X, y)
             self.schema_: ColumnSchema = pipeline.schema_
             self.model_ = pipeline.build_model(self.n_outputs_)
             data_set = FrameDataset(pipeline.inputs(X, self.model_), target)

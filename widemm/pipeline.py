@@ -189,7 +189,10 @@ class FeaturePipeline(BaseEstimator):
         self.verbose = verbose
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
-        """Infer the column roles and fit a preprocessor per kind of input."""
+        """Infer the column roles and fit a preprocessor per kind of input.
+
+        ``y``, when given, stratifies the rows kept as explanations' background.
+        """
         self.schema_ = infer_schema(
             X,
             cat_cols=self.cat_cols,
@@ -206,7 +209,7 @@ class FeaturePipeline(BaseEstimator):
         self.summary_ = describe_columns(X)
         # Rows kept for explanations' default background: fixed, so base values
         # and signs do not move between calls (JSON-safe: missing -> None).
-        sample = X.sample(min(len(X), BACKGROUND_ROWS), random_state=0)
+        sample = background_sample(X, y, BACKGROUND_ROWS, seed=0)
         self.background_ = sample.astype(object).where(sample.notna(), None)
         name = pretrained_text_name(self.text_model)
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
@@ -383,6 +386,27 @@ class FeaturePipeline(BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         return tags
+
+
+def background_sample(X: pd.DataFrame, y: Any, n: int, seed: int) -> pd.DataFrame:
+    """Draw ``n`` rows of X stratified by ``y`` (its classes, or quintiles of values).
+
+    Stratifying keeps the target's mix in the background, which steadies the base
+    value of explanations (the mean output over the background).
+    """
+    if len(X) <= n:
+        return X
+    if y is None:
+        return X.sample(n, random_state=seed)
+    from sklearn.model_selection import train_test_split
+
+    y = pd.Series(np.asarray(y), index=X.index)
+    many = pd.api.types.is_float_dtype(y) and y.nunique() > 10
+    strata = pd.qcut(y, 5, labels=False, duplicates="drop") if many else y
+    counts = strata.value_counts()
+    if counts.min() < 2 or min(n, len(X) - n) < len(counts):
+        strata = None  # too few rows per stratum
+    return train_test_split(X, train_size=n, random_state=seed, stratify=strata)[0]
 
 
 def describe_columns(X: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import torch
 
 from widemm.data import FrameDataset, take
 from widemm.explain.attribution import attribute_gradient, attribute_permutation
-from widemm.explain.players import Players
+from widemm.explain.players import WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
 from widemm.runtime import seeded
@@ -50,8 +50,13 @@ class Explanation:
     Attributes
     ----------
     values : DataFrame
-        One row per explained row (same index as X), one column per input column
-        plus ``"wide"`` (the wide part's share) when the model has one.
+        One row per explained row (same index as X), one column per input column.
+        The wide part's share is folded into the columns it reads (a cross split
+        evenly among its columns); a ``"wide"`` column remains only for what
+        belongs to no explained column.
+    wide_values : DataFrame or None
+        The wide part's share per wide input (a column or a cross), before
+        folding; None without a wide part.
     base_value : Series
         Mean output over the background, per row (one value unless the explained
         class differs between rows).
@@ -69,11 +74,13 @@ class Explanation:
     """
 
     values: pd.DataFrame
+    wide_values: pd.DataFrame | None
     base_value: pd.Series
     output: pd.Series
     method: str
     output_name: str
     data: pd.DataFrame
+    task: str
     model: WideDeep = field(repr=False)
     pipeline: FeaturePipeline = field(repr=False)
     _inputs: dict[str, Any] = field(repr=False)
@@ -262,14 +269,21 @@ def explain(
             values = attribute_permutation(model, players, x, bg, target, n_samples)
     scale, shift = output.scale, output.shift
     rows = torch.arange(len(X))
+    table = pd.DataFrame(
+        values.double().numpy() * scale, index=X.index, columns=players.names
+    )
+    wide = None
+    if WIDE in table:
+        wide = _wide_shares(model, pipeline, x, bg, target) * scale
+        table = _fold(table, wide, pipeline)
     return Explanation(
-        values=pd.DataFrame(
-            values.double().numpy() * scale, index=X.index, columns=players.names
-        ),
+        values=table,
+        wide_values=wide,
         base_value=pd.Series(base[target].numpy() * scale + shift, index=X.index),
         output=pd.Series(out[rows, target].numpy() * scale + shift, index=X.index),
         method=method,
         output_name=_output_name(output, target),
+        task=output.task,
         data=X,
         model=model,
         pipeline=pipeline,
@@ -277,6 +291,49 @@ def explain(
         _target=target,
         _scale=scale,
     )
+
+
+def _wide_shares(
+    model: WideDeep,
+    pipeline: FeaturePipeline,
+    x: dict[str, Any],
+    background: dict[str, Any],
+    target: torch.Tensor,
+) -> pd.DataFrame:
+    """Split the wide part's attribution among its inputs (a column or a cross).
+
+    The wide part adds one weight per input, so its share of ``output - base``
+    splits exactly: an input's weight for the row minus its mean over the
+    background.
+    """
+    assert model.wide is not None
+    weight = model.wide.linear.weight.detach().double()  # (n_indices, n_outputs)
+    row = weight[x["wide"]]  # (n_x, n_inputs, n_outputs)
+    base = weight[background["wide"]].mean(0)  # (n_inputs, n_outputs)
+    shares = (row - base)[torch.arange(len(row)), :, target]
+    names = list(pipeline.preprocessors_["wide"].vocab_)
+    return pd.DataFrame(shares.numpy(), columns=names)
+
+
+def _fold(table: pd.DataFrame, wide: pd.DataFrame, pipeline: FeaturePipeline) -> Any:
+    """Move the wide player's value into the columns its inputs read.
+
+    A cross's share is split evenly among its columns; what belongs to no
+    explained column stays under ``"wide"`` (dropped when nothing is left).
+    """
+    schema = pipeline.schema_
+    table = table.copy()
+    wide = wide.set_axis(table.index)
+    sources = [(c,) for c in schema.wide_cols] + list(schema.crossed_cols)
+    for name, columns in zip(wide.columns, sources, strict=True):
+        for column in columns:
+            if column in table:
+                part = wide[name] / len(columns)
+                table[column] += part
+                table[WIDE] -= part
+    if (table[WIDE].abs() < 1e-9 + 1e-6 * table.abs().max().max()).all():
+        table = table.drop(columns=WIDE)
+    return table
 
 
 def _method(method: str) -> Method:

@@ -23,8 +23,18 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def waterfall(explanation: Explanation, row: Any = None, max_columns: int = 10) -> Any:
-    """One row: bars from the base value to the output, largest contributions first."""
+def waterfall(
+    explanation: Explanation,
+    row: Any = None,
+    max_columns: int = 10,
+    units: str = "logit",
+) -> Any:
+    """One row: bars from the base value to the output, largest contributions first.
+
+    ``units="probability"`` (binary classifiers) draws the same path through the
+    sigmoid: each bar is the change in probability as the columns are added in
+    the order shown (a logit is additive, a probability is not).
+    """
     row = explanation.data.index[0] if row is None else row
     values = explanation.values.loc[row]
     order = values.abs().sort_values(ascending=False).index
@@ -37,6 +47,21 @@ def waterfall(explanation: Explanation, row: Any = None, max_columns: int = 10) 
         )
         labels.append(f"{len(rest)} other columns")
     base = float(explanation.base_value.loc[row])
+    output = float(explanation.output.loc[row])
+    xlabel = explanation.output_name
+    if units == "probability":
+        if explanation.task != "binary":
+            raise ValueError(
+                f"units='probability' needs a binary classifier's explanation, not "
+                f"{explanation.task}: one class's logit does not give its probability."
+            )
+        path = base + np.concatenate([[0.0], np.cumsum(contributions.to_numpy())])
+        edges = 1 / (1 + np.exp(-path))
+        contributions = pd.Series(np.diff(edges), index=contributions.index)
+        base, output = float(edges[0]), float(edges[-1])
+        xlabel = xlabel.replace("logit", "probability", 1)
+    elif units != "logit":
+        raise ValueError(f"units must be 'logit' or 'probability', got {units!r}.")
     starts = base + np.concatenate([[0.0], np.cumsum(contributions.to_numpy())[:-1]])
     fig = _figure(7, 0.45 * len(labels) + 1.5)
     ax = fig.add_subplot()
@@ -52,9 +77,8 @@ def waterfall(explanation: Explanation, row: Any = None, max_columns: int = 10) 
     span = max(float(ends.max() - ends.min()), 1e-9)
     ax.set_xlim(ends.min() - 0.2 * span, ends.max() + 0.2 * span)
     ax.axvline(base, color="grey", lw=0.8, ls="--")
-    output = float(explanation.output.loc[row])
     ax.axvline(output, color="black", lw=0.8)
-    ax.set_xlabel(explanation.output_name)
+    ax.set_xlabel(xlabel)
     ax.set_title(f"Row {row}: base {base:.3g} -> output {output:.3g}")
     return fig
 
