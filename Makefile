@@ -69,7 +69,7 @@ bench: $(BENCH_STAMP) $(PEER_STAMP)
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/fusion.py
 	$(BIN)/python bench/explain.py
-	cd bench && ../$(BIN)/python background.py
+	$(BIN)/python bench/background.py
 	$(BIN)/python bench/report.py
 
 clean:
