@@ -203,7 +203,7 @@ class BaseWideDeep(BaseEstimator):
         target = self._fit_target(y)
         with seeded(seed):
             pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
-            self.pipeline_ = pipeline.fit(X, y)
+            self.pipeline_ = pipeline.fit(X)
             self.schema_: ColumnSchema = pipeline.schema_
             self.model_ = pipeline.build_model(self.n_outputs_)
             data_set = FrameDataset(pipeline.inputs(X, self.model_), target)
@@ -224,6 +224,8 @@ class BaseWideDeep(BaseEstimator):
             trainer = Trainer(self._config(seed), self.callbacks or (), run=run)
             history = trainer.fit(self.model_, stream or train, valid, state)
         self.history_ = pd.DataFrame(history)
+        pool = X.sample(min(len(X), 2000), random_state=0)  # explanations' background
+        self.pipeline_.keep_background(pool, self._logits(pool))
         self.model_.cpu()
         return self
 
@@ -344,7 +346,6 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
 
     Examples
     --------
-    >>> from widemm import WideDeepClassifier
     >>> model = WideDeepClassifier(random_state=0)
     >>> model.fit(X_train, y_train)  # doctest: +SKIP
     >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP

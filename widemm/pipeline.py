@@ -189,10 +189,7 @@ class FeaturePipeline(BaseEstimator):
         self.verbose = verbose
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
-        """Infer the column roles and fit a preprocessor per kind of input.
-
-        ``y``, when given, stratifies the rows kept as explanations' background.
-        """
+        """Infer the column roles and fit a preprocessor per kind of input."""
         self.schema_ = infer_schema(
             X,
             cat_cols=self.cat_cols,
@@ -207,10 +204,6 @@ class FeaturePipeline(BaseEstimator):
         for pre in self.preprocessors_.values():
             pre.fit(X)
         self.summary_ = describe_columns(X)
-        # Rows kept for explanations' default background: fixed, so base values
-        # and signs do not move between calls (JSON-safe: missing -> None).
-        sample = background_sample(X, y, BACKGROUND_ROWS, seed=0)
-        self.background_ = sample.astype(object).where(sample.notna(), None)
         name = pretrained_text_name(self.text_model)
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
             self.text_config_ = backbone_config(name).to_json_string()
@@ -289,6 +282,18 @@ class FeaturePipeline(BaseEstimator):
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
         wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
         return WideDeep(encoders, fusion, n_outputs, wide)
+
+    def keep_background(self, rows: pd.DataFrame, outputs: np.ndarray) -> None:
+        """Keep ``BACKGROUND_ROWS`` of ``rows`` as explanations' default background.
+
+        ``outputs`` are the trained model's (n_rows, n_outputs) logits on the rows.
+        The rows kept sit at evenly spaced quantiles of the output (of the top
+        logit, within each predicted class, for several classes), so their mean
+        output, an explanation's base value, hardly depends on which rows were
+        drawn. Kept JSON-safe (missing -> None), saved with the model.
+        """
+        chosen = rows.iloc[spread_rows(outputs, BACKGROUND_ROWS)]
+        self.background_ = chosen.astype(object).where(chosen.notna(), None)
 
     def _encoders(
         self, slots: Mapping[str, str], make: Callable[[], Encoder]
@@ -388,25 +393,21 @@ class FeaturePipeline(BaseEstimator):
         return tags
 
 
-def background_sample(X: pd.DataFrame, y: Any, n: int, seed: int) -> pd.DataFrame:
-    """Draw ``n`` rows of X stratified by ``y`` (its classes, or quintiles of values).
+def spread_rows(outputs: np.ndarray, n: int) -> np.ndarray:
+    """Return ``n`` row positions at evenly spaced quantiles of ``outputs``.
 
-    Stratifying keeps the target's mix in the background, which steadies the base
-    value of explanations (the mean output over the background).
+    One output column: its quantiles. Several (a multiclass model's logits):
+    rows are ordered by predicted class, then by their top logit, so each class
+    gets its share of the rows, spread over its range.
     """
-    if len(X) <= n:
-        return X
-    if y is None:
-        return X.sample(n, random_state=seed)
-    from sklearn.model_selection import train_test_split
-
-    y = pd.Series(np.asarray(y), index=X.index)
-    many = pd.api.types.is_float_dtype(y) and y.nunique() > 10
-    strata = pd.qcut(y, 5, labels=False, duplicates="drop") if many else y
-    counts = strata.value_counts()
-    if counts.min() < 2 or min(n, len(X) - n) < len(counts):
-        strata = None  # too few rows per stratum
-    return train_test_split(X, train_size=n, random_state=seed, stratify=strata)[0]
+    if len(outputs) <= n:
+        return np.arange(len(outputs))
+    if outputs.shape[1] == 1:
+        order = np.argsort(outputs[:, 0], kind="stable")
+    else:
+        order = np.lexsort((outputs.max(1), outputs.argmax(1)))
+    picks = ((np.arange(n) + 0.5) * len(outputs) / n).astype(int)
+    return order[picks]
 
 
 def describe_columns(X: pd.DataFrame) -> pd.DataFrame:

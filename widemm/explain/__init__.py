@@ -226,9 +226,10 @@ def explain(
     X : DataFrame
         Rows to explain, with the columns the pipeline was fitted on.
     background : DataFrame, optional
-        Reference rows; by default the 50 training rows the pipeline kept at fit
-        (``pipeline.background_``), the same at every call. ``n_background`` of
-        them are sampled (all 50 by default).
+        Reference rows; by default the 50 training rows kept at fit, spread
+        evenly over the model's outputs (``pipeline.background_``, see
+        ``FeaturePipeline.keep_background``), the same at every call.
+        ``n_background`` of them are sampled (all 50 by default).
     method : {"gradient", "permutation"}
         Integrated Gradients on each column's layer (fast; exact sum up to
         quadrature error) or permutation-sampled Shapley values over the columns
@@ -251,6 +252,11 @@ def explain(
     """
     method = _method(method)
     if background is None:
+        if getattr(pipeline, "background_", None) is None:
+            raise ValueError(
+                "This pipeline kept no background rows (an estimator's fit keeps "
+                "them): pass background= (e.g. 100 training rows)."
+            )
         background = pipeline.background_.infer_objects()
     if len(background) > n_background:
         background = background.sample(n_background, random_state=random_state)
