@@ -225,7 +225,7 @@ class BaseWideDeep(BaseEstimator):
             history = trainer.fit(self.model_, stream or train, valid, state)
         self.history_ = pd.DataFrame(history)
         pool = X.sample(min(len(X), 2000), random_state=0)  # explanations' background
-        self.pipeline_.keep_background(pool, self._logits(pool))
+        self.pipeline_.keep_background(pool, self._logits(pool, checked=True))
         self.model_.cpu()
         return self
 
@@ -233,9 +233,9 @@ class BaseWideDeep(BaseEstimator):
         """X checked against the fit columns; those the model ignores may be absent."""
         return check_frame(self, X, reset=False, optional=self.schema_.ignored)
 
-    def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
+    def _dataset(self, X: Any, y: Any = None, checked: bool = False) -> FrameDataset:
         """Model inputs of rows X (checked against the fit columns), and y's codes."""
-        X, numeric = self._frame(X), self._task == "regression"
+        X, numeric = X if checked else self._frame(X), self._task == "regression"
         y = None if y is None else check_target(y, len(X), numeric=numeric)
         target = None if y is None else self._encode_target(y)
         return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
@@ -255,9 +255,9 @@ class BaseWideDeep(BaseEstimator):
             random_state=seed,
         )
 
-    def _logits(self, X: Any) -> np.ndarray:
+    def _logits(self, X: Any, checked: bool = False) -> np.ndarray:
         check_is_fitted(self, "model_")
-        data = self._dataset(X)
+        data = self._dataset(X, checked=checked)
         # Backbones that run on the fly (not cached) get the training batch size:
         # a transformer on 4096 texts at once would need gigabytes of activations.
         cached = self.pipeline_.cached_slots(self.model_)
