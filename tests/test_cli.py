@@ -123,6 +123,27 @@ def test_help_shows_examples(tmp_path):
     assert "widemm fit data/adult.parquet --target income" in done.stdout
 
 
+def test_a_log_file_gets_a_line_per_epoch_and_a_summary(tmp_path):
+    script = (
+        "import pandas as pd; from widemm import WideDeepClassifier\n"
+        f"df = pd.read_parquet({str(DATA / 'adult.parquet')!r}).sample(400, "
+        "random_state=0)\n"
+        "y = df.pop('income')\n"
+        "WideDeepClassifier(max_epochs=4, n_iter_no_change=None, verbose=1)"
+        ".fit(df, y)\n"
+    )
+    with (tmp_path / "fit.log").open("w") as log:
+        done = subprocess.run([sys.executable, "-c", script], stderr=log, env=ENV)
+    assert done.returncode == 0
+    lines = (tmp_path / "fit.log").read_text().splitlines()
+    assert [line.split(":")[1] for line in lines[:4]] == [
+        f" epoch {e}/4" for e in range(1, 5)
+    ]
+    assert "valid_auc" in lines[0]
+    assert lines[4].startswith("widemm: trained 4 epochs in ")
+    assert len(lines) == 5  # nothing else: no bars, no transformers noise
+
+
 def test_verbose_zero_prints_nothing(tmp_path):
     script = (
         "import pandas as pd; from widemm import WideDeepClassifier\n"

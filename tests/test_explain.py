@@ -230,6 +230,10 @@ def test_multiclass_explains_the_predicted_class(adult):
         model.explain(X[:20], class_index=len(model.classes_))
     with pytest.raises(ValueError, match="needs a binary classifier"):
         e.plot("waterfall", units="probability")
+    first = X.index[0]
+    named = f"logit of {model.predict(X.loc[[first]])[0]}"
+    assert e.output_of(first) == named  # the row's class, by name
+    assert e.plot("waterfall", row=first).axes[0].get_xlabel() == named
     fixed = model.explain(X[:20], class_index=0)
     assert fixed.output_name == f"logit of {model.classes_[0]}"
 

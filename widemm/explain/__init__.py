@@ -86,6 +86,7 @@ class Explanation:
     _inputs: dict[str, Any] = field(repr=False)
     _target: torch.Tensor = field(repr=False)
     _scale: float = field(repr=False, default=1.0)
+    _classes: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def max_error(self) -> float:
@@ -195,6 +196,13 @@ class Explanation:
             raise ValueError(f"kind must be one of {sorted(draw)}, got {kind!r}.")
         return draw[kind](self, **kwargs)
 
+    def output_of(self, row: Any) -> str:
+        """Name what is explained for one row (an index label): ``"logit of cat"``."""
+        if self._classes is None or self.task == "binary":
+            return self.output_name
+        i = int(self.data.index.get_indexer([row])[0])
+        return f"logit of {self._classes[int(self._target[i])]}"
+
     def _row(self, row: Any) -> tuple[pd.DataFrame, dict[str, Any], int]:
         if row not in self.data.index:
             raise KeyError(f"Row {row!r} is not among the explained rows.")
@@ -296,6 +304,7 @@ def explain(
         _inputs=x,
         _target=target,
         _scale=scale,
+        _classes=output.classes,
     )
 
 

@@ -48,7 +48,7 @@ def waterfall(
         labels.append(f"{len(rest)} other columns")
     base = float(explanation.base_value.loc[row])
     output = float(explanation.output.loc[row])
-    xlabel = explanation.output_name
+    xlabel = explanation.output_of(row)  # multiclass: this row's class, by name
     if units == "probability":
         if explanation.task != "binary":
             raise ValueError(
@@ -127,7 +127,7 @@ def tokens(explanation: Explanation, row: Any = None, column: str | None = None)
             bbox={"facecolor": cmap(norm(v)), "edgecolor": "none", "pad": 1.0},
         )
     title = textwrap.shorten(f"Row {row}, {column}", 80)
-    ax.set_title(f"{title} (red raises, blue lowers {explanation.output_name})")
+    ax.set_title(f"{title} (red raises, blue lowers {explanation.output_of(row)})")
     return fig
 
 
@@ -164,7 +164,7 @@ def regions(
         extent=(0, width, height, 0),
         interpolation="nearest",
     )
-    fig.colorbar(shown, ax=ax_map, label=explanation.output_name)
+    fig.colorbar(shown, ax=ax_map, label=explanation.output_of(row))
     ax_image.set_title(f"Row {row}, {column}")
     ax_map.set_title("Region attributions")
     return fig
