@@ -44,6 +44,12 @@ COLUMNS = {
     "spearman_vs_widemm_permutation": "Spearman vs widemm permutation",
     "spearman_vs_widemm_gradient": "Spearman vs widemm gradient",
     "spearman_gradient_vs_permutation": "Spearman gradient vs permutation",
+    "base_value_min": "base value min",
+    "base_value_max": "base value max",
+    "base_value_spread": "base value spread",
+    "min_spearman_between_seeds": "min Spearman between seeds",
+    "max_sign_flip_share": "max share of signs flipped",
+    "seconds_per_explain": "s per explain",
     "peak_rss_mb": "peak RSS MiB",
 }
 
