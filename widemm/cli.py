@@ -26,6 +26,7 @@ examples:
   widemm explain adult-model test.parquet --rows 5
   widemm report adult-model --data test.parquet
   widemm info adult-model
+  widemm serve adult-model --port 8000     # POST rows to /predict
 """
 # Errors in what the user gave (data, options, files): exit code 2, one line.
 USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError)
@@ -123,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
 
     info = command("info", _info, "Describe a saved model.")
     info.add_argument("model")
+
+    serve = command("serve", _serve, "Serve a saved model over HTTP (FastAPI).")
+    serve.add_argument("model")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -302,6 +308,12 @@ def _info(args: argparse.Namespace) -> None:
     lines += ["", str(model.schema_)]
     print("\n".join(lines))
     print(textwrap.indent(repr(model), "  "))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from widemm.serve import serve
+
+    serve(args.model, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,176 @@
+"""The prediction service, run as `widemm serve` on 127.0.0.1 and called over HTTP."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import DATA
+from widemm import WideDeepClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+EMOJI = DATA / "emoji"
+COLUMNS = ["image_path", "name", "added_in"]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    df = pd.read_parquet(EMOJI / "emoji.parquet")
+    df = df[df["category"].isin(["Flags", "Food & Drink", "Smileys & Emotion"])]
+    return df.sample(200, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def server(rows, tmp_path_factory):
+    model = WideDeepClassifier(
+        image_root=str(EMOJI), image_size=32, max_epochs=3, random_state=0
+    ).fit(rows[COLUMNS], rows["category"])
+    folder = tmp_path_factory.mktemp("served")
+    model.save(folder, report=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "widemm", "serve", str(folder), "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):  # up to 60 s to start
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield url, model
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def call(url, path, body=None, content_type="application/json"):
+    """(status, parsed JSON) of a GET, or of a POST of ``body`` (bytes)."""
+    request = urllib.request.Request(
+        f"{url}{path}", data=body, method="POST" if body is not None else "GET"
+    )
+    if body is not None:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def multipart(records, files):
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="data"\r\n\r\n'
+        f"{json.dumps(records)}\r\n".encode()
+    ]
+    for name, content in files.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{name}.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def uploads(rows, n):
+    """The first n rows as records whose images are uploaded file parts."""
+    records, files = [], {}
+    for i, (_, row) in enumerate(rows[COLUMNS].head(n).iterrows()):
+        files[f"img{i}"] = (EMOJI / row["image_path"]).read_bytes()
+        records.append({**row.to_dict(), "image_path": f"img{i}"})
+    return records, files
+
+
+def test_health_and_metadata(server):
+    url, model = server
+    assert call(url, "/health") == (200, {"status": "ok"})
+    status, meta = call(url, "/metadata")
+    assert status == 200
+    assert meta["classes"] == model.classes_.tolist()
+    assert {c["name"]: c["role"] for c in meta["columns"]} == {
+        "image_path": "image", "name": "text", "added_in": "cont"
+    }  # fmt: skip
+
+
+def test_predict_with_uploaded_images_matches_the_model(server, rows):
+    url, model = server
+    records, files = uploads(rows, 4)
+    status, out = call(url, "/predict", *multipart(records, files))
+    assert status == 200, out
+    expected = model.predict_proba(rows[COLUMNS].head(4))
+    got = [[p[str(c)] for c in model.classes_] for p in out["probabilities"]]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    status, out = call(url, "/explain", *multipart(records, files))
+    assert status == 200, out
+    assert set(out["attributions"][0]) == set(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"not json", 400, "not valid JSON"),
+        (b'{"rows": 1}', 422, "list of records"),
+        (json.dumps([{"name": "x", "added_in": 1.0}]).encode(), 422, "image_path"),
+        (json.dumps([{"image_path": "/etc/passwd", "name": "x", "added_in": 1.0}])
+         .encode(), 422, "no uploaded file"),
+        (json.dumps([{"name": "x", "added_in": 1.0, "image_path": None,
+                      "shoe": 3}]).encode(), 422, "shoe"),
+    ],
+)  # fmt: skip
+def test_bad_payloads_get_a_clear_4xx(server, body, status, message):
+    url, _ = server
+    got, out = call(url, "/predict", body)
+    assert got == status
+    assert message in out["detail"]
+
+
+def test_wrong_types_nan_and_huge_bodies(server, rows):
+    url, _ = server
+    records, files = uploads(rows, 1)
+    wrong = [{**records[0], "added_in": "soon"}]
+    status, out = call(url, "/predict", *multipart(wrong, files))
+    assert status == 422
+    assert "'added_in' is continuous" in out["detail"]
+    missing = [{**records[0], "added_in": float("nan"), "name": None}]
+    status, out = call(url, "/predict", *multipart(missing, files))
+    assert status == 200  # NaN and null are missing values, handled
+    assert out["prediction"][0] in {"Flags", "Food & Drink", "Smileys & Emotion"}
+    # A body announced over the limit is refused before it is read.
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 21000000\r\n\r\n["
+        )
+        reply = b""
+        while b"limit" not in reply and (chunk := conn.recv(65536)):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert b"the limit is 20,000,000" in reply
+
+
+def test_concurrent_requests_agree(server, rows):
+    url, _ = server
+    records, files = uploads(rows, 2)
+    body = multipart(records, files)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: call(url, "/predict", *body), range(24)))
+    assert {status for status, _ in results} == {200}
+    assert len({json.dumps(out) for _, out in results}) == 1

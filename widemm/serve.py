@@ -1,0 +1,215 @@
+"""A prediction service over a fitted model: FastAPI on uvicorn.
+
+``create_app(model)`` returns an ASGI app to run with ``widemm serve DIR`` or to
+mount in your own service. Routes:
+
+- ``GET /health``: ``{"status": "ok"}``.
+- ``GET /metadata``: columns (role, dtype at fit), task, classes, settings.
+- ``POST /predict``: rows as JSON, either a list of records
+  (``[{"age": 39, ...}, ...]``) or pandas' ``split`` orient (``{"columns": [...],
+  "data": [[...], ...], "index": [...]}``); or a multipart form whose ``data``
+  part holds that JSON and whose file parts are images, an image column's value
+  naming its file part. Returns predictions (and class probabilities).
+- ``POST /explain``: the same input, at most ``max_explain_rows`` rows; returns
+  each row's base value, output and attributions.
+
+Bad requests get a 4xx that names the problem (a missing or unknown column, a
+value a column cannot hold, a body over ``max_body_bytes``), never a 500.
+Non-finite numbers are sent as null (JSON has no NaN). Requests are served one
+model call at a time (a lock): the model's feature cache is shared state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request  # the [serve] extra; FastAPI reads these
+from fastapi.concurrency import run_in_threadpool  # annotations at run time
+from fastapi.responses import JSONResponse
+
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
+
+
+def create_app(
+    model: Any,
+    *,
+    max_body_bytes: int = 20_000_000,
+    max_rows: int = 10_000,
+    max_explain_rows: int = 20,
+) -> FastAPI:
+    """Return the FastAPI app serving ``model`` (a fitted widemm estimator)."""
+    app = FastAPI(title=f"widemm {type(model).__name__}")
+    lock = threading.Lock()
+    metadata = describe(model)
+
+    def reply(content: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(_finite(content), status_code=status)
+
+    async def rows(request: Request, limit: int) -> pd.DataFrame:
+        size = int(request.headers.get("content-length") or 0)
+        if size > max_body_bytes:
+            raise _TooLarge(size, max_body_bytes)
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            form = await request.form()
+            files = {
+                k: await v.read() for k, v in form.multi_items() if hasattr(v, "read")
+            }
+            text = form.get("data")
+            frame = to_frame(json.loads(str(text)) if text is not None else None)
+        else:
+            body = await request.body()
+            if len(body) > max_body_bytes:
+                raise _TooLarge(len(body), max_body_bytes)
+            frame, files = to_frame(json.loads(body)), {}
+        frame = _attach_files(frame, files, model.schema_.image_cols)
+        if len(frame) > limit:
+            raise ValueError(f"{len(frame)} rows in one request; the limit is {limit}.")
+        return frame
+
+    @app.exception_handler(_TooLarge)
+    async def too_large(request: Request, err: _TooLarge) -> JSONResponse:
+        return reply({"detail": str(err)}, 413)
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(request: Request, err: json.JSONDecodeError) -> JSONResponse:
+        return reply({"detail": f"The body is not valid JSON: {err}"}, 400)
+
+    for error in USER_ERRORS:
+
+        @app.exception_handler(error)
+        async def unprocessable(request: Request, err: Exception) -> JSONResponse:
+            return reply({"detail": str(err).strip("'\"")}, 422)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metadata")
+    def meta() -> JSONResponse:
+        return reply(metadata)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        frame = await rows(request, max_rows)
+
+        def run() -> dict[str, Any]:
+            with lock:
+                return predictions(model, frame)
+
+        return reply(await run_in_threadpool(run))
+
+    @app.post("/explain")
+    async def explain(request: Request) -> JSONResponse:
+        frame = await rows(request, max_explain_rows)
+
+        def run() -> dict[str, Any]:
+            with lock:
+                e = model.explain(frame)
+            return {
+                "output": e.output_name,
+                "base_value": e.base_value.tolist(),
+                "value": e.output.tolist(),
+                "attributions": e.values.to_dict(orient="records"),
+            }
+
+        return reply(await run_in_threadpool(run))
+
+    return app
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"The body has {size:,} bytes; the limit is {limit:,}.")
+
+
+def describe(model: Any) -> dict[str, Any]:
+    """Describe what a client needs: columns, roles, dtypes, task, classes."""
+    schema, summary = model.schema_, model.pipeline_.summary_.set_index("column")
+    columns = [
+        {"name": c, "role": schema.role(c), "dtype": summary.loc[c, "dtype"]}
+        for c in model.feature_names_in_
+    ]
+    out: dict[str, Any] = {"model": type(model).__name__, "columns": columns}
+    out["required"] = [c["name"] for c in columns if c["role"] != "ignored"]
+    if hasattr(model, "classes_"):
+        out["task"], out["classes"] = "classification", model.classes_.tolist()
+    else:
+        out["task"] = "regression"
+    return out
+
+
+def to_frame(payload: Any) -> pd.DataFrame:
+    """Rows from JSON: a list of records, or pandas' ``split`` orient."""
+    if isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
+        return pd.DataFrame.from_records(payload)
+    if isinstance(payload, dict) and {"columns", "data"} <= set(payload):
+        return pd.DataFrame(
+            payload["data"], columns=payload["columns"], index=payload.get("index")
+        )
+    raise ValueError(
+        'Send rows as a JSON list of records ([{"col": value, ...}, ...]) or as '
+        '{"columns": [...], "data": [[...], ...]} (pandas\' split orient).'
+    )
+
+
+def predictions(model: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    """Predict the rows of ``frame`` (with class probabilities for classifiers)."""
+    out: dict[str, Any] = {"index": frame.index.tolist()}
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(frame)
+        out["prediction"] = model.classes_[proba.argmax(1)].tolist()
+        out["probabilities"] = [
+            dict(zip(map(str, model.classes_), row, strict=True)) for row in proba
+        ]
+    else:
+        out["prediction"] = model.predict(frame).tolist()
+    return out
+
+
+def _attach_files(
+    frame: pd.DataFrame, files: dict[str, bytes], image_cols: Any
+) -> pd.DataFrame:
+    """Replace each image value, the name of an uploaded file part, by its bytes.
+
+    A name that is no uploaded part is refused: the service never reads a path
+    a client names on the server's disk.
+    """
+    frame = frame.copy()
+    for col in image_cols:
+        if col not in frame:
+            continue
+        for v in frame[col]:
+            if isinstance(v, str) and v not in files:
+                raise ValueError(
+                    f"Column {col!r}: {v!r} is no uploaded file. Send images as file "
+                    "parts of a multipart request, the column naming each part."
+                )
+        frame[col] = [files.get(v) if isinstance(v, str) else v for v in frame[col]]
+    return frame
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe: NaN and inf become None, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def serve(folder: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Load the model saved in ``folder`` and serve it until stopped (Ctrl-C)."""
+    import uvicorn
+
+    import widemm
+
+    uvicorn.run(create_app(widemm.load(folder)), host=host, port=port, log_level="info")
