@@ -50,6 +50,8 @@ COLUMNS = {
     "min_spearman_between_seeds": "min Spearman between seeds",
     "max_sign_flip_share": "max share of signs flipped",
     "seconds_per_explain": "s per explain",
+    "requests_per_s": "requests/s",
+    "errors": "errors",
     "peak_rss_mb": "peak RSS MiB",
 }
 

@@ -1,0 +1,101 @@
+"""The prediction service under load: single Adult rows over HTTP on loopback.
+
+    python bench/serve.py    # JSON lines; writes results/serve.json
+
+Fits the default classifier on the fixed Adult split, saves it, starts
+``widemm serve`` on 127.0.0.1 in a subprocess, then sends 2,000 one-row
+``POST /predict`` requests from 8 concurrent clients (a bounded run that stops
+by itself), and compares with calling ``predict`` in-process. Reports p50/p99
+latency, requests per second and errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from common import RESULTS, ROOT, emit, latency_ms, machine, split
+
+from widemm import WideDeepClassifier
+
+N_REQUESTS, N_CLIENTS = 2000, 8
+
+
+def main() -> None:
+    X_train, X_test, y_train, _ = split("adult", "income")
+    model = WideDeepClassifier(random_state=0).fit(X_train, y_train)
+    folder = tempfile.mkdtemp()
+    model.save(folder, report=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "widemm", "serve", folder, "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url.replace("predict", "health"), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        bodies = [
+            json.dumps(
+                X_test.iloc[[i % len(X_test)]].to_dict(orient="records")
+            ).encode()
+            for i in range(N_REQUESTS)
+        ]
+
+        def send(body: bytes) -> tuple[float, bool]:
+            request = urllib.request.Request(url, data=body, method="POST")
+            request.add_header("Content-Type", "application/json")
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    ok = response.status == 200
+                    response.read()
+            except OSError:
+                ok = False
+            return (time.perf_counter() - start) * 1000, ok
+
+        for body in bodies[:50]:  # warm up
+            send(body)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(N_CLIENTS) as pool:
+            results = list(pool.map(send, bodies))
+        seconds = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    times = np.array([t for t, _ in results])
+    rows = [
+        {
+            "model": f"HTTP, {N_CLIENTS} clients, {N_REQUESTS} one-row requests",
+            "latency_p50_ms": float(np.percentile(times, 50)),
+            "latency_p99_ms": float(np.percentile(times, 99)),
+            "requests_per_s": N_REQUESTS / seconds,
+            "errors": sum(not ok for _, ok in results),
+        },
+        {"model": "in-process predict, one row", **latency_ms(model.predict, X_test)},
+    ]
+    for row in rows:
+        emit(row)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serve.json").write_text(
+        json.dumps({"machine": machine(), "rows": rows}, indent=1)
+    )
+
+
+if __name__ == "__main__":
+    main()
