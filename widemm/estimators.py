@@ -189,14 +189,14 @@ class BaseWideDeep(BaseEstimator):
         numeric, stream = self._task == "regression", None
         if isinstance(X, str | os.PathLike):
             stream = ParquetStream.open(X, y, self.stream_chunk_rows)
-            data = {"data": stream.identity(), "target": y}
+            ids = {"data": stream.identity(), "target": y}
         else:
             X, y = check_training_data(self, X, y, numeric)
-            data = {"data": frame_digest(X), "target": frame_digest(pd.Series(y))}
+            ids = {"data": frame_digest(X), "target": frame_digest(pd.Series(y))}
         # Before any random draw: nothing downstream decides the seed again.
         params = self.get_params(deep=False)
         settings = {k: v for k, v in params.items() if k not in _NOT_RUN}
-        run, seed, state = plan_run(self.checkpoint_dir, settings, data)
+        run, seed, state = plan_run(self.checkpoint_dir, settings, ids)
         if stream is not None:
             sample = stream.sample(self.stream_sample_rows, seed)
             X, y = check_training_data(self, sample.drop(columns=y), sample[y], numeric)
@@ -206,26 +206,25 @@ class BaseWideDeep(BaseEstimator):
             self.pipeline_ = pipeline.fit(X)
             self.schema_: ColumnSchema = pipeline.schema_
             self.model_ = pipeline.build_model(self.n_outputs_)
-            data_set = FrameDataset(pipeline.inputs(X, self.model_), target)
-            train, valid, valid_rows = data_set.split(
-                self.validation_fraction, seed, stratify=self._task != "regression"
-            )
+            data = FrameDataset(pipeline.inputs(X, self.model_), target)
+            train, valid, held = data.split(self.validation_fraction, seed, not numeric)
             if eval_set is not None:
                 valid = self._dataset(*eval_set)
-            n_train = len(train) if stream is None else stream.n_rows - len(valid_rows)
+            n_train = len(train) if stream is None else stream.n_rows - len(held)
             self.batch_size_, self.max_epochs_ = auto_schedule(
                 self.batch_size, self.max_epochs, n_train
             )
             if stream is not None:  # train on the stream, minus the validation rows
-                stream.skip = X.index.to_numpy()[valid_rows]
-                stream.transform = partial(self._train_batch, y=data["target"])
+                stream.skip = X.index.to_numpy()[held]
+                stream.transform = partial(self._train_batch, y=ids["target"])
             else:
                 train.inputs = pipeline.training_inputs(train.inputs, self.model_)
             trainer = Trainer(self._config(seed), self.callbacks or (), run=run)
             history = trainer.fit(self.model_, stream or train, valid, state)
+            pool = torch.randperm(len(X))[:2000]  # for explanations' background
+            outputs = trainer.predict(self.model_, data.subset(pool), self.batch_size_)
         self.history_ = pd.DataFrame(history)
-        pool = X.sample(min(len(X), 2000), random_state=0)  # explanations' background
-        self.pipeline_.keep_background(pool, self._logits(pool, checked=True))
+        self.pipeline_.keep_background(X.iloc[pool.numpy()], outputs)
         self.model_.cpu()
         return self
 
@@ -233,9 +232,9 @@ class BaseWideDeep(BaseEstimator):
         """X checked against the fit columns; those the model ignores may be absent."""
         return check_frame(self, X, reset=False, optional=self.schema_.ignored)
 
-    def _dataset(self, X: Any, y: Any = None, checked: bool = False) -> FrameDataset:
+    def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
         """Model inputs of rows X (checked against the fit columns), and y's codes."""
-        X, numeric = X if checked else self._frame(X), self._task == "regression"
+        X, numeric = self._frame(X), self._task == "regression"
         y = None if y is None else check_target(y, len(X), numeric=numeric)
         target = None if y is None else self._encode_target(y)
         return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
@@ -255,9 +254,9 @@ class BaseWideDeep(BaseEstimator):
             random_state=seed,
         )
 
-    def _logits(self, X: Any, checked: bool = False) -> np.ndarray:
+    def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        data = self._dataset(X, checked=checked)
+        data = self._dataset(X)
         # Backbones that run on the fly (not cached) get the training batch size:
         # a transformer on 4096 texts at once would need gigabytes of activations.
         cached = self.pipeline_.cached_slots(self.model_)
