@@ -123,15 +123,19 @@ def test_help_shows_examples(tmp_path):
     assert "widemm fit data/adult.parquet --target income" in done.stdout
 
 
-def test_a_log_file_gets_a_line_per_epoch_and_a_summary(tmp_path):
-    script = (
+def adult_fit(params: str) -> str:
+    """A script fitting WideDeepClassifier(params) on 400 Adult rows, as ``model``."""
+    return (
         "import pandas as pd; from widemm import WideDeepClassifier\n"
         f"df = pd.read_parquet({str(DATA / 'adult.parquet')!r}).sample(400, "
         "random_state=0)\n"
         "y = df.pop('income')\n"
-        "WideDeepClassifier(max_epochs=4, n_iter_no_change=None, verbose=1)"
-        ".fit(df, y)\n"
+        f"model = WideDeepClassifier({params}).fit(df, y)\n"
     )
+
+
+def test_a_log_file_gets_a_line_per_epoch_and_a_summary(tmp_path):
+    script = adult_fit("max_epochs=4, n_iter_no_change=None, verbose=1")
     with (tmp_path / "fit.log").open("w") as log:
         done = subprocess.run([sys.executable, "-c", script], stderr=log, env=ENV)
     assert done.returncode == 0
@@ -145,13 +149,7 @@ def test_a_log_file_gets_a_line_per_epoch_and_a_summary(tmp_path):
 
 
 def test_verbose_zero_prints_nothing(tmp_path):
-    script = (
-        "import pandas as pd; from widemm import WideDeepClassifier\n"
-        f"df = pd.read_parquet({str(DATA / 'adult.parquet')!r}).sample(400, "
-        "random_state=0)\n"
-        "y = df.pop('income')\n"
-        "WideDeepClassifier(max_epochs=2, verbose=0).fit(df, y).predict(df)\n"
-    )
+    script = adult_fit("max_epochs=2, verbose=0") + "model.predict(df)\n"
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=ENV
     )
