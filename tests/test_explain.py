@@ -96,9 +96,9 @@ def test_linear_model_gets_the_closed_form_shapley_values(method):
     X, background = df[:30], df[100:120]
     e = linear.explain(X, method, background)
     tab = linear.pipeline_.preprocessors_["tab"]
-    weights = linear.model_.head.weight[0].detach().double().numpy()
+    weights = linear.model_.heads["y"].weight[0].detach().double().numpy()
     centred = tab.transform(X) - tab.transform(background).mean(axis=0)
-    expected = centred * weights * linear.y_scale_
+    expected = centred * weights * linear.targets_[0].scale_[0]
     np.testing.assert_allclose(e.values[list(df.columns)], expected, atol=1e-4)
     np.testing.assert_allclose(e.output, linear.predict(X), rtol=1e-5)
 

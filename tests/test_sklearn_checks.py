@@ -9,7 +9,14 @@ ESTIMATORS = [
 
 
 def expected_failures(estimator):
-    return {}
+    # As scikit-learn's own MLP and SGD models: training on shuffled mini-batches
+    # with a validation split is not exactly (rtol 1e-7) equivalent to training on
+    # repeated rows. tests/test_multitask.py checks the equivalence where it
+    # holds: zero weight == dropped row exactly; weight 2 ~= a repeated row.
+    return {
+        "check_sample_weight_equivalence_on_dense_data": "mini-batch SGD with "
+        "early stopping: weights are equivalent in expectation, not to 1e-7",
+    }
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)

@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "WideDeepClassifier": "widemm.estimators",
     "WideDeepRegressor": "widemm.estimators",
+    "WideDeepMultiTask": "widemm.estimators",
+    "split_labels": "widemm.targets",
+    "join_labels": "widemm.targets",
     "load": "widemm.loading",
     "FeaturePipeline": "widemm.pipeline",
     "infer_schema": "widemm.schema",

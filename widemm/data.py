@@ -84,9 +84,11 @@ def select(value: Any, index: Tensor) -> Any:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move a batch (tensors in nested dicts) to ``device``."""
+    """Move a batch (tensors in nested dicts or lists) to ``device``."""
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list):
+        return [to_device(v, device) for v in batch]
     return batch.to(device, non_blocking=True) if isinstance(batch, Tensor) else batch
 
 
@@ -99,13 +101,22 @@ class FrameDataset(Dataset[Batch]):
         Slot -> tensor of shape (n_rows, ...) or a mapping of such tensors, or any
         object indexable by a list of rows (e.g. lazily decoded images).
     target : Tensor, optional
-        Shape (n_rows,).
+        Shape (n_rows,) or (n_rows, n_target_columns).
+    weight : Tensor, optional
+        Shape (n_rows,): each row's weight in the loss.
     """
 
-    def __init__(self, inputs: Mapping[str, Any], target: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        inputs: Mapping[str, Any],
+        target: Tensor | None = None,
+        weight: Tensor | None = None,
+    ) -> None:
         self.inputs = dict(inputs)
         if target is not None:
             self.inputs["target"] = target
+        if weight is not None:
+            self.inputs["weight"] = weight
         self.n_rows = len(target) if target is not None else n_rows(self.inputs)
 
     def __len__(self) -> int:
@@ -152,7 +163,7 @@ class FrameDataset(Dataset[Batch]):
         if n_valid < 1 or len(self) - n_valid < 1:
             return self, None, np.zeros(0, dtype=np.int64)
         target = self.inputs["target"].numpy()
-        classes = target if stratify else None
+        classes = target.reshape(len(target), -1)[:, 0] if stratify else None
         if classes is not None:
             counts = np.unique(target, return_counts=True)[1]
             if counts.min() < 2 or min(n_valid, len(self) - n_valid) < len(counts):

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 from widemm import persistence
-from widemm.estimators import BaseWideDeep, WideDeepClassifier, WideDeepRegressor
+from widemm.estimators import ESTIMATORS, BaseWideDeep
 from widemm.pipeline import pipeline_classes
+from widemm.targets import target_classes
 
 
-def load(path: str | os.PathLike[str]) -> WideDeepClassifier | WideDeepRegressor:
+def load(path: str | os.PathLike[str]) -> BaseWideDeep:
     """Load an estimator written by ``save``; it predicts exactly as before saving.
 
     Parameters
@@ -20,17 +21,15 @@ def load(path: str | os.PathLike[str]) -> WideDeepClassifier | WideDeepRegressor
 
     Returns
     -------
-    WideDeepClassifier or WideDeepRegressor
+    WideDeepClassifier, WideDeepRegressor or WideDeepMultiTask
     """
-    estimators = (WideDeepClassifier, WideDeepRegressor)
-    own = {persistence.class_key(c): (c, c._fitted) for c in estimators}
-    classes = {**pipeline_classes(), **own}
+    own = {persistence.class_key(c): (c, c._fitted) for c in ESTIMATORS}
+    classes = {**pipeline_classes(), **target_classes(), **own}
     estimator = persistence.load(path, classes)
     if not isinstance(estimator, BaseWideDeep):
         raise ValueError(f"{path} holds a {type(estimator).__name__}, not a model.")
-    estimator.model_ = estimator.pipeline_.build_model(
-        estimator.n_outputs_, pretrained=False
-    )
+    heads = {t.name: t.head().n_outputs for t in estimator.targets_}
+    estimator.model_ = estimator.pipeline_.build_model(heads, pretrained=False)
     persistence.load_weights(estimator.model_, Path(path))
     estimator.model_.eval()
     return estimator

@@ -22,7 +22,7 @@ from torch import nn
 
 from widemm.schema import ColumnSchema
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
 # "module.QualName" -> (class, its fitted attributes): all that is saved and loaded
 Classes = Mapping[str, tuple[type, Collection[str]]]

@@ -125,7 +125,7 @@ class FeaturePipeline(BaseEstimator):
     Examples
     --------
     >>> pipeline = FeaturePipeline().fit(X)  # doctest: +SKIP
-    >>> model = pipeline.build_model(n_outputs=1)  # doctest: +SKIP
+    >>> model = pipeline.build_model({"y": 1})  # doctest: +SKIP
     >>> logits = model(pipeline.inputs(X, model))  # doctest: +SKIP
     """
 
@@ -238,8 +238,12 @@ class FeaturePipeline(BaseEstimator):
             )
         return pre
 
-    def build_model(self, n_outputs: int, pretrained: bool = True) -> WideDeep:
-        """Build the network these inputs feed, with ``n_outputs`` logits.
+    def build_model(
+        self, heads: Mapping[str, int], pretrained: bool = True
+    ) -> WideDeep:
+        """Build the network these inputs feed, with a head per task.
+
+        ``heads``: each task's number of logits, e.g. ``{"y": 1}``.
 
         ``pretrained=False`` skips loading backbone weights (a caller that sets
         every weight itself, as ``load`` does).
@@ -280,8 +284,9 @@ class FeaturePipeline(BaseEstimator):
         )
         input_dims = {k: enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
+        n_outputs = sum(heads.values())
         wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
-        return WideDeep(encoders, fusion, n_outputs, wide)
+        return WideDeep(encoders, fusion, heads, wide)
 
     def keep_background(self, rows: pd.DataFrame, outputs: np.ndarray) -> None:
         """Keep ``BACKGROUND_ROWS`` of ``rows`` as explanations' default background.

@@ -57,20 +57,34 @@ class ParquetStream:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], target: Any, chunk_rows: int
+        cls,
+        path: str | os.PathLike[str],
+        target: Any,
+        chunk_rows: int,
+        weight: Any = None,
     ) -> ParquetStream:
-        """Open ``path`` for training on column ``target``, or say what is wrong."""
-        if not isinstance(target, str):
+        """Open ``path`` to train on column(s) ``target`` (and ``weight``).
+
+        Raises an error saying what is wrong when a column is missing.
+        """
+        names = [target] if isinstance(target, str) else target
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise TypeError(
-                "Fitting from a parquet path takes y= the name of the target column, "
-                f"got {type(target).__name__}."
+                "Fitting from a parquet path takes y= the name of the target column "
+                f"(or a list of names), got {type(target).__name__}."
+            )
+        if weight is not None and not isinstance(weight, str):
+            raise TypeError(
+                "Fitting from a parquet path takes sample_weight= the name of the "
+                f"weight column, got {type(weight).__name__}."
             )
         stream = cls(path, chunk_rows)
-        if target not in stream.columns:
-            raise ValueError(
-                f"Target column {target!r} is not in {path}; its columns: "
-                f"{stream.columns}."
-            )
+        for name, what in [*((n, "Target") for n in names), (weight, "Weight")]:
+            if name is not None and name not in stream.columns:
+                raise ValueError(
+                    f"{what} column {name!r} is not in {path}; its columns: "
+                    f"{stream.columns}."
+                )
         return stream
 
     def identity(self) -> str:

@@ -1,59 +1,521 @@
-"""Targets: class labels or values <-> what the model trains on, and back."""
+r"""Targets: what users predict <-> the target columns and heads the model trains.
+
+One target object per task, each a small scikit-learn-style object (parameters,
+then fitted ``name_`` attributes, saved with the model):
+
+- :class:`Labels`: one column of class labels (binary or multiclass).
+- :class:`LabelSets`: several labels per row (multilabel), given as a 0/1
+  indicator matrix, or as one column of lists or delimited strings.
+- :class:`Values`: one or more numeric columns (regression), each standardised
+  on its own; optionally predicting quantiles.
+
+Each ``fit``\s on the training target, ``encode``\s a target into float32 columns
+(NaN where unknown; missing values are errors unless ``allow_missing``), gives
+the :class:`~widemm.training.objective.Head` that trains it, and turns the
+model's block of logits back into predictions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import torch
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.base import BaseEstimator
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from torch.nn import functional as F
 
-from widemm.training import Task
-
-
-def fit_classes(y: np.ndarray) -> np.ndarray:
-    """Return the sorted class labels of ``y``; a classifier needs two or more."""
-    check_classification_targets(y)
-    classes = np.unique(y)
-    if len(classes) < 2:
-        raise ValueError(
-            f"y holds one class only ({classes[0]!r}); a classifier needs at least two."
-        )
-    return classes
+from widemm.training.objective import Head, Kind, class_weights
+from widemm.validation import plain
 
 
-def label_task(classes: np.ndarray) -> Task:
+def label_kind(classes: np.ndarray) -> Kind:
     """Return ``"binary"`` for two classes (one logit), else ``"multiclass"``."""
     return "binary" if len(classes) <= 2 else "multiclass"
 
 
-def encode_labels(classes: np.ndarray, y: np.ndarray) -> torch.Tensor:
-    """Class codes of ``y``: float 0/1 for two classes, int64 indices for more."""
-    codes = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
-    unknown = classes[codes] != y
-    if unknown.any():
-        raise ValueError(f"y holds labels not seen in fit: {set(y[unknown])}.")
-    binary = label_task(classes) == "binary"
-    return torch.from_numpy(codes.astype(np.float32 if binary else np.int64))
+def probabilities(logits: np.ndarray, kind: Kind, temperature: float = 1.0) -> Any:
+    """Probabilities (float64) from a block of logits divided by ``temperature``.
 
-
-def probabilities(logits: np.ndarray, task: Task) -> np.ndarray:
-    """Class probabilities, (n_rows, n_classes) float64, from a model's logits.
-
-    The activation runs in float64, so log-odds recovered from the probabilities
-    are the logits to float32 precision.
+    Binary: (n_rows, 2); multiclass: softmax over the classes; multilabel: a
+    sigmoid per label. The activation runs in float64, so log-odds recovered
+    from the probabilities are the logits to float32 precision.
     """
-    z = torch.from_numpy(logits).double()
-    if task == "binary":
+    z = torch.from_numpy(np.asarray(logits)).double() / temperature
+    if kind == "binary":
         p = torch.sigmoid(z[:, 0]).numpy()
         return np.stack([1 - p, p], axis=1)
+    if kind == "multilabel":
+        return torch.sigmoid(z).numpy()
     return torch.softmax(z, dim=1).numpy()
 
 
-def standardise(y: np.ndarray) -> tuple[float, float]:
-    """Return the (mean, scale) that map ``y`` to mean 0, standard deviation 1.
+def _missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        return ~np.isfinite(values)
+    return np.asarray(pd.isna(values), dtype=bool)
 
-    Computed on ``y / max|y|`` so that huge values (|y| ~ 1e200, whose squares
-    overflow) give a finite scale.
+
+def _index(y: Any) -> pd.Index:
+    return y.index if isinstance(y, pd.Series | pd.DataFrame) else pd.RangeIndex(len(y))
+
+
+def _refuse_missing(
+    name: str, missing: np.ndarray, index: pd.Index, cells: Any
+) -> None:
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"Target {name!r} holds {int(missing.sum())} NaN/inf value(s), the first "
+            f"at row {plain(index[row])} ({plain(cells[row])}). Drop those rows or "
+            "fill the target."
+        )
+
+
+class Labels(BaseEstimator):
+    """Class labels in one column: binary (one logit) or multiclass.
+
+    Parameters
+    ----------
+    name : str
+        The task's name (its target column).
+    class_weight : "balanced", dict or None
+        Weights per class in the loss; ``"balanced"``: inverse class frequency.
+    focal_gamma : float, optional
+        Focal loss instead of cross-entropy.
+    allow_missing : bool
+        Rows with a missing label are masked out of this task's loss.
+    weight : float
+        The task's share of a multi-task loss.
     """
-    peak = float(np.abs(y).max()) or 1.0
+
+    def __init__(
+        self,
+        name: str = "y",
+        class_weight: str | Mapping[Any, float] | None = None,
+        focal_gamma: float | None = None,
+        allow_missing: bool = False,
+        weight: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.class_weight = class_weight
+        self.focal_gamma = focal_gamma
+        self.allow_missing = allow_missing
+        self.weight = weight
+
+    def fit(self, y: Any) -> Labels:
+        values, known = self._known(y)
+        check_classification_targets(values[known])
+        self.classes_ = np.unique(values[known])
+        if len(self.classes_) < 2:
+            one = plain(self.classes_[0]) if len(self.classes_) else "none"
+            raise ValueError(
+                f"Target {self.name!r} holds one class only ({one}); a classifier "
+                "needs at least two."
+            )
+        codes = np.searchsorted(self.classes_, values[known])
+        self.class_weights_ = class_weights(self.class_weight, self.classes_, codes)
+        self.known_ = float(known.mean())
+        self.temperature_ = 1.0
+        return self
+
+    def _known(self, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        values = np.asarray(y, dtype=object if not hasattr(y, "dtype") else None)
+        values = values.reshape(len(values))
+        missing = _missing(values)
+        if not self.allow_missing:
+            _refuse_missing(self.name, missing, _index(y), values)
+        if values.dtype.kind in "fiub" and not missing.any():
+            return values, ~missing
+        return values.astype(object), ~missing
+
+    @property
+    def kind(self) -> Kind:
+        return label_kind(self.classes_)
+
+    def head(self) -> Head:
+        return Head(
+            self.name,
+            self.kind,
+            1,
+            len(self.classes_),
+            self.weight,
+            class_weight=self.class_weights_,
+            focal_gamma=self.focal_gamma,
+            known=self.known_,
+        )
+
+    def encode(self, y: Any) -> np.ndarray:
+        """Class codes, (n_rows, 1) float32, NaN where the label is missing."""
+        values, known = self._known(y)
+        codes = np.full(len(values), np.nan, dtype=np.float32)
+        found = np.minimum(
+            np.searchsorted(self.classes_, values[known]), len(self.classes_) - 1
+        )
+        unknown = self.classes_[found] != values[known]
+        if unknown.any():
+            row = int(np.flatnonzero(known)[np.flatnonzero(unknown)[0]])
+            raise ValueError(
+                f"Target {self.name!r} holds labels not seen in fit: "
+                f"{sorted(map(plain, set(values[known][unknown])))} (first at row "
+                f"{plain(_index(y)[row])})."
+            )
+        codes[known] = found
+        return codes[:, None]
+
+    def proba(self, block: np.ndarray) -> np.ndarray:
+        return probabilities(block, self.kind, self.temperature_)
+
+    def predict(self, block: np.ndarray) -> np.ndarray:
+        return self.classes_[self.proba(block).argmax(axis=1)]
+
+
+class LabelSets(BaseEstimator):
+    """Several labels per row (multilabel): one logit per label.
+
+    Parameters
+    ----------
+    name : str
+    sep : str
+        Separator of labels in string cells (``"Biography, Comedy"``); the
+        labels are stripped of spaces.
+    focal_gamma : float, optional
+    allow_missing : bool
+        A missing cell (or NaN in an indicator) masks that row (or entry).
+    weight : float
+
+    The target may be a 0/1 indicator (array or DataFrame; predictions are an
+    indicator too) or a column of lists or delimited strings (predictions in the
+    same form).
+    """
+
+    def __init__(
+        self,
+        name: str = "y",
+        sep: str = ",",
+        focal_gamma: float | None = None,
+        allow_missing: bool = False,
+        weight: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.sep = sep
+        self.focal_gamma = focal_gamma
+        self.allow_missing = allow_missing
+        self.weight = weight
+
+    def fit(self, y: Any) -> LabelSets:
+        if np.ndim(y) == 2:
+            self.form_ = "indicator"
+            self.labels_ = (
+                np.asarray(y.columns, dtype=object)
+                if isinstance(y, pd.DataFrame)
+                else np.arange(np.shape(y)[1])
+            )
+        else:
+            series = pd.Series(np.asarray(y, dtype=object))
+            sample = series.dropna()
+            self.form_ = (
+                "string" if sample.map(lambda v: isinstance(v, str)).all() else "list"
+            )
+            labels = set().union(*(s for s in self._sets(series) if s is not None))
+            self.labels_ = np.array(sorted(labels, key=str), dtype=object)
+        indicator = self.encode(y)
+        self.known_ = float((~np.isnan(indicator)).mean())
+        self.temperature_ = 1.0
+        return self
+
+    def _sets(self, cells: pd.Series) -> list[Any]:
+        """Each cell's labels (a set), or None where missing."""
+        out: list[Any] = []
+        for cell in cells:
+            if isinstance(cell, str):
+                out.append({p.strip() for p in cell.split(self.sep) if p.strip()})
+            elif isinstance(cell, list | tuple | set | frozenset | np.ndarray):
+                out.append(set(cell))
+            else:
+                out.append(None if pd.isna(cell) else {cell})
+        return out
+
+    @property
+    def kind(self) -> Kind:
+        return "multilabel"
+
+    def head(self) -> Head:
+        return Head(
+            self.name,
+            "multilabel",
+            len(self.labels_),
+            weight=self.weight,
+            focal_gamma=self.focal_gamma,
+            known=self.known_,
+        )
+
+    def encode(self, y: Any) -> np.ndarray:
+        """Return the 0/1 indicator, (n_rows, n_labels) float32, NaN where unknown."""
+        index = _index(y)
+        if self.form_ == "indicator":
+            if np.ndim(y) != 2 or np.shape(y)[1] != len(self.labels_):
+                raise ValueError(
+                    f"Target {self.name!r} was fitted on a {len(self.labels_)}-label "
+                    f"indicator; got shape {np.shape(y)}."
+                )
+            try:
+                values = np.asarray(y, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"A 2-D y is a multilabel 0/1 indicator (a column per label); this "
+                    f"one holds other values: {err}. For several targets of any kind, "
+                    "use WideDeepMultiTask."
+                ) from None
+            bad = ~(np.isin(values, (0, 1)) | np.isnan(values))
+            missing = np.isnan(values).any(1)
+            if bad.any() or (missing.any() and not self.allow_missing):
+                row = int(np.flatnonzero(bad.any(1) | missing)[0])
+                raise ValueError(
+                    f"Target {self.name!r} must be a 0/1 indicator; row "
+                    f"{plain(index[row])} holds {values[row].tolist()}."
+                )
+            return values.astype(np.float32)
+        sets = self._sets(pd.Series(np.asarray(y, dtype=object)))
+        missing = np.array([s is None for s in sets])
+        if not self.allow_missing:
+            _refuse_missing(self.name, missing, index, np.asarray(y, dtype=object))
+        out = np.zeros((len(sets), len(self.labels_)), dtype=np.float32)
+        out[missing] = np.nan
+        position = {label: j for j, label in enumerate(self.labels_)}
+        for i, labels in enumerate(sets):
+            for label in labels or ():
+                if label not in position:
+                    raise ValueError(
+                        f"Target {self.name!r} holds label {label!r} at row "
+                        f"{plain(index[i])}, not seen in fit."
+                    )
+                out[i, position[label]] = 1
+        return out
+
+    def proba(self, block: np.ndarray) -> np.ndarray:
+        """Each label's probability, (n_rows, n_labels)."""
+        return probabilities(block, "multilabel", self.temperature_)
+
+    def predict(self, block: np.ndarray) -> Any:
+        """Labels with probability over 0.5, in the form of the fit target."""
+        indicator = (self.proba(block) > 0.5).astype(np.int64)
+        if self.form_ == "indicator":
+            return indicator
+        rows = [self.labels_[row.astype(bool)].tolist() for row in indicator]
+        if self.form_ == "list":
+            return np.array([tuple(r) for r in rows] + [None], dtype=object)[:-1]
+        joiner = self.sep if self.sep.endswith(" ") else self.sep + " "
+        return np.array([joiner.join(r) for r in rows], dtype=object)
+
+
+class Values(BaseEstimator):
+    """Numeric targets (regression): one column or several, each standardised.
+
+    Parameters
+    ----------
+    name : str
+    quantiles : sequence of float, optional
+        Predict these quantiles of each target (pinball loss); ``predict``
+        returns the 0.5 quantile, which they must include.
+    allow_missing : bool
+        Missing values are masked out of the loss (per target column).
+    weight : float
+    """
+
+    def __init__(
+        self,
+        name: str = "y",
+        quantiles: Sequence[float] | None = None,
+        allow_missing: bool = False,
+        weight: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.quantiles = quantiles
+        self.allow_missing = allow_missing
+        self.weight = weight
+
+    def fit(self, y: Any) -> Values:
+        if self.quantiles is not None:
+            q = list(self.quantiles)
+            if not q or 0.5 not in q or not all(0 < v < 1 for v in q) or q != sorted(q):
+                raise ValueError(
+                    "quantiles must be increasing values in (0, 1) that include 0.5 "
+                    f"(predict returns the median), got {self.quantiles!r}."
+                )
+        values = self._values(y)
+        self.n_targets_ = values.shape[1]
+        known = np.isfinite(values)
+        self.mean_, self.scale_ = standardise(values)
+        self.known_ = float(known.mean())
+        return self
+
+    def _values(self, y: Any) -> np.ndarray:
+        try:
+            values = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"Target {self.name!r} must be numeric for regression: {err}"
+            ) from None
+        values = values.reshape(len(values), -1)
+        missing = ~np.isfinite(values)
+        if not self.allow_missing or np.isinf(values).any():
+            rows = np.asarray(missing.any(axis=1))
+            _refuse_missing(
+                self.name,
+                rows,
+                _index(y),
+                values[:, 0] if values.shape[1] == 1 else [r.tolist() for r in values],
+            )
+        return values
+
+    @property
+    def kind(self) -> Kind:
+        return "regression"
+
+    def head(self) -> Head:
+        return Head(
+            self.name,
+            "regression",
+            self.n_targets_,
+            weight=self.weight,
+            known=self.known_,
+            quantiles=None if self.quantiles is None else tuple(self.quantiles),
+        )
+
+    def encode(self, y: Any) -> np.ndarray:
+        values = self._values(y)
+        if values.shape[1] != self.n_targets_:
+            raise ValueError(
+                f"Target {self.name!r} was fitted on {self.n_targets_} column(s); got "
+                f"{values.shape[1]}."
+            )
+        return ((values - self.mean_) / self.scale_).astype(np.float32)
+
+    def quantiles_of(self, block: np.ndarray) -> np.ndarray:
+        """(n_rows, n_targets, n_quantiles) predicted quantiles, in target units."""
+        z = block.astype(np.float64).reshape(len(block), self.n_targets_, -1)
+        return z * self.scale_[None, :, None] + self.mean_[None, :, None]
+
+    def predict(self, block: np.ndarray) -> np.ndarray:
+        """(n_rows, n_targets) values: the mean, or the median with quantiles."""
+        if self.quantiles is None:
+            return block.astype(np.float64) * self.scale_ + self.mean_
+        return self.quantiles_of(block)[:, :, list(self.quantiles).index(0.5)]
+
+
+Target = Labels | LabelSets | Values
+
+
+def standardise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``y`` (n_rows, k): the (mean, scale) mapping it to mean 0, sd 1.
+
+    NaN entries are ignored. Computed on ``y / max|y|`` so that huge values
+    (|y| ~ 1e200, whose squares overflow) give a finite scale.
+    """
+    peak = np.nanmax(np.abs(y), axis=0)
+    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
     unit = y / peak
-    return float(unit.mean()) * peak, float(unit.std()) * peak or 1.0
+    mean, std = np.nanmean(unit, axis=0) * peak, np.nanstd(unit, axis=0) * peak
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def infer_kind(y: pd.Series, sep: str = ",") -> Kind:
+    """Guess a target column's task from its known values.
+
+    Lists, or strings of which a fifth or more hold ``sep``: multilabel.
+    Numbers: regression if continuous or over 20 distinct values. Else class
+    labels: binary or multiclass.
+    """
+    known = y.dropna()
+    if known.empty:
+        raise ValueError(f"Target {y.name!r} has no known value.")
+    first = known.iloc[0]
+    if isinstance(first, list | tuple | set | frozenset | np.ndarray):
+        return "multilabel"
+    if known.map(lambda v: isinstance(v, str)).all():
+        if known.str.contains(sep, regex=False).mean() >= 0.2:
+            return "multilabel"
+        return label_kind(np.unique(known.to_numpy(dtype=str)))
+    if pd.api.types.is_bool_dtype(known.dtype):
+        return "binary"
+    if pd.api.types.is_numeric_dtype(known.dtype):
+        kind = type_of_target(known.to_numpy())
+        if kind == "continuous" or known.nunique() > 20:
+            return "regression"
+    return label_kind(np.unique(known.to_numpy(dtype=str)))
+
+
+def make_target(name: str, kind: Kind, **options: Any) -> Target:
+    """Return the target object for a task of ``kind`` (options: its parameters)."""
+    if kind == "regression":
+        return Values(name, **options)
+    if kind == "multilabel":
+        return LabelSets(name, **options)
+    return Labels(name, **options)
+
+
+def split_labels(cells: Any, sep: str = ",") -> pd.DataFrame:
+    """Turn a column of delimited labels (or lists) into a 0/1 indicator frame.
+
+    ``"Biography, Comedy, Drama"`` -> columns Biography, Comedy, Drama set to 1;
+    a missing cell -> a row of NaN. :func:`join_labels` is the inverse.
+    """
+    target = LabelSets(sep=sep, allow_missing=True).fit(cells)
+    return pd.DataFrame(
+        target.encode(cells), index=_index(cells), columns=list(target.labels_)
+    )
+
+
+def join_labels(indicator: Any, sep: str = ", ") -> pd.Series:
+    """Turn a 0/1 indicator frame (columns = labels) into delimited strings."""
+    frame = pd.DataFrame(indicator)
+    labels = np.asarray(frame.columns, dtype=object)
+    values = frame.to_numpy()
+    return pd.Series(
+        [sep.join(map(str, labels[row == 1])) for row in values], index=frame.index
+    )
+
+
+def target_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
+    """Return the target classes with their fitted attributes: what saving writes."""
+    from widemm.persistence import class_key
+
+    fitted = {
+        Labels: ("classes_", "class_weights_", "known_", "temperature_"),
+        LabelSets: ("form_", "labels_", "known_", "temperature_"),
+        Values: ("n_targets_", "mean_", "scale_", "known_"),
+    }
+    return {class_key(c): (c, keys) for c, keys in fitted.items()}
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, kind: str) -> float:
+    """Fit temperature scaling: the T minimising the NLL of ``softmax(logits / T)``.
+
+    Rows (or labels) with unknown targets are left out; T = 1 without any.
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = torch.from_numpy(logits).double()
+    t = torch.from_numpy(y).double()
+    known = ~t.isnan()
+    if kind == "multiclass":
+        rows = known[:, 0]
+        z, codes = z[rows], t[rows, 0].long()
+        if not len(codes):
+            return 1.0
+
+        def nll(log_t: float) -> float:
+            return float(F.cross_entropy(z / np.exp(log_t), codes))
+    else:
+        if not known.any():
+            return 1.0
+        z, t = z[known], t[known]
+
+        def nll(log_t: float) -> float:
+            return float(F.binary_cross_entropy_with_logits(z / np.exp(log_t), t))
+
+    best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(best.x))

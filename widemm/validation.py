@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, column_or_1d, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 
 def check_frame(
@@ -71,50 +71,52 @@ def plain(label: Any) -> str:
     return repr(label.item() if isinstance(label, np.generic) else label)
 
 
-def check_training_data(
-    estimator: BaseEstimator, X: Any, y: Any, numeric: bool
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Check X (recording its columns on ``estimator``) and y for fitting."""
-    X = check_frame(estimator, X, reset=True)
-    if len(X) < 2:
-        raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
-    return X, check_target(y, len(X), numeric=numeric)
+def check_target(y: Any, X: pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """Return y as a Series (one target) or DataFrame (several), indexed like X.
 
-
-def check_target(y: Any, n_rows: int, *, numeric: bool) -> np.ndarray:
-    """Return y as a 1-D array of length n_rows; NaN/inf targets are errors."""
+    A one-column 2-D y is one target. Values are checked by the targets
+    (``widemm.targets``), which name the row of a bad value by X's labels.
+    """
     if y is None:
         raise ValueError(
             "This estimator requires y to be passed, but the target y is None."
         )
-    index = y.index if isinstance(y, pd.Series | pd.DataFrame) else None
-    shape = y.shape if hasattr(y, "shape") else np.asarray(y).shape
-    if len(shape) == 2 and shape[1] > 1:
+    if not isinstance(y, pd.Series | pd.DataFrame):
+        values = np.asarray(y)
+        if values.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {values.shape}.")
+        y = pd.DataFrame(values) if values.ndim == 2 else pd.Series(values)
+    if len(y) != len(X):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}.")
+    if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
+        y = y.iloc[:, 0]
+    return y.set_axis(X.index, axis=0)
+
+
+def check_sample_weight(sample_weight: Any, X: pd.DataFrame) -> np.ndarray | None:
+    """Return sample weights as float32 (n_rows,): finite, >= 0, not all 0."""
+    if sample_weight is None:
+        return None
+    weight = np.asarray(sample_weight)
+    if weight.ndim != 1 or len(weight) != len(X):
         raise ValueError(
-            f"y has shape {shape}: one model for several targets (multi-label, "
-            "multi-target or mixed tasks) is not supported yet. Fit one model per "
-            "target column for now."
+            f"sample_weight has shape {weight.shape}; X has {len(X)} rows, so it "
+            f"must have shape ({len(X)},)."
         )
-    y = column_or_1d(y, warn=True)
-    if len(y) != n_rows:
-        raise ValueError(f"X has {n_rows} rows but y has {len(y)}.")
-    if numeric:
-        try:
-            y = y.astype(np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"y must be numeric for regression: {err}") from None
-    if y.dtype.kind == "f":
-        missing = ~np.isfinite(y)
-    else:
-        missing = pd.isna(y) if y.dtype == object else np.zeros(len(y), dtype=bool)
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
-        label = plain(index[row] if index is not None else row)
+    try:
+        weight = weight.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"sample_weight must be numeric: {err}") from None
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"y holds {int(missing.sum())} NaN/inf value(s), the first at row {label} "
-            f"({plain(y[row])}). Drop those rows or fill the target."
+            f"sample_weight must be finite and >= 0; row {plain(X.index[row])} has "
+            f"{weight[row]}."
         )
-    return y
+    if not weight.any():
+        raise ValueError("sample_weight is zero for every row: nothing to train on.")
+    return weight.astype(np.float32)
 
 
 def category_keys(s: pd.Series) -> np.ndarray:

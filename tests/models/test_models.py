@@ -163,7 +163,7 @@ def test_widedeep_adds_wide_logits_to_head():
     tab = make_tab_model("mlp", [4, 7], [3, 3], 3)
     fusion = make_fusion("concat", {"tab": tab.output_dim})
     wide = Wide(10, 1)
-    model = WideDeep({"tab": tab}, fusion, 1, wide).eval()
+    model = WideDeep({"tab": tab}, fusion, {"y": 1}, wide).eval()
     batch = {"tab": tab_batch(), "wide": torch.randint(0, 10, (6, 2))}
-    deep_only = model.head(fusion({"tab": tab(batch["tab"])}, {}))
+    deep_only = model.heads["y"](fusion({"tab": tab(batch["tab"])}, {}))
     torch.testing.assert_close(model(batch), deep_only + wide(batch["wide"]))

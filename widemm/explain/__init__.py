@@ -32,15 +32,20 @@ METHODS = ("gradient", "permutation")
 
 @dataclass(frozen=True)
 class Output:
-    """What a model's outputs mean: the task, class labels, the target's units.
+    """What the explained block of a model's outputs means.
 
-    Regression outputs are ``logit * scale + shift`` in the target's units.
+    ``task`` is its kind, ``classes`` its class (or label) names; regression
+    outputs are ``logit * scale + shift`` in the target's units. The block is
+    ``width`` logits from ``start`` (a multi-task model's task), named ``name``.
     """
 
     task: Task
     classes: np.ndarray | None = None
     scale: float = 1.0
     shift: float = 0.0
+    start: int = 0
+    width: int | None = None
+    name: str = "y"
 
 
 @dataclass
@@ -87,6 +92,7 @@ class Explanation:
     _target: torch.Tensor = field(repr=False)
     _scale: float = field(repr=False, default=1.0)
     _classes: np.ndarray | None = field(repr=False, default=None)
+    _start: int = field(repr=False, default=0)  # the explained block's first logit
 
     @property
     def max_error(self) -> float:
@@ -201,7 +207,7 @@ class Explanation:
         if self._classes is None or self.task == "binary":
             return self.output_name
         i = int(self.data.index.get_indexer([row])[0])
-        return f"logit of {self._classes[int(self._target[i])]}"
+        return f"logit of {self._classes[int(self._target[i]) - self._start]}"
 
     def _row(self, row: Any) -> tuple[pd.DataFrame, dict[str, Any], int]:
         if row not in self.data.index:
@@ -275,7 +281,9 @@ def explain(
     with torch.no_grad():
         out = model(x).double()
         base = model(bg).double().mean(0)
-    target = _target(out, class_index)
+    stop = out.shape[1] if output.width is None else output.start + output.width
+    local = _target(out[:, output.start : stop], class_index)
+    target = local + output.start  # the explained logit of each row
     if method == "gradient":
         values = attribute_gradient(model, players, x, bg, target, n_steps=n_steps)
     else:
@@ -296,7 +304,7 @@ def explain(
         base_value=pd.Series(base[target].numpy() * scale + shift, index=X.index),
         output=pd.Series(out[rows, target].numpy() * scale + shift, index=X.index),
         method=method,
-        output_name=_output_name(output, target),
+        output_name=_output_name(output, local),
         task=output.task,
         data=X,
         model=model,
@@ -305,6 +313,7 @@ def explain(
         _target=target,
         _scale=scale,
         _classes=output.classes,
+        _start=output.start,
     )
 
 
@@ -378,10 +387,12 @@ def _target(output: torch.Tensor, class_index: int | None) -> Any:
 
 
 def _output_name(output: Output, target: torch.Tensor) -> str:
+    of = "" if output.name == "y" else f" ({output.name})"
     if output.classes is None:
-        return "value"
+        return "value" + of
     if output.task == "binary":
-        return f"logit of {output.classes[1]}"
+        return f"logit of {output.classes[1]}{of}"
     classes = output.classes[target.unique().numpy()]
     one = len(classes) == 1
-    return f"logit of {classes[0]}" if one else "logit of each row's class"
+    what = "label" if output.task == "multilabel" else "class"
+    return (f"logit of {classes[0]}" if one else f"logit of each row's {what}") + of

@@ -1,10 +1,11 @@
-"""WideDeep: the wide part's logits plus a head over the fused deep parts."""
+"""WideDeep: the wide part's logits plus one head per task over the fused deep parts."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from widemm.models.fusion import Fusion
@@ -13,7 +14,7 @@ from widemm.models.wide import Wide
 
 
 class WideDeep(nn.Module):
-    """Wide logits plus a linear head over the fused deep embeddings.
+    """Wide logits plus a linear head per task over the fused deep embeddings.
 
     Parameters
     ----------
@@ -21,26 +22,30 @@ class WideDeep(nn.Module):
         Deep parts by slot: ``"tab"``, ``"text_0"``, ``"image_0"``, ...
     fusion : Fusion
         Joins the encoders' outputs.
-    n_outputs : int
-        Logits per row.
+    heads : mapping of str to int
+        Logits of each task (in the order of the model's logits): a linear head
+        each, over the one fused embedding all tasks share.
     wide : Wide, optional
-        Linear part over one-hot indices; its logits are added to the head's.
+        Linear part over one-hot indices with as many logits as all heads
+        together; its logits are added to theirs.
     """
 
     def __init__(
         self,
         encoders: Mapping[str, Encoder],
         fusion: Fusion,
-        n_outputs: int,
+        heads: Mapping[str, int],
         wide: Wide | None = None,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
         self.fusion, self.wide = fusion, wide
-        self.head = nn.Linear(fusion.output_dim, n_outputs)
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(fusion.output_dim, n) for name, n in heads.items()}
+        )
 
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
-        """Return logits of shape (batch_size, n_outputs).
+        """Return logits of shape (batch_size, n_outputs), the heads' side by side.
 
         A slot may hold ``"present"`` (B,) bool, False where its input is absent
         (missing text, unreadable image). A slot holding ``"embedding"``
@@ -54,5 +59,6 @@ class WideDeep(nn.Module):
         present = {
             k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
         }
-        logits = self.head(self.fusion(embeddings, present))
+        fused = self.fusion(embeddings, present)
+        logits = torch.cat([head(fused) for head in self.heads.values()], dim=1)
         return logits if self.wide is None else logits + self.wide(batch["wide"])

@@ -88,15 +88,22 @@ class Distributed:
             total, count = both[0], float(both[1])
         return float(total) / count
 
-    def sum(self, count: int) -> int:
-        """Sum an integer over the ranks."""
+    def sum(self, count: float) -> float:
+        """Sum a number over the ranks."""
         if not self.enabled:
             return count
         import torch.distributed as dist
 
-        total = torch.tensor([count], dtype=torch.int64)
+        total = torch.tensor([count], dtype=torch.float64)
         dist.all_reduce(total)
-        return int(total)
+        return float(total)
+
+    def all_reduce_(self, tensor: torch.Tensor) -> None:
+        """Sum ``tensor`` over the ranks, in place."""
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(tensor)
 
     def barrier(self) -> None:
         if self.enabled:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from widemm.data import FrameDataset, TrainData, make_loader, to_device
 from widemm.models.layers import Backbone, LRScaled
@@ -27,8 +27,9 @@ from widemm.training.callbacks import (
 )
 from widemm.training.checkpoint import load_checkpoint
 from widemm.training.distributed import Distributed, Strategy
+from widemm.training.objective import Kind, Objective
 
-Task = Literal["binary", "multiclass", "regression"]
+Task = Kind  # a single-head objective's kind
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,10 @@ class TrainConfig:
 
     Parameters
     ----------
-    task : {"binary", "multiclass", "regression"}
-        Picks the loss (BCE with logits, cross-entropy, MSE) and the metric
-        (ROC AUC, accuracy, RMSE) reported on the validation set.
+    task : {"binary", "multilabel", "regression"} or Objective
+        The loss and validation metrics: a kind of single head (BCE with logits
+        and ROC AUC, or MSE and RMSE), or an :class:`~widemm.training.objective.
+        Objective` of heads (multiclass, several tasks, weights, quantiles).
     max_epochs, batch_size : int
         Passes over the training data; rows per optimizer step over all ranks
         (each of N ranks takes batch_size / N of every batch).
@@ -79,7 +81,7 @@ class TrainConfig:
         model on every rank (DDP) or shard its parameters (FSDP).
     """
 
-    task: Task
+    task: Task | Objective
     max_epochs: int = 20
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -183,7 +185,7 @@ class Trainer:
         self.run = dict(run or {})
         self.distributed = Distributed.from_env()
         self.device = self.distributed.device(resolve_device(config.device))
-        self.loss_fn = _LOSSES[config.task]
+        self.objective = Objective.of(config.task)
         self.should_stop = False
         self.history: list[dict[str, float]] = []
 
@@ -224,8 +226,14 @@ class Trainer:
         )
         accumulate = max(1, cfg.accumulate_grad_batches)
         self.steps_per_epoch = -(-len(loader) // accumulate)
+        self.objective.to(self.device)
+        groups = param_groups(model, cfg.learning_rate)
+        if self.objective.log_vars is not None:  # learned task weights
+            groups.append(
+                {"params": [self.objective.log_vars], "lr": cfg.learning_rate}
+            )
         self.optimizer = torch.optim.AdamW(
-            param_groups(model, cfg.learning_rate),
+            groups,
             weight_decay=cfg.weight_decay,
             fused=self.device.type in ("cpu", "cuda"),  # one kernel: 4x faster steps
         )
@@ -294,6 +302,7 @@ class Trainer:
         """Everything needed to continue this run after the current epoch."""
         return {
             "model": self.model.state_dict(),
+            "objective": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "callbacks": {
@@ -315,6 +324,7 @@ class Trainer:
                 f"this run has seed {self.seed}: its data order would differ."
             )
         self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         for key, cb in _keyed(self.active_callbacks).items():
@@ -349,14 +359,15 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         net.train()
         total = torch.zeros((), device=self.device, dtype=torch.float64)
-        n_rows, step_rows = 0, 0
+        n_rows, step_rows = 0.0, 0.0
         n_batches = len(loader)  # a stream counts its chunks: once per epoch
         batches = progress(loader, verbose=cfg.verbose > 1, desc="batches")
         for i, batch in enumerate(batches):
             batch = to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype, enabled=dtype is not None):
                 logits = net(batch)
-            loss = self.loss_fn(logits.float(), batch["target"])
+            weight = batch.get("weight")
+            loss = self.objective(logits.float(), batch["target"], weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"Training loss is {loss.item()} at epoch {self.epoch + 1}, "
@@ -364,11 +375,13 @@ class Trainer:
                     "clip_grad_norm, or check that batch's inputs for extreme values."
                 )
             self.scaler.scale(loss).backward()
-            rows = len(batch["target"])
+            rows = len(batch["target"]) if weight is None else float(weight.sum())
             step_rows += rows
             if (i + 1) % accumulate == 0 or i + 1 == n_batches:
+                global_rows = max(dist.sum(step_rows), 1e-12)
                 grads = [p.grad for p in net.parameters() if p.grad is not None]
-                torch._foreach_mul_(grads, dist.world_size / dist.sum(step_rows))
+                torch._foreach_mul_(grads, dist.world_size / global_rows)
+                self._scale_objective_grads(global_rows)
                 if cfg.clip_grad_norm is not None:
                     self.scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad_norm)
@@ -396,6 +409,13 @@ class Trainer:
             )
         return dist.mean(total, n_rows)
 
+    def _scale_objective_grads(self, global_rows: float) -> None:
+        """Learned task weights: sum their gradients over ranks, per global row."""
+        log_vars = self.objective.log_vars
+        if log_vars is not None and log_vars.grad is not None:
+            self.distributed.all_reduce_(log_vars.grad)
+            log_vars.grad /= global_rows
+
     def evaluate(self, model: nn.Module, dataset: FrameDataset) -> dict[str, float]:
         """Return the validation loss and metric of ``model`` on ``dataset``."""
         logits = torch.from_numpy(self.predict(model, dataset))
@@ -405,9 +425,19 @@ class Trainer:
                 f"{getattr(self, 'epoch', -1) + 1}. Lower learning_rate or set "
                 "clip_grad_norm."
             )
-        target = dataset.inputs["target"]
-        loss = float(self.loss_fn(logits, target)) / max(len(target), 1)
-        return {"valid_loss": loss, **_metric(self.config.task, logits, target)}
+        target, weight = dataset.inputs["target"], dataset.inputs.get("weight")
+        with torch.no_grad():
+            loss = float(
+                self.objective(*to_device([logits, target, weight], self.device))
+            )
+        rows = len(target) if weight is None else float(weight.sum())
+        row = {"valid_loss": loss / max(rows, 1e-12)}
+        row.update(self.objective.metrics(logits, target))
+        if self.objective.log_vars is not None:
+            row.update(
+                {f"weight_{k}": v for k, v in self.objective.task_weights().items()}
+            )
+        return row
 
     def predict(
         self, model: nn.Module, dataset: FrameDataset, batch_size: int = 4096
@@ -469,39 +499,3 @@ def param_groups(model: nn.Module, learning_rate: float) -> list[dict[str, Any]]
     for p in model.parameters():
         groups.setdefault(scales.get(id(p), 1.0), []).append(p)
     return [{"params": ps, "lr": learning_rate * s} for s, ps in groups.items()]
-
-
-# Losses summed over the rows (the Trainer divides by the global row count).
-def _binary_loss(logits: Tensor, target: Tensor) -> Tensor:
-    return nn.functional.binary_cross_entropy_with_logits(
-        logits[:, 0], target.float(), reduction="sum"
-    )
-
-
-def _multiclass_loss(logits: Tensor, target: Tensor) -> Tensor:
-    return nn.functional.cross_entropy(logits, target.long(), reduction="sum")
-
-
-def _regression_loss(logits: Tensor, target: Tensor) -> Tensor:
-    return nn.functional.mse_loss(logits[:, 0], target.float(), reduction="sum")
-
-
-_LOSSES = {
-    "binary": _binary_loss,
-    "multiclass": _multiclass_loss,
-    "regression": _regression_loss,
-}
-
-
-def _metric(task: Task, logits: Tensor, target: Tensor) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
-
-    y = target.numpy()
-    if task == "binary":
-        auc = (
-            roc_auc_score(y, logits[:, 0].numpy()) if len(np.unique(y)) == 2 else np.nan
-        )
-        return {"valid_auc": float(auc)}
-    if task == "multiclass":
-        return {"valid_accuracy": float((logits.argmax(1).numpy() == y).mean())}
-    return {"valid_rmse": float(np.sqrt(np.mean((logits[:, 0].numpy() - y) ** 2)))}

@@ -1,4 +1,4 @@
-"""Scikit-learn estimators that wire column roles, preprocessors, model and Trainer."""
+"""The estimators' shared machinery: columns -> pipeline -> model -> Trainer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from widemm import persistence
@@ -20,27 +20,38 @@ from widemm.pipeline import FeaturePipeline, pipeline_classes
 from widemm.runtime import seeded
 from widemm.schema import ColumnSchema
 from widemm.streaming import ParquetStream
-from widemm.targets import (
-    encode_labels,
-    fit_classes,
-    label_task,
-    probabilities,
-    standardise,
-)
-from widemm.training import Task, TrainConfig, Trainer, auto_schedule
+from widemm.targets import Labels, Target, Values, fit_temperature, target_classes
+from widemm.training import TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
-from widemm.validation import check_frame, check_target, check_training_data
+from widemm.training.objective import Objective, Weighting
+from widemm.validation import check_frame, check_sample_weight, check_target
 
 # Settings that change neither the model nor the data order: not the run's identity.
-_NOT_RUN = ("verbose", "device", "num_workers", "callbacks", "checkpoint_dir")
+# (Calibration happens after training: a run resumes whatever its value.)
+_NOT_RUN = (
+    "verbose",
+    "device",
+    "num_workers",
+    "callbacks",
+    "checkpoint_dir",
+    "calibrate",
+)
 _PIPELINE = FeaturePipeline._get_param_names()  # passed on as they are
-_TRAINING = ("learning_rate", "weight_decay", "lr_scheduler", "n_iter_no_change",
-             "verbose", "device", "num_workers", "checkpoint_dir")  # fmt: skip
+_TRAINING = (
+    "learning_rate",
+    "weight_decay",
+    "lr_scheduler",
+    "n_iter_no_change",
+    "verbose",
+    "device",
+    "num_workers",
+    "checkpoint_dir",
+)
 
 
 class BaseWideDeep(BaseEstimator):
-    """Shared machinery of WideDeepClassifier and WideDeepRegressor.
+    """Shared machinery of WideDeepClassifier, WideDeepRegressor and WideDeepMultiTask.
 
     Parameters
     ----------
@@ -78,13 +89,31 @@ class BaseWideDeep(BaseEstimator):
     stream_sample_rows, stream_chunk_rows : int
         When ``fit`` reads a parquet path: rows sampled to fit the preprocessors,
         and rows read (and held in memory) at a time.
+    class_weight : "balanced", dict or None
+        Classifiers: weight of each class in the loss (``"balanced"``: inverse
+        class frequency); multiplies ``sample_weight``.
+    focal_gamma : float, optional
+        Classifiers: focal loss with this gamma instead of cross-entropy.
+    calibrate : bool
+        Classifiers: fit a temperature on the validation rows after training
+        (temperature scaling), so probabilities are calibrated; the ranking of
+        classes is unchanged. Needs a validation set.
+    quantiles : sequence of float, optional
+        Regressors: predict these quantiles (e.g. ``(0.05, 0.5, 0.95)``, which
+        must include 0.5) with pinball loss; ``predict`` gives the median and
+        ``predict_quantiles`` all of them, for prediction intervals.
+    tasks : dict, optional
+        ``WideDeepMultiTask``: the task of each target column.
+    task_weighting : {"fixed", "uncertainty"}
+        ``WideDeepMultiTask``: how the tasks' losses are weighed.
     """
 
-    _task: Task
+    _options: tuple[str, ...] = ()  # of the task options above, the ones that apply
     _fitted: tuple[str, ...] = (  # what saving writes (besides model_'s weights)
-        *("pipeline_", "schema_", "history_", "n_outputs_", "batch_size_"),
-        *("max_epochs_", "n_features_in_", "feature_names_in_"),
+        *("pipeline_", "schema_", "history_", "targets_", "batch_size_"),
+        *("max_epochs_", "n_features_in_", "feature_names_in_", "target_names_"),
     )
+    targets_: list[Target]
 
     def __init__(
         self,
@@ -130,6 +159,12 @@ class BaseWideDeep(BaseEstimator):
         checkpoint_dir: str | os.PathLike[str] | None = None,
         stream_sample_rows: int = 100_000,
         stream_chunk_rows: int = 65_536,
+        class_weight: str | Mapping[Any, float] | None = None,
+        focal_gamma: float | None = None,
+        calibrate: bool = False,
+        quantiles: Sequence[float] | None = None,
+        tasks: Mapping[str, Any] | None = None,
+        task_weighting: Weighting = "fixed",
     ) -> None:
         self.tab_model = tab_model
         self.tab_params = tab_params
@@ -172,8 +207,20 @@ class BaseWideDeep(BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.stream_sample_rows = stream_sample_rows
         self.stream_chunk_rows = stream_chunk_rows
+        self.class_weight = class_weight
+        self.focal_gamma = focal_gamma
+        self.calibrate = calibrate
+        self.quantiles = quantiles
+        self.tasks = tasks
+        self.task_weighting = task_weighting
 
-    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> Self:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        eval_set: tuple[Any, Any] | None = None,
+        sample_weight: Any = None,
+    ) -> Self:
         """Infer column roles, fit the preprocessors, build and train the model.
 
         Parameters
@@ -181,33 +228,65 @@ class BaseWideDeep(BaseEstimator):
         X : DataFrame, array-like of shape (n_rows, n_columns), or path
             Training inputs (arrays get column names ``x0 .. xN``), or a parquet
             file or folder, streamed in chunks (see ``stream_sample_rows``).
-        y : array-like of shape (n_rows,), or str
-            Target; with a path, the name of the target column.
+        y : array-like or str
+            Target(s); with a path, the name of the target column (or a list of
+            names for ``WideDeepMultiTask``).
         eval_set : tuple (X_valid, y_valid), optional
             Validation data for early stopping, instead of ``validation_fraction``.
+        sample_weight : array-like of shape (n_rows,), or str, optional
+            Each row's weight in the loss (0 drops the row; 2 counts it twice);
+            with a path, the name of the weight column.
         """
-        numeric, stream = self._task == "regression", None
+        self._check_options()
+        stream = weight = None
         if isinstance(X, str | os.PathLike):
-            stream = ParquetStream.open(X, y, self.stream_chunk_rows)
-            ids = {"data": stream.identity(), "target": y}
+            stream = ParquetStream.open(X, y, self.stream_chunk_rows, sample_weight)
+            names = y
+            ids = {
+                "data": stream.identity(),
+                "target": repr(y),
+                "weight": repr(sample_weight),
+            }
         else:
-            X, y = check_training_data(self, X, y, numeric)
-            ids = {"data": frame_digest(X), "target": frame_digest(pd.Series(y))}
+            X = check_frame(self, X, reset=True)
+            y = self._check_y(y, X)
+            weight = check_sample_weight(sample_weight, X)
+            ids = {
+                "data": frame_digest(X),
+                "target": frame_digest(pd.DataFrame(y)),
+                "weight": frame_digest(pd.Series(weight)),
+            }
         # Before any random draw: nothing downstream decides the seed again.
         params = self.get_params(deep=False)
         settings = {k: v for k, v in params.items() if k not in _NOT_RUN}
         run, seed, state = plan_run(self.checkpoint_dir, settings, ids)
         if stream is not None:
             sample = stream.sample(self.stream_sample_rows, seed)
-            X, y = check_training_data(self, sample.drop(columns=y), sample[y], numeric)
-        target = self._fit_target(y)
+            X = check_frame(
+                self, sample.drop(columns=_names(names, sample_weight)), reset=True
+            )
+            weights = None if sample_weight is None else sample[sample_weight]
+            weight = check_sample_weight(weights, X)
+            y = self._check_y(sample[names], X)
+        if weight is not None and not weight.all():  # 0 weighs as a dropped row
+            keep = weight > 0
+            X, y, weight = X[keep], y[keep], weight[keep]
+        if len(X) < 2:
+            raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
+        self.targets_ = self._fit_targets(y, weight)
+        objective = self._objective()
         with seeded(seed):
             pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
             self.pipeline_ = pipeline.fit(X)
             self.schema_: ColumnSchema = pipeline.schema_
-            self.model_ = pipeline.build_model(self.n_outputs_)
-            data = FrameDataset(pipeline.inputs(X, self.model_), target)
-            train, valid, held = data.split(self.validation_fraction, seed, not numeric)
+            heads = {h.name: h.n_outputs for h in objective.heads}
+            self.model_ = pipeline.build_model(heads)
+            weights = None if weight is None else torch.from_numpy(weight)
+            data = FrameDataset(
+                pipeline.inputs(X, self.model_), self._encode(y), weights
+            )
+            stratify = len(self.targets_) == 1 and isinstance(self.targets_[0], Labels)
+            train, valid, held = data.split(self.validation_fraction, seed, stratify)
             if eval_set is not None:
                 valid = self._dataset(*eval_set)
             n_train = len(train) if stream is None else stream.n_rows - len(held)
@@ -216,41 +295,114 @@ class BaseWideDeep(BaseEstimator):
             )
             if stream is not None:  # train on the stream, minus the validation rows
                 stream.skip = X.index.to_numpy()[held]
-                stream.transform = partial(self._train_batch, y=ids["target"])
+                stream.transform = partial(
+                    self._train_batch, target=names, weight=sample_weight
+                )
             else:
                 train.inputs = pipeline.training_inputs(train.inputs, self.model_)
-            trainer = Trainer(self._config(seed), self.callbacks or (), run=run)
+            trainer = Trainer(
+                self._config(seed, objective), self.callbacks or (), run=run
+            )
             history = trainer.fit(self.model_, stream or train, valid, state)
             pool = torch.randperm(len(X))[:2000]  # for explanations' background
             outputs = trainer.predict(self.model_, data.subset(pool), self.batch_size_)
+            if self.calibrate:
+                self._calibrate(trainer, valid)
         self.history_ = pd.DataFrame(history)
         self.pipeline_.keep_background(X.iloc[pool.numpy()], outputs)
         self.model_.cpu()
         return self
 
+    def _check_options(self) -> None:
+        """Refuse a task option this estimator does not use (see ``_options``)."""
+        defaults = {
+            "class_weight": None,
+            "focal_gamma": None,
+            "calibrate": False,
+            "quantiles": None,
+            "tasks": None,
+            "task_weighting": "fixed",
+        }
+        for key, default in defaults.items():
+            if key not in self._options and getattr(self, key) != default:
+                raise ValueError(
+                    f"{key}= does not apply to {type(self).__name__}; it applies to "
+                    f"{_users(key)}."
+                )
+
+    def _objective(self) -> Objective:
+        return Objective([t.head() for t in self.targets_], self.task_weighting)
+
+    def _calibrate(self, trainer: Trainer, valid: FrameDataset | None) -> None:
+        """Fit each classification target's temperature on the validation rows."""
+        if valid is None:
+            raise ValueError(
+                "calibrate=True needs validation rows: set validation_fraction > 0 "
+                "or pass eval_set."
+            )
+        logits = trainer.predict(self.model_, valid)
+        target = valid.inputs["target"].numpy()
+        for t, block, y in zip(
+            self.targets_, *self._split(logits, target), strict=True
+        ):
+            if not isinstance(t, Values):
+                t.temperature_ = fit_temperature(block, y, t.kind)
+
+    def _split(
+        self, logits: np.ndarray, target: np.ndarray | None = None
+    ) -> tuple[list[np.ndarray], list[Any]]:
+        """Cut ``logits`` (and the encoded ``target``) into each target's block."""
+        blocks, ys, o, c = [], [], 0, 0
+        for t in self.targets_:
+            head = t.head()
+            blocks.append(logits[:, o : o + head.n_outputs])
+            ys.append(
+                None
+                if target is None
+                else target.reshape(len(target), -1)[:, c : c + head.n_targets]
+            )
+            o, c = o + head.n_outputs, c + head.n_targets
+        return blocks, ys
+
     def _frame(self, X: Any) -> pd.DataFrame:
         """X checked against the fit columns; those the model ignores may be absent."""
         return check_frame(self, X, reset=False, optional=self.schema_.ignored)
 
+    def _encode(self, y: Any) -> torch.Tensor:
+        """Encode y: the targets' columns side by side, float32 (NaN where unknown)."""
+        parts = [
+            t.encode(part)
+            for t, part in zip(self.targets_, self._parts(y), strict=True)
+        ]
+        return torch.from_numpy(np.concatenate(parts, axis=1))
+
     def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
         """Model inputs of rows X (checked against the fit columns), and y's codes."""
-        X, numeric = self._frame(X), self._task == "regression"
-        y = None if y is None else check_target(y, len(X), numeric=numeric)
-        target = None if y is None else self._encode_target(y)
+        X = self._frame(X)
+        target = None if y is None else self._encode(self._check_y(y, X))
         return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
 
-    def _train_batch(self, frame: pd.DataFrame, y: str) -> dict[str, Any]:
-        """Turn a chunk of a stream into training inputs and target."""
-        data = self._dataset(frame.drop(columns=y), frame[y])
+    def _train_batch(
+        self, frame: pd.DataFrame, target: Any, weight: str | None
+    ) -> dict[str, Any]:
+        """Turn a chunk of a stream into training inputs, target and weights."""
+        X = frame.drop(columns=_names(target, weight))
+        data = self._dataset(X, frame[target])
+        if weight is not None:
+            data.inputs["weight"] = torch.from_numpy(
+                check_sample_weight(frame[weight], X)
+            )
         return self.pipeline_.training_inputs(data.inputs, self.model_)
 
-    def _config(self, seed: int | None = None) -> TrainConfig:
+    def _config(
+        self, seed: int | None = None, objective: Objective | None = None
+    ) -> TrainConfig:
         return TrainConfig.with_options(
             self.trainer_params or {},
             **{k: getattr(self, k) for k in _TRAINING},
             batch_size=self.batch_size_,
             max_epochs=self.max_epochs_,
-            task=self._task,
+            task=objective or self._objective(),
             random_state=seed,
         )
 
@@ -276,22 +428,63 @@ class BaseWideDeep(BaseEstimator):
         X: Any,
         method: Literal["gradient", "permutation"] = "gradient",
         background: Any = None,
+        target: Any = None,
         **options: Any,
     ) -> Any:
         """Attribute each row's output to its columns (SHAP-style).
 
         ``method``: ``"gradient"`` or ``"permutation"``; ``background``: reference
-        rows (default: 50 training rows kept at fit); ``options``: see
-        :func:`widemm.explain.explain`.
+        rows (default: 50 training rows kept at fit); ``target``: which output
+        to explain, a task of ``WideDeepMultiTask`` or a target column of a
+        multi-target regressor (default: the first); ``options``: see
+        :func:`widemm.explain.explain` (``class_index`` picks a class or label).
         """
-        from widemm.explain import Output, explain
+        from widemm.explain import explain
 
         check_is_fitted(self, "model_")
         bg = None if background is None else self._frame(background)
-        scale = (getattr(self, "y_scale_", 1.0), getattr(self, "y_mean_", 0.0))
-        output = Output(self._task, getattr(self, "classes_", None), *scale)
-        return explain(self.model_, self.pipeline_, self._frame(X), bg, method,
-                       output=output, **options)  # fmt: skip
+        return explain(
+            self.model_,
+            self.pipeline_,
+            self._frame(X),
+            bg,
+            method,
+            output=self._output(target),
+            **options,
+        )
+
+    def _output(self, target: Any = None) -> Any:
+        """Describe the explained block of logits (see ``widemm.explain.Output``)."""
+        from widemm.explain import Output
+
+        names = [t.name for t in self.targets_]
+        if target is None or (len(self.targets_) > 1 and target in names):
+            i = names.index(target) if target is not None else 0
+            column = 0
+        else:  # a column of a multi-target regressor
+            columns = list(getattr(self, "target_names_", []))
+            if target not in columns:
+                known = names if len(names) > 1 else columns
+                raise ValueError(
+                    f"target={target!r} is not one of this model's targets: {known}."
+                )
+            i, column = 0, columns.index(target)
+        start = sum(t.head().n_outputs for t in self.targets_[:i])
+        t = self.targets_[i]
+        if isinstance(t, Values):
+            q = list(t.quantiles or [0.5])
+            start += column * len(q) + q.index(0.5)
+            return Output(
+                "regression",
+                None,
+                float(t.scale_[column]),
+                float(t.mean_[column]),
+                start,
+                1,
+                t.name,
+            )
+        labels = t.classes_ if isinstance(t, Labels) else t.labels_
+        return Output(t.kind, labels, 1.0, 0.0, start, t.head().n_outputs, t.name)
 
     def save(self, path: str | os.PathLike[str], report: bool = True) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle).
@@ -301,7 +494,8 @@ class BaseWideDeep(BaseEstimator):
         """
         check_is_fitted(self, "model_")
         own = {persistence.class_key(type(self)): (type(self), self._fitted)}
-        persistence.save(path, self, self.model_, {**pipeline_classes(), **own})
+        classes = {**pipeline_classes(), **target_classes(), **own}
+        persistence.save(path, self, self.model_, classes)
         if report:
             from widemm.report import write_report
 
@@ -315,84 +509,30 @@ class BaseWideDeep(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    # The target: set in fit by the subclass (with n_outputs_), reused for eval_set.
-    def _fit_target(self, y: np.ndarray) -> torch.Tensor:
+    # The targets: checked and fitted by the subclass; split for encoding.
+    def _check_y(self, y: Any, X: pd.DataFrame) -> Any:
+        return check_target(y, X)
+
+    def _fit_targets(self, y: Any, weight: np.ndarray | None) -> list[Target]:
         raise NotImplementedError
 
-    def _encode_target(self, y: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+    def _parts(self, y: Any) -> list[Any]:
+        """``y`` cut into each target's part (one target: y itself)."""
+        return [y]
 
 
-class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
-    """Wide & deep classifier for DataFrames of tabular, text and image columns.
-
-    Two classes train one logit (binary cross-entropy), more one logit per class
-    (cross-entropy). Parameters: see :class:`BaseWideDeep`.
-
-    Attributes
-    ----------
-    classes_ : ndarray
-        The class labels.
-    schema_ : ColumnSchema
-        The role of each column (``print(model.schema_)`` shows a table).
-    pipeline_ : FeaturePipeline
-        DataFrame -> model inputs: the column roles and fitted preprocessors.
-    model_ : WideDeep
-        The trained network.
-    history_ : DataFrame
-        Per-epoch losses, validation metric, learning rate and seconds.
-    n_features_in_, feature_names_in_ : int, ndarray of str
-
-    Examples
-    --------
-    >>> model = WideDeepClassifier(random_state=0)
-    >>> model.fit(X_train, y_train)  # doctest: +SKIP
-    >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP
-    """
-
-    _fitted = (*BaseWideDeep._fitted, "classes_")
-
-    @property
-    def _task(self) -> Task:  # type: ignore[override]
-        return label_task(getattr(self, "classes_", np.arange(2)))
-
-    def _fit_target(self, y: np.ndarray) -> torch.Tensor:
-        self.classes_ = fit_classes(y)
-        self.n_outputs_ = 1 if self._task == "binary" else len(self.classes_)
-        return self._encode_target(y)
-
-    def _encode_target(self, y: np.ndarray) -> torch.Tensor:
-        return encode_labels(self.classes_, y)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of shape (n_rows, n_classes), columns as ``classes_``."""
-        return probabilities(self._logits(X), self._task)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Return the most probable class of each row."""
-        proba = self.predict_proba(X)  # checks that the model is fitted
-        return self.classes_[proba.argmax(axis=1)]
+def _names(target: str | list[str], weight: str | None) -> list[str]:
+    """Return the columns of a streamed chunk that are not inputs."""
+    names = [target] if isinstance(target, str) else list(target)
+    return names if weight is None else [*names, weight]
 
 
-class WideDeepRegressor(RegressorMixin, BaseWideDeep):
-    """Wide & deep regressor for DataFrames of tabular, text and image columns.
-
-    The target is standardised for training and mapped back in ``predict``. See
-    :class:`BaseWideDeep` for the parameters and :class:`WideDeepClassifier` for
-    the fitted attributes (all but ``classes_``), plus ``y_mean_`` and ``y_scale_``.
-    """
-
-    _task: Task = "regression"
-    _fitted = (*BaseWideDeep._fitted, "y_mean_", "y_scale_")
-
-    def _fit_target(self, y: np.ndarray) -> torch.Tensor:
-        self.y_mean_, self.y_scale_ = standardise(y)
-        self.n_outputs_ = 1
-        return self._encode_target(y)
-
-    def _encode_target(self, y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted values of shape (n_rows,)."""
-        return self._logits(X)[:, 0].astype(np.float64) * self.y_scale_ + self.y_mean_
+def _users(option: str) -> str:
+    return {
+        "class_weight": "WideDeepClassifier and WideDeepMultiTask",
+        "focal_gamma": "WideDeepClassifier and WideDeepMultiTask",
+        "calibrate": "WideDeepClassifier and WideDeepMultiTask",
+        "quantiles": "WideDeepRegressor and WideDeepMultiTask",
+        "tasks": "WideDeepMultiTask",
+        "task_weighting": "WideDeepMultiTask",
+    }[option]

@@ -1,0 +1,85 @@
+"""WideDeepClassifier: class labels, one per row or several (multilabel)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+
+from widemm.estimators.base import BaseWideDeep
+from widemm.targets import Labels, LabelSets, Target
+
+
+class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
+    """Wide & deep classifier for DataFrames of tabular, text and image columns.
+
+    ``y`` of one column: two classes train one logit (binary cross-entropy), more
+    one logit per class (cross-entropy). ``y`` a 0/1 indicator matrix (array or
+    DataFrame, one column per label): multilabel, one logit per label, as in
+    scikit-learn (``predict`` returns the indicator, ``predict_proba`` each
+    label's probability); :func:`widemm.targets.split_labels` makes one from a
+    column of delimited labels. Parameters: see :class:`BaseWideDeep`
+    (``class_weight``, ``focal_gamma`` and ``calibrate`` apply here).
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels (multilabel: the labels, the indicator's column names
+        or 0 .. n_labels - 1).
+    schema_ : ColumnSchema
+        The role of each column (``print(model.schema_)`` shows a table).
+    pipeline_ : FeaturePipeline
+        DataFrame -> model inputs: the column roles and fitted preprocessors.
+    model_ : WideDeep
+        The trained network.
+    targets_ : list of Labels or LabelSets
+        y <-> what the model trains on (with the calibration ``temperature_``).
+    history_ : DataFrame
+        Per-epoch losses, validation metric, learning rate and seconds.
+    n_features_in_, feature_names_in_ : int, ndarray of str
+
+    Examples
+    --------
+    >>> model = WideDeepClassifier(random_state=0)
+    >>> model.fit(X_train, y_train)  # doctest: +SKIP
+    >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP
+    """
+
+    _options = ("class_weight", "focal_gamma", "calibrate")
+
+    @property
+    def classes_(self) -> np.ndarray:
+        target = self.targets_[0]
+        return target.classes_ if isinstance(target, Labels) else target.labels_
+
+    def _fit_targets(self, y: Any, weight: np.ndarray | None) -> list[Target]:
+        if isinstance(y, pd.DataFrame):
+            if self.class_weight is not None:
+                raise ValueError(
+                    "class_weight does not apply to multilabel y; pass sample_weight."
+                )
+            return [LabelSets(focal_gamma=self.focal_gamma).fit(y)]
+        return [
+            Labels(class_weight=self.class_weight, focal_gamma=self.focal_gamma).fit(y)
+        ]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Return probabilities, (n_rows, n_classes) in ``classes_`` order.
+
+        Multilabel: (n_rows, n_labels), each label's probability.
+        """
+        logits = self._logits(X)  # checks that the model is fitted
+        return self.targets_[0].proba(logits)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Return the most probable class of each row; multilabel: the 0/1 indicator."""
+        logits = self._logits(X)
+        return self.targets_[0].predict(logits)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        return tags
