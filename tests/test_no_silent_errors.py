@@ -222,7 +222,9 @@ def test_missing_image_values_are_absent_not_errors():
 # ---------------------------------------------------------------- 9. clear errors
 def test_bad_shapes_and_cells_get_errors_that_name_them(adult_small):
     X_train, _X_test, y_train, _ = adult_small
-    with pytest.raises(ValueError, match=r"2-D y is a multilabel 0/1 indicator.*MultiTask"):
+    with pytest.raises(
+        ValueError, match=r"2-D y is a multilabel 0/1 indicator.*MultiTask"
+    ):
         small().fit(X_train, np.c_[y_train, y_train])
     tags = X_train.assign(tags=[["a", "b"]] * len(X_train))
     with pytest.raises(

@@ -1,0 +1,329 @@
+"""Several targets in one model: objective, multilabel, multi-target, mixed tasks,
+sample and class weights, calibration and quantiles, on real data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import r2_score, recall_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from torch.nn import functional as F
+
+import widemm
+from tests.conftest import DATA
+from widemm import (
+    WideDeepClassifier,
+    WideDeepMultiTask,
+    WideDeepRegressor,
+    join_labels,
+    split_labels,
+)
+from widemm.training.objective import Head, Objective
+
+INPUTS = [
+    "Title",
+    "Year",
+    "Runtime",
+    "Rating",
+    "Director",
+    "Language",
+    "Country",
+    "Reviews",
+    "BoxOffice",
+]
+TASKS = ["Genre", "Meter", "Metacritic"]
+
+
+@pytest.fixture(scope="module")
+def movies():
+    frame = pd.read_parquet(DATA / "movies.parquet").sample(3000, random_state=0)
+    return train_test_split(frame, test_size=0.25, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def multitask(movies):
+    train, _ = movies
+    model = WideDeepMultiTask(random_state=0, max_epochs=15)
+    return model.fit(train[INPUTS], train[TASKS])
+
+
+# ---------------------------------------------------------------- the objective
+def test_each_head_loss_is_its_closed_form_and_unknown_targets_add_nothing():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 1 + 3 + 2 + 2, generator=g)
+    binary = torch.tensor([1, 0, 1, 1, 0, float("nan")])
+    classes = torch.tensor([2, 0, 1, float("nan"), 1, 0])
+    labels = torch.tensor([[1, 0], [0, 0], [1, 1], [0, 1], [float("nan")] * 2, [1, 0]])
+    values = torch.randn(6, 2, generator=g)
+    values[1, 0] = float("nan")
+    y = torch.cat([binary[:, None], classes[:, None], labels, values], 1)
+    heads = [
+        Head("b", "binary"),
+        Head("c", "multiclass", n_classes=3),
+        Head("l", "multilabel", 2),
+        Head("r", "regression", 2),
+    ]
+    parts = {h.name: h.losses(zb, yb) for h, zb, yb in Objective(heads).blocks(z, y)}
+    k = ~binary.isnan()
+    bce = F.binary_cross_entropy_with_logits(z[k, 0], binary[k], reduction="sum")
+    assert parts["b"].sum() == pytest.approx(float(bce), rel=1e-6)
+    assert parts["b"][5] == 0
+    k = ~classes.isnan()
+    ce = F.cross_entropy(z[k, 1:4], classes[k].long(), reduction="sum")
+    assert parts["c"].sum() == pytest.approx(float(ce), rel=1e-6)
+    per_label = F.binary_cross_entropy_with_logits(
+        z[:, 4:6], labels.nan_to_num(0), reduction="none"
+    )
+    assert parts["l"][0] == pytest.approx(float(per_label[0].mean()), rel=1e-6)
+    assert parts["l"][4] == 0
+    assert parts["r"][1] == pytest.approx(
+        float((z[1, 7] - values[1, 1]) ** 2), rel=1e-6
+    )
+    # the total: weights times sums, each divided by the head's known share
+    weighted = [Head("b", "binary", weight=2.0, known=0.5)]
+    total = Objective(weighted)(z[:, :1], binary[:, None])
+    assert float(total) == pytest.approx(2 * float(bce) / 0.5, rel=1e-6)
+
+
+def test_class_weight_focal_and_quantile_losses():
+    z = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.2, 0.1]])
+    y = torch.tensor([[0.0], [2.0]])
+    plain = Head("c", "multiclass", n_classes=3).losses(z, y)
+    weighted = Head(
+        "c", "multiclass", n_classes=3, class_weight=(3.0, 1.0, 0.5)
+    ).losses(z, y)
+    assert torch.allclose(weighted, plain * torch.tensor([3.0, 0.5]))
+    focal = Head("c", "multiclass", n_classes=3, focal_gamma=2.0).losses(z, y)
+    p = torch.softmax(z, 1)[[0, 1], [0, 2]]
+    assert torch.allclose(focal, (1 - p) ** 2 * plain)
+    q = Head("r", "regression", quantiles=(0.1, 0.5, 0.9))
+    pred, truth = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.5]])
+    e = 1.5 - pred[0]
+    pinball = torch.maximum(
+        torch.tensor([0.1, 0.5, 0.9]) * e, torch.tensor([-0.9, -0.5, -0.1]) * e
+    )
+    assert float(q.losses(pred, truth)[0]) == pytest.approx(float(pinball.mean()))
+
+
+def test_uncertainty_weighting_is_kendalls_form_and_learns():
+    z, y = torch.randn(8, 1), torch.randn(8, 1)
+    objective = Objective([Head("r", "regression")], "uncertainty")
+    with torch.no_grad():
+        objective.log_vars.fill_(0.7)
+    mse = float(((z - y) ** 2).sum())
+    assert float(objective(z, y)) == pytest.approx(
+        np.exp(-0.7) * mse + 0.7 * 8, rel=1e-6
+    )
+    objective(z, y).backward()
+    assert objective.log_vars.grad is not None
+    assert objective.log_vars.grad.abs() > 0
+
+
+def test_unknown_targets_send_no_gradient_to_their_head():
+    z = torch.zeros(4, 2, requires_grad=True)
+    y = torch.tensor([[1.0, float("nan")], [0.0, float("nan")], [1.0, 3.0], [0.0, 1.0]])
+    Objective([Head("a", "binary"), Head("m", "regression")])(z, y).backward()
+    assert torch.all(z.grad[:2, 1] == 0)
+    assert torch.all(z.grad[2:, 1] != 0)
+    assert torch.all(z.grad[:, 0] != 0)
+
+
+# ---------------------------------------------------------------- estimators
+def test_multilabel_classifier_follows_sklearn_conventions(movies):
+    train, test = movies
+    Y = split_labels(train["Genre"].fillna(""))
+    Y = Y.loc[:, Y.sum() >= 30]  # labels with enough positives
+    model = WideDeepClassifier(random_state=0, max_epochs=15).fit(train[INPUTS], Y)
+    assert list(model.classes_) == list(Y.columns)
+    truth = split_labels(test["Genre"].fillna(""))[Y.columns]
+    proba, predicted = model.predict_proba(test[INPUTS]), model.predict(test[INPUTS])
+    assert proba.shape == predicted.shape == truth.shape
+    assert set(np.unique(predicted)) <= {0, 1}
+    assert roc_auc_score(truth, proba, average="micro") > 0.8
+    assert join_labels(Y.head(3)).tolist() == [
+        ", ".join(c for c in Y.columns if Y.iloc[i][c] == 1) for i in range(3)
+    ]
+
+
+def test_multi_target_regression_scales_each_target(movies):
+    train, test = movies
+    cols = ["Runtime", "Reviews"]
+    X, Y = train[["Title", "Year", "Director", "Country", "Language"]], train[cols]
+    keep = Y.notna().all(axis=1)
+    Y = Y.assign(Reviews=Y["Reviews"] * 1e4)  # very different scales
+    model = WideDeepRegressor(random_state=0, max_epochs=15).fit(X[keep], Y[keep])
+    target = model.targets_[0]
+    np.testing.assert_allclose(target.scale_, Y[keep].std(ddof=0), rtol=1e-6)
+    test = test.dropna(subset=cols)
+    predicted = model.predict(test[X.columns])
+    assert predicted.shape == (len(test), 2)
+    assert r2_score(test["Reviews"] * 1e4, predicted[:, 1]) > 0.1
+    assert r2_score(test["Runtime"], predicted[:, 0]) > 0.0
+
+
+def test_multitask_trains_every_head_with_missing_targets_masked(movies, multitask):
+    train, test = movies
+    assert [(t.name, t.kind) for t in multitask.targets_] == [
+        ("Genre", "multilabel"),
+        ("Meter", "regression"),
+        ("Metacritic", "regression"),
+    ]
+    assert train["Metacritic"].isna().mean() > 0.5
+    history = multitask.history_
+    for column in ["valid_Genre_auc", "valid_Meter_rmse", "valid_Metacritic_rmse"]:
+        assert history[column].notna().all()
+    predicted = multitask.predict(test[INPUTS])
+    assert list(predicted.columns) == TASKS
+    assert predicted.index.equals(test.index)
+    assert isinstance(predicted["Genre"].iloc[0], str)
+    scores = multitask.scores(test[INPUTS], test[TASKS])
+    assert scores["Genre_auc_micro"] > 0.75
+    assert scores["Meter_r2"] > 0.1
+    assert scores["Metacritic_r2"] > 0.1
+    assert set(multitask.predict_proba(test[INPUTS].head(3))) == {"Genre"}
+
+
+def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_path):
+    _, test = movies
+    rows = test[INPUTS].head(5)
+    meter = multitask.explain(rows, target="Meter")
+    assert meter.output_name == "value (Meter)"
+    assert meter.max_error < 0.5
+    np.testing.assert_allclose(
+        meter.output, multitask.predict(rows)["Meter"], rtol=1e-5
+    )
+    genre = multitask.explain(rows, target="Genre", class_index=0)
+    assert genre.output_name.endswith("(Genre)")
+    with pytest.raises(ValueError, match="'Oscars' is not one of this model's targets"):
+        multitask.explain(rows, target="Oscars")
+    multitask.save(tmp_path / "m", report=False)
+    loaded = widemm.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.predict(rows), multitask.predict(rows))
+
+
+def test_task_options_are_checked():
+    X = pd.DataFrame({"a": np.arange(40.0)})
+    with pytest.raises(
+        ValueError, match="class_weight= does not apply to WideDeepRegressor"
+    ):
+        WideDeepRegressor(class_weight="balanced").fit(X, X["a"])
+    with pytest.raises(
+        ValueError, match="quantiles= does not apply to WideDeepClassifier"
+    ):
+        WideDeepClassifier(quantiles=(0.1, 0.5, 0.9)).fit(X, X["a"] > 5)
+    Y = pd.DataFrame({"y": X["a"] > 5})
+    with pytest.raises(ValueError, match=r"tasks names \['z'\]"):
+        WideDeepMultiTask(tasks={"z": "binary"}).fit(X, Y)
+    with pytest.raises(ValueError, match=r"option\(s\) \['sep'\]"):
+        WideDeepMultiTask(tasks={"y": {"kind": "binary", "sep": ";"}}).fit(X, Y)
+    with pytest.raises(ValueError, match=r"that include 0\.5"):
+        WideDeepRegressor(quantiles=(0.1, 0.9)).fit(X, X["a"])
+
+
+# ---------------------------------------------------------------- weights
+def _small_adult(adult, n=400):
+    X = adult.drop(columns="income").head(n)
+    return X, adult["income"].head(n)
+
+
+def test_zero_weight_is_a_dropped_row(adult):
+    X, y = _small_adult(adult)
+    weight = np.ones(len(X))
+    weight[::7] = 0
+    options = dict(random_state=0, max_epochs=5)
+    weighted = WideDeepClassifier(**options).fit(X, y, sample_weight=weight)
+    dropped = WideDeepClassifier(**options).fit(X[weight > 0], y[weight > 0])
+    np.testing.assert_array_equal(weighted.predict_proba(X), dropped.predict_proba(X))
+
+
+def test_weight_two_is_a_repeated_row(adult):
+    X, y = _small_adult(adult, 300)
+    X = X.select_dtypes("number")
+    weight = np.where(np.arange(len(X)) % 3 == 0, 2.0, 1.0)
+    repeat = np.repeat(np.arange(len(X)), weight.astype(int))
+    # Where training sees the same gradients: one full batch a step, no validation
+    # split, no dropout, no data-fitted scaling, the same columns.
+    options = dict(
+        random_state=0,
+        max_epochs=10,
+        batch_size=1024,
+        validation_fraction=0,
+        scaling=None,
+        cont_cols=list(X.columns),
+        tab_params={"dropout": 0.0},
+        fusion_params={"dropout": 0.0},
+    )
+    weighted = WideDeepClassifier(**options).fit(X, y, sample_weight=weight)
+    repeated = WideDeepClassifier(**options).fit(X.iloc[repeat], y.iloc[repeat])
+    unweighted = WideDeepClassifier(**options).fit(X, y)
+    p = weighted.predict_proba(X)[:, 1]
+    gap_repeated = np.abs(p - repeated.predict_proba(X)[:, 1]).max()
+    gap_unweighted = np.abs(p - unweighted.predict_proba(X)[:, 1]).max()
+    assert gap_repeated < 1e-4
+    assert gap_unweighted > 1e-2
+
+
+def test_balanced_class_weight_raises_minority_recall(adult):
+    X, y = adult.drop(columns="income"), adult["income"]
+    rare = (y == ">50K") & (np.arange(len(y)) % 5 != 0)  # keep a fifth of positives
+    X, y = X[~rare], y[~rare]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, random_state=0, stratify=y
+    )
+    options = dict(random_state=0, max_epochs=10)
+    plain = WideDeepClassifier(**options).fit(X_train, y_train)
+    balanced = WideDeepClassifier(class_weight="balanced", **options).fit(
+        X_train, y_train
+    )
+    recall = [
+        recall_score(y_test, m.predict(X_test), pos_label=">50K")
+        for m in (plain, balanced)
+    ]
+    assert recall[1] > recall[0] + 0.2
+
+
+def expected_calibration_error(proba, y, bins=10):
+    top, hit = proba.max(1), proba.argmax(1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(top, edges) - 1, 0, bins - 1)
+    return sum(
+        abs(hit[which == b].mean() - top[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    )
+
+
+def test_calibration_lowers_expected_calibration_error():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, random_state=0, test_size=0.4
+    )
+    # trained long without early stopping: overconfident
+    options = dict(
+        random_state=0, max_epochs=60, n_iter_no_change=None, validation_fraction=0.25
+    )
+    raw = WideDeepClassifier(**options).fit(X_train, y_train)
+    calibrated = WideDeepClassifier(calibrate=True, **options).fit(X_train, y_train)
+    assert calibrated.targets_[0].temperature_ > 1
+    np.testing.assert_array_equal(raw.predict(X_test), calibrated.predict(X_test))
+    ece = [
+        expected_calibration_error(m.predict_proba(X_test), y_test.to_numpy())
+        for m in (raw, calibrated)
+    ]
+    assert ece[1] < ece[0]
+
+
+def test_quantile_intervals_cover_held_out_rows():
+    frame = pd.read_parquet(DATA / "california_housing.parquet")
+    X, y = frame.drop(columns="MedHouseVal"), frame["MedHouseVal"]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    model = WideDeepRegressor(quantiles=(0.05, 0.5, 0.95), random_state=0)
+    model.fit(X_train, y_train)
+    q = model.predict_quantiles(X_test)
+    assert q.shape == (len(X_test), 3)
+    assert (np.diff(q, axis=1) >= -1e-3).mean() > 0.99
+    coverage = ((y_test >= q[:, 0]) & (y_test <= q[:, 2])).mean()
+    assert 0.86 <= coverage <= 0.94
+    np.testing.assert_allclose(model.predict(X_test), q[:, 1])
