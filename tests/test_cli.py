@@ -101,8 +101,8 @@ def test_predict_evaluate_explain_report_info(fitted):
         (["fit", "train.csv", "--target", "nope", "--out", "m"], "'nope' is not a"),
         (["fit", "train.csv", "--target", "category", "--out", "m",
           "--set", "max_epoch=3"], "Did you mean 'max_epochs'"),
-        (["fit", "train.csv", "--target", "category", "--target", "name",
-          "--out", "m"], "several targets"),
+        (["fit", "train.csv", "--target", "category", "--target", "nope",
+          "--out", "m"], "'nope' is not a"),
         (["predict", "model", "train.csv", "--out", "p.txt"], ".parquet or .csv"),
     ],
 )  # fmt: skip

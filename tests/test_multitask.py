@@ -1,6 +1,8 @@
 """Several targets in one model: objective, multilabel, multi-target, mixed tasks,
 sample and class weights, calibration and quantiles, on real data."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +20,7 @@ from widemm import (
     join_labels,
     split_labels,
 )
+from widemm.report import write_report
 from widemm.training.objective import Head, Objective
 
 INPUTS = [
@@ -185,6 +188,7 @@ def test_multitask_trains_every_head_with_missing_targets_masked(movies, multita
 
 def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_path):
     _, test = movies
+    test = test.head(200)
     rows = test[INPUTS].head(5)
     meter = multitask.explain(rows, target="Meter")
     assert meter.output_name == "value (Meter)"
@@ -196,8 +200,10 @@ def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_pat
     assert genre.output_name.endswith("(Genre)")
     with pytest.raises(ValueError, match="'Oscars' is not one of this model's targets"):
         multitask.explain(rows, target="Oscars")
-    multitask.save(tmp_path / "m", report=False)
+    multitask.save(tmp_path / "m")
     loaded = widemm.load(tmp_path / "m")
+    page = write_report(loaded, tmp_path / "m", data=(test[INPUTS], test[TASKS]))
+    assert "Metacritic_r2" in page.read_text()
     pd.testing.assert_frame_equal(loaded.predict(rows), multitask.predict(rows))
 
 
@@ -327,3 +333,45 @@ def test_quantile_intervals_cover_held_out_rows():
     coverage = ((y_test >= q[:, 0]) & (y_test <= q[:, 2])).mean()
     assert 0.86 <= coverage <= 0.94
     np.testing.assert_allclose(model.predict(X_test), q[:, 1])
+
+
+# ---------------------------------------------------------------- CLI and serving
+def test_cli_fits_predicts_and_evaluates_several_targets(movies, tmp_path, capsys):
+    from widemm.cli import main
+
+    train, test = movies
+    train[[*INPUTS, *TASKS]].head(800).to_parquet(tmp_path / "train.parquet")
+    test[[*INPUTS, *TASKS]].head(100).to_parquet(tmp_path / "test.parquet")
+    fit = ["fit", str(tmp_path / "train.parquet"), "--target", "Genre", "--target",
+           "Meter", "--out", str(tmp_path / "m"), "--set", "max_epochs=3"]  # fmt: skip
+    assert main(fit) == 0
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "test.parquet"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    predicted = pd.read_csv(out, index_col=0)
+    assert {"Genre", "Meter", "proba_Genre_Drama"} <= set(predicted.columns)
+    assert len(predicted) == 100
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "test.parquet")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert {"Genre_auc_micro", "Meter_r2"} <= set(scores)
+
+
+def test_service_describes_and_predicts_every_task_kind(movies, multitask):
+    from widemm.serve import _finite, describe, predictions
+
+    _, test = movies
+    rows = test[INPUTS].head(3)
+    meta = describe(multitask)
+    kinds = {t["name"]: t["kind"] for t in meta["tasks"]}
+    assert kinds == {
+        "Genre": "multilabel",
+        "Meter": "regression",
+        "Metacritic": "regression",
+    }
+    assert meta["task"] == "multitask"
+    reply = json.loads(json.dumps(_finite(predictions(multitask, rows))))
+    first = reply["prediction"][0]
+    assert set(first) == set(TASKS)
+    assert first["Meter"] == pytest.approx(multitask.predict(rows)["Meter"].iloc[0])
+    assert set(reply["probabilities"][0]["Genre"]) == set(multitask.targets_[0].labels_)

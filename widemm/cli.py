@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
     fit = command("fit", _fit, "Train a model on a CSV or parquet file and save it.")
     fit.add_argument("data", help="CSV or parquet file, or a folder of parquet files")
-    fit.add_argument("--target", action="append", required=True, help="target column")
+    fit.add_argument(
+        "--target", action="append", required=True,
+        help="target column; give it several times for one multi-task model",
+    )  # fmt: skip
     fit.add_argument("--out", required=True, help="folder to save the model in")
     fit.add_argument(
         "--task", choices=("auto", "classify", "regress"), default="auto",
@@ -172,24 +175,23 @@ def _fit(args: argparse.Namespace) -> None:
     from sklearn.model_selection import train_test_split
     from sklearn.utils.multiclass import type_of_target
 
-    from widemm import WideDeepClassifier, WideDeepRegressor
+    from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
     from widemm.report import evaluate, write_report
 
-    if len(args.target) > 1:
-        raise ValueError(
-            f"--target given {len(args.target)} times: one model for several targets "
-            "is not supported yet; fit one model per target."
-        )
-    target, data = args.target[0], Path(args.data)
+    targets, data = list(args.target), Path(args.data)
     frame = None if data.is_dir() else read_table(data)
-    if frame is not None and target not in frame.columns:
-        raise ValueError(f"--target {target!r} is not a column of {data}.")
-    task = args.task
+    for target in targets:
+        if frame is not None and target not in frame.columns:
+            raise ValueError(f"--target {target!r} is not a column of {data}.")
+    task = "multitask" if len(targets) > 1 else args.task
     if task == "auto":
-        sample = frame[target] if frame is not None else read_table(data)[target]
+        sample = (frame if frame is not None else read_table(data))[targets[0]]
         kind = type_of_target(sample.dropna())
         task = "regress" if kind == "continuous" else "classify"
-    cls = WideDeepRegressor if task == "regress" else WideDeepClassifier
+    cls = {"regress": WideDeepRegressor, "classify": WideDeepClassifier}.get(
+        task, WideDeepMultiTask
+    )
+    target = targets[0] if len(targets) == 1 else targets
     options = dict(_option(o) for o in args.set)
     known = cls().get_params()
     for key in options:
@@ -204,7 +206,8 @@ def _fit(args: argparse.Namespace) -> None:
     if frame is None:  # a folder: streamed, nothing held out
         model.fit(str(data), target)
     else:
-        y = frame.pop(target)
+        y = frame.pop(target) if isinstance(target, str) else frame[target]
+        frame = frame.drop(columns=target)
         if args.test_fraction > 0:
             stratify = y if task == "classify" and y.value_counts().min() > 1 else None
             frame, test_X, y, test_y = train_test_split(
@@ -242,8 +245,10 @@ def _rows(model: Any, data: str, target: str | None = None) -> tuple[Any, Any]:
     if "image" in model.pipeline_.preprocessors_:
         model.pipeline_.preprocessors_["image"].set_params(root=str(Path(data).parent))
     y = None
-    if target is not None and target in frame.columns:
-        y = frame.pop(target)
+    names = [target] if isinstance(target, str) else list(target or [])
+    if names and set(names) <= set(frame.columns):
+        y = frame[target]
+        frame = frame.drop(columns=names)
     return frame, y
 
 
@@ -252,8 +257,19 @@ def _predict(args: argparse.Namespace) -> None:
 
     model, run = _load(args.model)
     X, _ = _rows(model, args.data, run.get("target"))
-    out = pd.DataFrame({"prediction": model.predict(X)}, index=X.index)
-    if hasattr(model, "predict_proba"):
+    predicted = model.predict(X)
+    if isinstance(predicted, pd.DataFrame):  # several tasks: a column each
+        out = predicted
+        for task, proba in model.predict_proba(X).items():
+            out = out.join(proba.add_prefix(f"proba_{task}_"))
+    elif predicted.ndim == 2:  # multilabel or several targets
+        names = getattr(model, "classes_", getattr(model, "target_names_", None))
+        out = pd.DataFrame(predicted, index=X.index).set_axis(
+            [f"prediction_{n}" for n in names], axis=1
+        )
+    else:
+        out = pd.DataFrame({"prediction": predicted}, index=X.index)
+    if hasattr(model, "predict_proba") and not isinstance(predicted, pd.DataFrame):
         proba = model.predict_proba(X)
         for j, label in enumerate(model.classes_):
             out[f"proba_{label}"] = proba[:, j]

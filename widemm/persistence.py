@@ -159,6 +159,9 @@ def _encode(value: Any, classes: Classes) -> Any:
         return [_encode(v, classes) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"__dict__": {k: _encode(v, classes) for k, v in value.items()}}
+    if isinstance(value, dict):  # keys of other types (class labels): pairs
+        pairs = [[_encode(k, classes), _encode(v, classes)] for k, v in value.items()]
+        return {"__items__": pairs}
     raise TypeError(
         f"Cannot save a value of type {type(value).__name__} ({value!r:.80}). "
         "Estimator parameters must be names, numbers or lists, not callables or "
@@ -185,6 +188,8 @@ def _decode(value: Any, classes: Classes) -> Any:
         return tuple(_decode(v, classes) for v in value["__tuple__"])
     if "__dict__" in value:
         return {k: _decode(v, classes) for k, v in value["__dict__"].items()}
+    if "__items__" in value:
+        return {_decode(k, classes): _decode(v, classes) for k, v in value["__items__"]}
     raise ValueError(f"Unknown entry in saved model: {sorted(value)}")
 
 

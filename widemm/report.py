@@ -32,9 +32,29 @@ th { background: #f4f4f4; } img { max-width: 100%; } .note { color: #666; }
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
-    """Held-out metrics: accuracy, ROC AUC, log loss; or R², RMSE, MAE."""
+    """Held-out metrics: accuracy, ROC AUC, log loss; or R², RMSE, MAE.
+
+    Several targets: micro and macro ROC AUC (multilabel), R² per target, or
+    each task's scores (``WideDeepMultiTask.scores``).
+    """
     from sklearn import metrics
 
+    if hasattr(model, "scores"):
+        return dict(model.scores(X, y))
+    if not _single(model):
+        pred = model.predict(X)
+        if hasattr(model, "predict_proba"):
+            proba, truth = model.predict_proba(X), np.asarray(y)
+            return {
+                "roc_auc_micro": float(
+                    metrics.roc_auc_score(truth, proba, average="micro")
+                ),
+                "roc_auc_macro": float(metrics.roc_auc_score(truth, proba)),
+                "subset_accuracy": float((pred == truth).all(axis=1).mean()),
+            }
+        names = list(model.target_names_)
+        r2 = metrics.r2_score(y, pred, multioutput="raw_values")
+        return {f"r2_{n}": float(v) for n, v in zip(names, r2, strict=True)}
     y = np.asarray(y)
     if not hasattr(model, "predict_proba"):
         pred = model.predict(X)
@@ -87,7 +107,8 @@ def write_report(
         metrics = evaluate(model, X, y)
         table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
         sections.append((f"Held-out rows ({len(X)})", table.to_html(index=False)))
-        sections.append(("Errors", _errors(model, X, y)))
+        if _single(model):
+            sections.append(("Errors", _errors(model, X, y)))
         sections.append(("Explanations", _explanations(model, X)))
     else:
         sections.append(
@@ -105,6 +126,16 @@ def write_report(
     (folder / REPORT).write_text(page)
     (folder / CARD).write_text(_card(model, settings, metrics))
     return folder / REPORT
+
+
+def _single(model: Any) -> bool:
+    """One target of one column: the plots of errors apply."""
+    targets = model.targets_
+    return (
+        len(targets) == 1
+        and targets[0].kind != "multilabel"
+        and (targets[0].kind != "regression" or targets[0].n_targets_ == 1)
+    )
 
 
 def _png(fig: Any) -> str:

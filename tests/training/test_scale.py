@@ -89,6 +89,14 @@ def test_two_process_ddp_matches_one_process_with_an_odd_row_count(tmp_path):
     assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
 
 
+def test_two_process_ddp_matches_one_process_for_weighted_multitask(tmp_path):
+    # learned task weights live in the Trainer's objective, outside the DDP module:
+    # their gradients must be summed over the ranks by hand
+    run(tmp_path / "single.pt", "--rows", 1779, "--multitask")
+    run(tmp_path / "ddp.pt", "--rows", 1779, "--multitask", torchrun=True)
+    assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
+
+
 # ---------------------------------------------------------------- the Trainer
 class Net(nn.Module):
     def __init__(self):
@@ -373,3 +381,21 @@ def test_streaming_errors_name_the_problem(adult_parquet, tmp_path):
         model.fit(folder, np.zeros(3))
     with pytest.raises(FileNotFoundError, match="No parquet file"):
         model.fit(tmp_path / "nothing", "income")
+
+
+def test_streamed_fit_takes_a_weight_column(adult_parquet, tmp_path):
+    folder, test = adult_parquet
+    frame = pd.concat([pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))])
+    frame["w"] = np.where(frame["income"] == ">50K", 0.05, 1.0)  # positives ~vanish
+    frame.to_parquet(tmp_path / "weighted.parquet", index=False)
+    options = dict(max_epochs=2, random_state=0)
+    weighted = WideDeepClassifier(**options).fit(
+        tmp_path / "weighted.parquet", "income", sample_weight="w"
+    )
+    assert "w" not in weighted.feature_names_in_
+    plain = WideDeepClassifier(**options).fit(folder, "income")
+    X = test.drop(columns="income")
+    share = weighted.predict_proba(X)[:, 1].mean() / plain.predict_proba(X)[:, 1].mean()
+    assert share < 0.5
+    with pytest.raises(ValueError, match="Weight column 'weight' is not in"):
+        WideDeepClassifier(max_epochs=1).fit(folder, "income", sample_weight="weight")

@@ -2,6 +2,8 @@
 
     python fit_adult.py OUT [--checkpoint DIR] [--kill-at-epoch N] [--rows N]
     torchrun --nproc_per_node 2 fit_adult.py OUT          # data parallel
+    python fit_adult.py OUT --multitask    # income + hours-per-week, learned task
+                                           # weights, sample weights
 
 Writes the final weights to OUT (rank 0 only). --kill-at-epoch sends SIGKILL to
 this process in the middle of that epoch (1-based), as a crash would.
@@ -16,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from widemm import WideDeepClassifier
+import numpy as np
+
+from widemm import WideDeepClassifier, WideDeepMultiTask
 from widemm.training import Callback
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "adult.parquet"
@@ -40,10 +44,18 @@ def main() -> None:
     parser.add_argument("--kill-at-epoch", type=int)
     parser.add_argument("--strategy", default="ddp")
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--multitask", action="store_true")
     args = parser.parse_args()
     df = pd.read_parquet(DATA).sample(args.rows, random_state=0)
     y = df.pop("income")
-    model = WideDeepClassifier(
+    fit = {}
+    if args.multitask:
+        y = pd.DataFrame({"income": y, "hours": df.pop("hours-per-week")})
+        fit["sample_weight"] = np.where(np.arange(len(df)) % 4 == 0, 2.0, 1.0)
+    estimator = WideDeepMultiTask if args.multitask else WideDeepClassifier
+    options = {"task_weighting": "uncertainty"} if args.multitask else {}
+    model = estimator(
+        **options,
         tab_params={"hidden_dims": (32, 16), "dropout": 0.0},
         fusion_params={"hidden_dims": (16,), "dropout": 0.0},
         max_epochs=4,
@@ -56,7 +68,7 @@ def main() -> None:
         callbacks=[KillMidEpoch(args.kill_at_epoch)] if args.kill_at_epoch else None,
         trainer_params={"strategy": args.strategy},
     )
-    model.fit(df, y)
+    model.fit(df, y, **fit)
     if int(os.environ.get("RANK", "0")) == 0:
         torch.save(model.model_.state_dict(), args.out)
         print("history", model.history_["epoch"].tolist(), file=sys.stderr)
