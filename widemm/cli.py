@@ -218,13 +218,13 @@ def _fit(args: argparse.Namespace) -> None:
         model.fit(frame, y)
     out = Path(args.out)
     model.save(out, report=False)  # the report below has the held-out rows too
-    run = {"target": target, "data": str(data), "task": task}
+    run: dict[str, Any] = {"target": target, "data": str(data), "task": task}
+    metrics: dict[str, float] = {}
     if test is not None:
-        run["test_metrics"] = evaluate(model, *test)
+        metrics = run["test_metrics"] = evaluate(model, *test)
         run["test_rows"] = len(test[1])
     (out / "run.json").write_text(json.dumps(run, indent=1))
     write_report(model, out, data=test)
-    metrics = run.get("test_metrics", {})
     shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
     print(f"saved to {out}" + (f"; held-out {shown}" if shown else ""))
     print(f"report: {out / 'report.html'}")
@@ -263,7 +263,7 @@ def _predict(args: argparse.Namespace) -> None:
         for task, proba in model.predict_proba(X).items():
             out = out.join(proba.add_prefix(f"proba_{task}_"))
     elif predicted.ndim == 2:  # multilabel or several targets
-        names = getattr(model, "classes_", getattr(model, "target_names_", None))
+        names = model.classes_ if hasattr(model, "classes_") else model.target_names_
         out = pd.DataFrame(predicted, index=X.index).set_axis(
             [f"prediction_{n}" for n in names], axis=1
         )

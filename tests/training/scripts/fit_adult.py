@@ -15,10 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
-
-import numpy as np
 
 from widemm import WideDeepClassifier, WideDeepMultiTask
 from widemm.training import Callback
