@@ -71,6 +71,7 @@ bench: $(BENCH_STAMP) $(PEER_STAMP)
 	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/background.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/multitask.py
 	$(BIN)/python bench/report.py
 
 clean:

@@ -52,6 +52,14 @@ COLUMNS = {
     "seconds_per_explain": "s per explain",
     "requests_per_s": "requests/s",
     "errors": "errors",
+    "genre_auc_micro": "Genre micro AUC",
+    "genre_auc_macro": "Genre macro AUC",
+    "meter_r2": "Meter R²",
+    "metacritic_r2": "Metacritic R²",
+    "minority_recall": "minority recall",
+    "ece": "ECE",
+    "coverage_90": "90% interval coverage",
+    "interval_width": "interval width",
     "peak_rss_mb": "peak RSS MiB",
 }
 

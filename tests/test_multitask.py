@@ -325,14 +325,19 @@ def test_quantile_intervals_cover_held_out_rows():
     frame = pd.read_parquet(DATA / "california_housing.parquet")
     X, y = frame.drop(columns="MedHouseVal"), frame["MedHouseVal"]
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-    model = WideDeepRegressor(quantiles=(0.05, 0.5, 0.95), random_state=0)
-    model.fit(X_train, y_train)
-    q = model.predict_quantiles(X_test)
-    assert q.shape == (len(X_test), 3)
-    assert (np.diff(q, axis=1) >= -1e-3).mean() > 0.99
-    coverage = ((y_test >= q[:, 0]) & (y_test <= q[:, 2])).mean()
-    assert 0.86 <= coverage <= 0.94
+    coverage = []
+    for calibrate in (False, True):
+        model = WideDeepRegressor(
+            quantiles=(0.05, 0.5, 0.95), calibrate=calibrate, random_state=0
+        ).fit(X_train, y_train)
+        q = model.predict_quantiles(X_test)
+        assert q.shape == (len(X_test), 3)
+        assert (np.diff(q, axis=1) >= 0).all()
+        coverage.append(((y_test >= q[:, 0]) & (y_test <= q[:, 2])).mean())
     np.testing.assert_allclose(model.predict(X_test), q[:, 1])
+    assert 0.85 <= coverage[0] <= 0.95  # the pinball loss alone: near 90%
+    assert abs(coverage[1] - 0.9) < abs(coverage[0] - 0.9)  # conformal: nearer
+    assert 0.88 <= coverage[1] <= 0.92
 
 
 # ---------------------------------------------------------------- CLI and serving

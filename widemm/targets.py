@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from torch.nn import functional as F
 
-from widemm.training.objective import Head, Kind, class_weights
+from widemm.training.objective import Head, Kind, class_weights, entropy
 from widemm.validation import plain
 
 
@@ -118,6 +118,11 @@ class Labels(BaseEstimator):
         codes = np.searchsorted(self.classes_, values[known])
         self.class_weights_ = class_weights(self.class_weight, self.classes_, codes)
         self.known_ = float(known.mean())
+        prior = np.bincount(codes, minlength=len(self.classes_)) / len(codes)
+        if len(prior) == 2:
+            self.baseline_ = entropy(prior[1:])
+        else:
+            self.baseline_ = max(float(-(prior * np.log(prior + 1e-12)).sum()), 1e-3)
         self.temperature_ = 1.0
         return self
 
@@ -145,6 +150,7 @@ class Labels(BaseEstimator):
             class_weight=self.class_weights_,
             focal_gamma=self.focal_gamma,
             known=self.known_,
+            baseline=self.baseline_,
         )
 
     def encode(self, y: Any) -> np.ndarray:
@@ -167,6 +173,10 @@ class Labels(BaseEstimator):
 
     def proba(self, block: np.ndarray) -> np.ndarray:
         return probabilities(block, self.kind, self.temperature_)
+
+    def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
+        """Fit ``temperature_`` on validation logits and encoded labels."""
+        self.temperature_ = fit_temperature(block, y, self.kind)
 
     def predict(self, block: np.ndarray) -> np.ndarray:
         return self.classes_[self.proba(block).argmax(axis=1)]
@@ -223,6 +233,7 @@ class LabelSets(BaseEstimator):
             self.labels_ = np.array(sorted(labels, key=str), dtype=object)
         indicator = self.encode(y)
         self.known_ = float((~np.isnan(indicator)).mean())
+        self.baseline_ = entropy(np.nanmean(indicator, axis=0))
         self.temperature_ = 1.0
         return self
 
@@ -250,6 +261,7 @@ class LabelSets(BaseEstimator):
             weight=self.weight,
             focal_gamma=self.focal_gamma,
             known=self.known_,
+            baseline=self.baseline_,
         )
 
     def encode(self, y: Any) -> np.ndarray:
@@ -299,6 +311,10 @@ class LabelSets(BaseEstimator):
         """Each label's probability, (n_rows, n_labels)."""
         return probabilities(block, "multilabel", self.temperature_)
 
+    def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
+        """Fit ``temperature_`` on validation logits and encoded labels."""
+        self.temperature_ = fit_temperature(block, y, self.kind)
+
     def predict(self, block: np.ndarray) -> Any:
         """Labels with probability over 0.5, in the form of the fit target."""
         indicator = (self.proba(block) > 0.5).astype(np.int64)
@@ -319,7 +335,8 @@ class Values(BaseEstimator):
     name : str
     quantiles : sequence of float, optional
         Predict these quantiles of each target (pinball loss); ``predict``
-        returns the 0.5 quantile, which they must include.
+        returns the 0.5 quantile, which they must include. ``calibrate``
+        shifts them on validation rows (``offsets_``).
     allow_missing : bool
         Missing values are masked out of the loss (per target column).
     weight : float
@@ -350,6 +367,14 @@ class Values(BaseEstimator):
         known = np.isfinite(values)
         self.mean_, self.scale_ = standardise(values)
         self.known_ = float(known.mean())
+        self.baseline_ = 1.0  # the mean's squared error on standardised values
+        if self.quantiles is not None:  # each quantile's pinball loss
+            z = (values - self.mean_) / self.scale_
+            losses = []
+            for q in self.quantiles:
+                error = z - np.nanquantile(z, q, axis=0)
+                losses.append(np.nanmean(np.maximum(q * error, (q - 1) * error)))
+            self.baseline_ = max(float(np.mean(losses)), 1e-3)
         return self
 
     def _values(self, y: Any) -> np.ndarray:
@@ -383,6 +408,7 @@ class Values(BaseEstimator):
             weight=self.weight,
             known=self.known_,
             quantiles=None if self.quantiles is None else tuple(self.quantiles),
+            baseline=self.baseline_,
         )
 
     def encode(self, y: Any) -> np.ndarray:
@@ -394,9 +420,26 @@ class Values(BaseEstimator):
             )
         return ((values - self.mean_) / self.scale_).astype(np.float32)
 
+    def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
+        """Shift each quantile to hold its level on the validation rows.
+
+        ``offsets_``: the share of validation rows below each shifted quantile
+        is its level (split-conformal); no-op without quantiles.
+        """
+        if self.quantiles is None:
+            return
+        z = block.astype(np.float64).reshape(len(block), self.n_targets_, -1)
+        errors = y.astype(np.float64)[:, :, None] - z
+        self.offsets_ = np.stack(
+            [np.nanquantile(errors[:, :, j], q, axis=0)
+             for j, q in enumerate(self.quantiles)], axis=1
+        )  # fmt: skip
+
     def quantiles_of(self, block: np.ndarray) -> np.ndarray:
         """(n_rows, n_targets, n_quantiles) predicted quantiles, in target units."""
         z = block.astype(np.float64).reshape(len(block), self.n_targets_, -1)
+        z = z + getattr(self, "offsets_", 0.0)
+        z = np.sort(z, axis=-1)  # quantiles never cross
         return z * self.scale_[None, :, None] + self.mean_[None, :, None]
 
     def predict(self, block: np.ndarray) -> np.ndarray:
@@ -484,9 +527,9 @@ def target_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
     from widemm.persistence import class_key
 
     fitted = {
-        Labels: ("classes_", "class_weights_", "known_", "temperature_"),
-        LabelSets: ("form_", "labels_", "known_", "temperature_"),
-        Values: ("n_targets_", "mean_", "scale_", "known_"),
+        Labels: ("classes_", "class_weights_", "known_", "baseline_", "temperature_"),
+        LabelSets: ("form_", "labels_", "known_", "baseline_", "temperature_"),
+        Values: ("n_targets_", "mean_", "scale_", "known_", "baseline_", "offsets_"),
     }
     return {class_key(c): (c, keys) for c, keys in fitted.items()}
 

@@ -20,7 +20,7 @@ from widemm.pipeline import FeaturePipeline, pipeline_classes
 from widemm.runtime import seeded
 from widemm.schema import ColumnSchema
 from widemm.streaming import ParquetStream
-from widemm.targets import Labels, Target, Values, fit_temperature, target_classes
+from widemm.targets import Labels, Target, Values, target_classes
 from widemm.training import TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
@@ -95,9 +95,11 @@ class BaseWideDeep(BaseEstimator):
     focal_gamma : float, optional
         Classifiers: focal loss with this gamma instead of cross-entropy.
     calibrate : bool
-        Classifiers: fit a temperature on the validation rows after training
-        (temperature scaling), so probabilities are calibrated; the ranking of
-        classes is unchanged. Needs a validation set.
+        After training, calibrate on the validation rows: classifiers fit a
+        temperature (temperature scaling; the ranking of classes is unchanged),
+        regressors with ``quantiles`` shift each quantile so that its share of
+        validation rows below it is its level (split-conformal), for intervals
+        that cover what they claim. Needs validation rows.
     quantiles : sequence of float, optional
         Regressors: predict these quantiles (e.g. ``(0.05, 0.5, 0.95)``, which
         must include 0.5) with pinball loss; ``predict`` gives the median and
@@ -334,7 +336,7 @@ class BaseWideDeep(BaseEstimator):
         return Objective([t.head() for t in self.targets_], self.task_weighting)
 
     def _calibrate(self, trainer: Trainer, valid: FrameDataset | None) -> None:
-        """Fit each classification target's temperature on the validation rows."""
+        """Calibrate each target on the validation rows (see its ``calibrate``)."""
         if valid is None:
             raise ValueError(
                 "calibrate=True needs validation rows: set validation_fraction > 0 "
@@ -345,8 +347,7 @@ class BaseWideDeep(BaseEstimator):
         for t, block, y in zip(
             self.targets_, *self._split(logits, target), strict=True
         ):
-            if not isinstance(t, Values):
-                t.temperature_ = fit_temperature(block, y, t.kind)
+            t.calibrate(block, y)
 
     def _split(
         self, logits: np.ndarray, target: np.ndarray | None = None
@@ -531,7 +532,7 @@ def _users(option: str) -> str:
     return {
         "class_weight": "WideDeepClassifier and WideDeepMultiTask",
         "focal_gamma": "WideDeepClassifier and WideDeepMultiTask",
-        "calibrate": "WideDeepClassifier and WideDeepMultiTask",
+        "calibrate": "all estimators (regressors: with quantiles)",
         "quantiles": "WideDeepRegressor and WideDeepMultiTask",
         "tasks": "WideDeepMultiTask",
         "task_weighting": "WideDeepMultiTask",

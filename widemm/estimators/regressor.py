@@ -23,7 +23,7 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
     but ``classes_``), plus ``target_names_`` (y's columns) for several targets.
     """
 
-    _options = ("quantiles",)
+    _options = ("quantiles", "calibrate")
 
     def _fit_targets(self, y: Any, weight: np.ndarray | None) -> list[Target]:
         self.target_names_ = (

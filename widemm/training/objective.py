@@ -17,6 +17,10 @@ Kinds of head and their losses (per row, averaged over the head's columns):
 A row whose target is unknown (NaN) for a head adds nothing to that head's loss;
 the head's loss is divided by the share of training rows that know it
 (``known``), so a target missing for most rows still weighs as much as the others.
+With several heads, each head's loss is also divided by its ``baseline``, the loss
+of the best constant prediction (the prior's entropy; 1 for a standardised
+target): losses then measure how far each task is from knowing nothing, on one
+scale, so no task dominates the shared layers or early stopping by its units.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class Head:
         Regression: predict these quantiles of each target (pinball loss).
     known : float
         Share of the training rows whose target is known for this head.
+    baseline : float
+        Loss per row of the best constant prediction on the training rows.
     """
 
     name: str
@@ -68,6 +74,7 @@ class Head:
     focal_gamma: float | None = None
     quantiles: tuple[float, ...] | None = None
     known: float = 1.0
+    baseline: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -213,8 +220,11 @@ class Objective(nn.Module):
         target = target.float()
         total = logits.new_zeros(())
         rows = logits.new_ones(len(logits)) if weight is None else weight
+        several = len(self.heads) > 1
         for i, (head, z, y) in enumerate(self.blocks(logits, target)):
             loss = (head.losses(z, y) * rows).sum() / head.known
+            if several:
+                loss = loss / head.baseline
             if self.log_vars is None:
                 total = total + head.weight * loss
             else:
@@ -238,6 +248,12 @@ class Objective(nn.Module):
             return {h.name: h.weight for h in self.heads}
         learned = torch.exp(-self.log_vars.detach()).tolist()
         return dict(zip([h.name for h in self.heads], learned, strict=True))
+
+
+def entropy(p: np.ndarray) -> float:
+    """Mean binary entropy (nats) of probabilities ``p``; at least 1e-3."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return max(float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p)))), 1e-3)
 
 
 def balanced_weights(codes: np.ndarray, n_classes: int) -> tuple[float, ...]:
