@@ -22,6 +22,7 @@ on California (held-out coverage of the 90% interval), without and with
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,21 @@ from sklearn.metrics import r2_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 TASKS = ["Genre", "Meter", "Metacritic"]
-INPUTS = ["Title", "Year", "Runtime", "Rating", "Director", "Writer", "Cast",
-          "Language", "Country", "Reviews", "BoxOffice", "Production", "Month"]  # fmt: skip
+INPUTS = [
+    "Title",
+    "Year",
+    "Runtime",
+    "Rating",
+    "Director",
+    "Writer",
+    "Cast",
+    "Language",
+    "Country",
+    "Reviews",
+    "BoxOffice",
+    "Production",
+    "Month",
+]
 MAIN = ["multi-task", "single-task", "HGB"]
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
 
@@ -91,7 +105,7 @@ def run_main(name: str) -> None:
         for task in ("Meter", "Metacritic"):
             known = Y_train[task].notna()
             model = WideDeepRegressor(random_state=0)
-            _, s = timed(lambda: model.fit(X_train[known], Y_train[task][known]))
+            _, s = timed(partial(model.fit, X_train[known], Y_train[task][known]))
             seconds += s
             values[task] = model.predict(X_test)
         row = scores(Y_test, proba, values)
@@ -121,19 +135,30 @@ def run_main(name: str) -> None:
         for task in ("Meter", "Metacritic"):
             known = Y_train[task].notna()
             model = HGBR(categorical_features="from_dtype", random_state=0)
-            _, s = timed(lambda: model.fit(T_train[known], Y_train[task][known]))
+            _, s = timed(partial(model.fit, T_train[known], Y_train[task][known]))
             seconds += s
             values[task] = model.predict(T_test)
         row = scores(Y_test, proba, values)
-    emit({"model": name, **row, "fit_seconds": round(seconds, 1),
-          "peak_rss_mb": round(peak_rss_mb())})  # fmt: skip
+    emit(
+        {
+            "model": name,
+            **row,
+            "fit_seconds": round(seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
+    )
 
 
 def ece(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     top, hit = proba.max(1), proba.argmax(1) == y
     which = np.clip(np.digitize(top, np.linspace(0, 1, bins + 1)) - 1, 0, bins - 1)
-    return float(sum(abs(hit[which == b].mean() - top[which == b].mean()) * (which == b).mean()
-                     for b in range(bins) if (which == b).any()))  # fmt: skip
+    return float(
+        sum(
+            abs(hit[which == b].mean() - top[which == b].mean()) * (which == b).mean()
+            for b in range(bins)
+            if (which == b).any()
+        )
+    )
 
 
 def run_extra(name: str) -> None:
@@ -152,10 +177,16 @@ def run_extra(name: str) -> None:
             _, seconds = timed(lambda m=model: m.fit(X_train, y_train))
             pred = model.predict(X_test)
             proba = model.predict_proba(X_test)[:, 1]
-            emit({"model": f"Adult, 6% positive, class_weight={option}",
-                  "minority_recall": round(recall_score(y_test, pred, pos_label=">50K"), 4),
-                  "roc_auc": round(roc_auc_score(y_test == ">50K", proba), 4),
-                  "fit_seconds": round(seconds, 1)})  # fmt: skip
+            emit(
+                {
+                    "model": f"Adult, 6% positive, class_weight={option}",
+                    "minority_recall": round(
+                        recall_score(y_test, pred, pos_label=">50K"), 4
+                    ),
+                    "roc_auc": round(roc_auc_score(y_test == ">50K", proba), 4),
+                    "fit_seconds": round(seconds, 1),
+                }
+            )
     elif name == "calibrate":
         from sklearn.datasets import load_digits
 
@@ -164,28 +195,46 @@ def run_extra(name: str) -> None:
             X, y, random_state=0, test_size=0.4
         )
         for option in (False, True):
-            model = WideDeepClassifier(calibrate=option, random_state=0, max_epochs=60,
-                                       n_iter_no_change=None, validation_fraction=0.25)  # fmt: skip
+            model = WideDeepClassifier(
+                calibrate=option,
+                random_state=0,
+                max_epochs=60,
+                n_iter_no_change=None,
+                validation_fraction=0.25,
+            )
             _, seconds = timed(lambda m=model: m.fit(X_train, y_train))
-            emit({"model": f"digits, calibrate={option}",
-                  "ece": round(ece(model.predict_proba(X_test), y_test.to_numpy()), 4),
-                  "accuracy": round(float((model.predict(X_test) == y_test).mean()), 4),
-                  "fit_seconds": round(seconds, 1)})  # fmt: skip
+            emit(
+                {
+                    "model": f"digits, calibrate={option}",
+                    "ece": round(
+                        ece(model.predict_proba(X_test), y_test.to_numpy()), 4
+                    ),
+                    "accuracy": round(
+                        float((model.predict(X_test) == y_test).mean()), 4
+                    ),
+                    "fit_seconds": round(seconds, 1),
+                }
+            )
     else:
         df = pd.read_parquet(DATA / "california_housing.parquet")
         y = df.pop("MedHouseVal")
         X_train, X_test, y_train, y_test = train_test_split(df, y, random_state=0)
         for option in (False, True):
-            model = WideDeepRegressor(quantiles=(0.05, 0.5, 0.95), calibrate=option,
-                                      random_state=0)  # fmt: skip
+            model = WideDeepRegressor(
+                quantiles=(0.05, 0.5, 0.95), calibrate=option, random_state=0
+            )
             _, seconds = timed(lambda m=model: m.fit(X_train, y_train))
             q = model.predict_quantiles(X_test)
             inside = (y_test >= q[:, 0]) & (y_test <= q[:, 2])
-            emit({"model": f"California, quantiles (0.05, 0.5, 0.95), calibrate={option}",
-                  "coverage_90": round(float(inside.mean()), 4),
-                  "interval_width": round(float((q[:, 2] - q[:, 0]).mean()), 4),
-                  "r2": round(r2_score(y_test, q[:, 1]), 4),
-                  "fit_seconds": round(seconds, 1)})  # fmt: skip
+            emit(
+                {
+                    "model": f"California, quantiles 0.05-0.95, calibrate={option}",
+                    "coverage_90": round(float(inside.mean()), 4),
+                    "interval_width": round(float((q[:, 2] - q[:, 0]).mean()), 4),
+                    "r2": round(r2_score(y_test, q[:, 1]), 4),
+                    "fit_seconds": round(seconds, 1),
+                }
+            )
 
 
 def main() -> None:
