@@ -206,7 +206,7 @@ def _fit(args: argparse.Namespace) -> None:
     if frame is None:  # a folder: streamed, nothing held out
         model.fit(str(data), target)
     else:
-        y = frame.pop(target) if isinstance(target, str) else frame[target]
+        y = frame[target]
         frame = frame.drop(columns=target)
         if args.test_fraction > 0:
             stratify = y if task == "classify" and y.value_counts().min() > 1 else None

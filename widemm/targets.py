@@ -24,10 +24,15 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from torch.nn import functional as F
+from sklearn.utils.multiclass import check_classification_targets
 
-from widemm.training.objective import Head, Kind, class_weights, entropy
+from widemm.training.objective import (
+    Head,
+    Kind,
+    class_weights,
+    entropy,
+    fit_temperature,
+)
 from widemm.validation import plain
 
 
@@ -371,9 +376,10 @@ class Values(BaseEstimator):
         if self.quantiles is not None:  # each quantile's pinball loss
             z = (values - self.mean_) / self.scale_
             losses = []
-            for q in self.quantiles:
-                error = z - np.nanquantile(z, q, axis=0)
-                losses.append(np.nanmean(np.maximum(q * error, (q - 1) * error)))
+            for level in self.quantiles:
+                error = z - np.nanquantile(z, level, axis=0)
+                pinball = np.maximum(level * error, (level - 1) * error)
+                losses.append(np.nanmean(pinball))
             self.baseline_ = max(float(np.mean(losses)), 1e-3)
         return self
 
@@ -465,32 +471,6 @@ def standardise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-def infer_kind(y: pd.Series, sep: str = ",") -> Kind:
-    """Guess a target column's task from its known values.
-
-    Lists, or strings of which a fifth or more hold ``sep``: multilabel.
-    Numbers: regression if continuous or over 20 distinct values. Else class
-    labels: binary or multiclass.
-    """
-    known = y.dropna()
-    if known.empty:
-        raise ValueError(f"Target {y.name!r} has no known value.")
-    first = known.iloc[0]
-    if isinstance(first, list | tuple | set | frozenset | np.ndarray):
-        return "multilabel"
-    if known.map(lambda v: isinstance(v, str)).all():
-        if known.str.contains(sep, regex=False).mean() >= 0.2:
-            return "multilabel"
-        return label_kind(np.unique(known.to_numpy(dtype=str)))
-    if pd.api.types.is_bool_dtype(known.dtype):
-        return "binary"
-    if pd.api.types.is_numeric_dtype(known.dtype):
-        kind = type_of_target(known.to_numpy())
-        if kind == "continuous" or known.nunique() > 20:
-            return "regression"
-    return label_kind(np.unique(known.to_numpy(dtype=str)))
-
-
 def make_target(name: str, kind: Kind, **options: Any) -> Target:
     """Return the target object for a task of ``kind`` (options: its parameters)."""
     if kind == "regression":
@@ -532,33 +512,3 @@ def target_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
         Values: ("n_targets_", "mean_", "scale_", "known_", "baseline_", "offsets_"),
     }
     return {class_key(c): (c, keys) for c, keys in fitted.items()}
-
-
-def fit_temperature(logits: np.ndarray, y: np.ndarray, kind: str) -> float:
-    """Fit temperature scaling: the T minimising the NLL of ``softmax(logits / T)``.
-
-    Rows (or labels) with unknown targets are left out; T = 1 without any.
-    """
-    from scipy.optimize import minimize_scalar
-
-    z = torch.from_numpy(logits).double()
-    t = torch.from_numpy(y).double()
-    known = ~t.isnan()
-    if kind == "multiclass":
-        rows = known[:, 0]
-        z, codes = z[rows], t[rows, 0].long()
-        if not len(codes):
-            return 1.0
-
-        def nll(log_t: float) -> float:
-            return float(F.cross_entropy(z / np.exp(log_t), codes))
-    else:
-        if not known.any():
-            return 1.0
-        z, t = z[known], t[known]
-
-        def nll(log_t: float) -> float:
-            return float(F.binary_cross_entropy_with_logits(z / np.exp(log_t), t))
-
-    best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
-    return float(np.exp(best.x))

@@ -15,12 +15,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from widemm import persistence
 from widemm.data import FrameDataset
+from widemm.estimators.outputs import blocks, explained
 from widemm.models import Encoder, Fusion
 from widemm.pipeline import FeaturePipeline, pipeline_classes
 from widemm.runtime import seeded
 from widemm.schema import ColumnSchema
 from widemm.streaming import ParquetStream
-from widemm.targets import Labels, Target, Values, target_classes
+from widemm.targets import Labels, Target, target_classes
 from widemm.training import TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
@@ -38,6 +39,14 @@ _NOT_RUN = (
     "calibrate",
 )
 _PIPELINE = FeaturePipeline._get_param_names()  # passed on as they are
+_TASK_OPTIONS = {  # option: (default, the estimators it applies to)
+    "class_weight": (None, "WideDeepClassifier and WideDeepMultiTask"),
+    "focal_gamma": (None, "WideDeepClassifier and WideDeepMultiTask"),
+    "calibrate": (False, "all estimators (regressors: with quantiles)"),
+    "quantiles": (None, "WideDeepRegressor and WideDeepMultiTask"),
+    "tasks": (None, "WideDeepMultiTask"),
+    "task_weighting": ("fixed", "WideDeepMultiTask"),
+}
 _TRAINING = (
     "learning_rate",
     "weight_decay",
@@ -317,19 +326,11 @@ class BaseWideDeep(BaseEstimator):
 
     def _check_options(self) -> None:
         """Refuse a task option this estimator does not use (see ``_options``)."""
-        defaults = {
-            "class_weight": None,
-            "focal_gamma": None,
-            "calibrate": False,
-            "quantiles": None,
-            "tasks": None,
-            "task_weighting": "fixed",
-        }
-        for key, default in defaults.items():
+        for key, (default, users) in _TASK_OPTIONS.items():
             if key not in self._options and getattr(self, key) != default:
                 raise ValueError(
                     f"{key}= does not apply to {type(self).__name__}; it applies to "
-                    f"{_users(key)}."
+                    f"{users}."
                 )
 
     def _objective(self) -> Objective:
@@ -345,25 +346,9 @@ class BaseWideDeep(BaseEstimator):
         logits = trainer.predict(self.model_, valid)
         target = valid.inputs["target"].numpy()
         for t, block, y in zip(
-            self.targets_, *self._split(logits, target), strict=True
+            self.targets_, *blocks(self.targets_, logits, target), strict=True
         ):
             t.calibrate(block, y)
-
-    def _split(
-        self, logits: np.ndarray, target: np.ndarray | None = None
-    ) -> tuple[list[np.ndarray], list[Any]]:
-        """Cut ``logits`` (and the encoded ``target``) into each target's block."""
-        blocks, ys, o, c = [], [], 0, 0
-        for t in self.targets_:
-            head = t.head()
-            blocks.append(logits[:, o : o + head.n_outputs])
-            ys.append(
-                None
-                if target is None
-                else target.reshape(len(target), -1)[:, c : c + head.n_targets]
-            )
-            o, c = o + head.n_outputs, c + head.n_targets
-        return blocks, ys
 
     def _frame(self, X: Any) -> pd.DataFrame:
         """X checked against the fit columns; those the model ignores may be absent."""
@@ -450,42 +435,11 @@ class BaseWideDeep(BaseEstimator):
             self._frame(X),
             bg,
             method,
-            output=self._output(target),
+            output=explained(
+                self.targets_, getattr(self, "target_names_", None), target
+            ),
             **options,
         )
-
-    def _output(self, target: Any = None) -> Any:
-        """Describe the explained block of logits (see ``widemm.explain.Output``)."""
-        from widemm.explain import Output
-
-        names = [t.name for t in self.targets_]
-        if target is None or (len(self.targets_) > 1 and target in names):
-            i = names.index(target) if target is not None else 0
-            column = 0
-        else:  # a column of a multi-target regressor
-            columns = list(getattr(self, "target_names_", []))
-            if target not in columns:
-                known = names if len(names) > 1 else columns
-                raise ValueError(
-                    f"target={target!r} is not one of this model's targets: {known}."
-                )
-            i, column = 0, columns.index(target)
-        start = sum(t.head().n_outputs for t in self.targets_[:i])
-        t = self.targets_[i]
-        if isinstance(t, Values):
-            q = list(t.quantiles or [0.5])
-            start += column * len(q) + q.index(0.5)
-            return Output(
-                "regression",
-                None,
-                float(t.scale_[column]),
-                float(t.mean_[column]),
-                start,
-                1,
-                t.name,
-            )
-        labels = t.classes_ if isinstance(t, Labels) else t.labels_
-        return Output(t.kind, labels, 1.0, 0.0, start, t.head().n_outputs, t.name)
 
     def save(self, path: str | os.PathLike[str], report: bool = True) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle).
@@ -526,14 +480,3 @@ def _names(target: str | list[str], weight: str | None) -> list[str]:
     """Return the columns of a streamed chunk that are not inputs."""
     names = [target] if isinstance(target, str) else list(target)
     return names if weight is None else [*names, weight]
-
-
-def _users(option: str) -> str:
-    return {
-        "class_weight": "WideDeepClassifier and WideDeepMultiTask",
-        "focal_gamma": "WideDeepClassifier and WideDeepMultiTask",
-        "calibrate": "all estimators (regressors: with quantiles)",
-        "quantiles": "WideDeepRegressor and WideDeepMultiTask",
-        "tasks": "WideDeepMultiTask",
-        "task_weighting": "WideDeepMultiTask",
-    }[option]

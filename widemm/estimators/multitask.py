@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.utils.multiclass import type_of_target
 
 from widemm.estimators.base import BaseWideDeep
-from widemm.targets import Labels, LabelSets, Target, Values, infer_kind, make_target
-from widemm.training.objective import KINDS
+from widemm.estimators.outputs import blocks
+from widemm.targets import Labels, LabelSets, Target, Values, label_kind, make_target
+from widemm.training.objective import KINDS, Kind
 
 
 class WideDeepMultiTask(BaseWideDeep):
@@ -19,7 +21,7 @@ class WideDeepMultiTask(BaseWideDeep):
 
     The tasks share the encoders and the fused representation; each has a linear
     head (and its block of the wide part's logits). Each task's kind is inferred
-    from its column (:func:`widemm.targets.infer_kind`: lists or delimited
+    from its column (:func:`infer_kind`: lists or delimited
     strings -> multilabel, many distinct numbers -> regression, else binary or
     multiclass) unless ``tasks`` gives it. A row whose value is missing for a
     task trains the other tasks only.
@@ -139,14 +141,14 @@ class WideDeepMultiTask(BaseWideDeep):
 
         Each in the form of its fit column (multilabel: lists or delimited strings).
         """
-        blocks, _ = self._split(self._logits(X))
+        outs, _ = blocks(self.targets_, self._logits(X))
         index = self._frame(X).index
         return pd.DataFrame(
             {
                 t.name: t.predict(b).reshape(len(b))
                 if isinstance(t, Values)
                 else t.predict(b)
-                for t, b in zip(self.targets_, blocks, strict=True)
+                for t, b in zip(self.targets_, outs, strict=True)
             },
             index=index,
         )
@@ -156,10 +158,10 @@ class WideDeepMultiTask(BaseWideDeep):
 
         A column per class or label, indexed like X.
         """
-        blocks, _ = self._split(self._logits(X))
+        outs, _ = blocks(self.targets_, self._logits(X))
         index = self._frame(X).index
         out = {}
-        for t, block in zip(self.targets_, blocks, strict=True):
+        for t, block in zip(self.targets_, outs, strict=True):
             if isinstance(t, Labels):
                 out[t.name] = pd.DataFrame(
                     t.proba(block), index=index, columns=t.classes_
@@ -177,9 +179,9 @@ class WideDeepMultiTask(BaseWideDeep):
         (regression).
         """
         Y = self._check_y(Y, self._frame(X))
-        blocks, _ = self._split(self._logits(X))
+        outs, _ = blocks(self.targets_, self._logits(X))
         out: dict[str, float] = {}
-        for t, block, part in zip(self.targets_, blocks, self._parts(Y), strict=True):
+        for t, block, part in zip(self.targets_, outs, self._parts(Y), strict=True):
             codes = t.encode(part)
             known = ~np.isnan(codes).any(axis=1)
             if not known.any():
@@ -208,3 +210,29 @@ class WideDeepMultiTask(BaseWideDeep):
         primary = {"regression": "r2", "multilabel": "auc_micro"}
         keys = [f"{t.name}_{primary.get(t.kind, 'accuracy')}" for t in self.targets_]
         return float(np.mean([scores[k] for k in keys if k in scores]))
+
+
+def infer_kind(y: pd.Series, sep: str = ",") -> Kind:
+    """Guess a target column's task from its known values.
+
+    Lists, or strings of which a fifth or more hold ``sep``: multilabel.
+    Numbers: regression if continuous or over 20 distinct values. Else class
+    labels: binary or multiclass.
+    """
+    known = y.dropna()
+    if known.empty:
+        raise ValueError(f"Target {y.name!r} has no known value.")
+    first = known.iloc[0]
+    if isinstance(first, list | tuple | set | frozenset | np.ndarray):
+        return "multilabel"
+    if known.map(lambda v: isinstance(v, str)).all():
+        if known.str.contains(sep, regex=False).mean() >= 0.2:
+            return "multilabel"
+        return label_kind(np.unique(known.to_numpy(dtype=str)))
+    if pd.api.types.is_bool_dtype(known.dtype):
+        return "binary"
+    if pd.api.types.is_numeric_dtype(known.dtype):
+        kind = type_of_target(known.to_numpy())
+        if kind == "continuous" or known.nunique() > 20:
+            return "regression"
+    return label_kind(np.unique(known.to_numpy(dtype=str)))

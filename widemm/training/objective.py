@@ -283,3 +283,33 @@ def class_weights(
             f"classes are {classes.tolist()}."
         )
     return tuple(float(class_weight.get(c, 1.0)) for c in classes.tolist())
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, kind: str) -> float:
+    """Fit temperature scaling: the T minimising the NLL of ``softmax(logits / T)``.
+
+    Rows (or labels) with unknown targets are left out; T = 1 without any.
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = torch.from_numpy(logits).double()
+    t = torch.from_numpy(y).double()
+    known = ~t.isnan()
+    if kind == "multiclass":
+        rows = known[:, 0]
+        z, codes = z[rows], t[rows, 0].long()
+        if not len(codes):
+            return 1.0
+
+        def nll(log_t: float) -> float:
+            return float(F.cross_entropy(z / np.exp(log_t), codes))
+    else:
+        if not known.any():
+            return 1.0
+        z, t = z[known], t[known]
+
+        def nll(log_t: float) -> float:
+            return float(F.binary_cross_entropy_with_logits(z / np.exp(log_t), t))
+
+    best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(best.x))
