@@ -380,3 +380,13 @@ def test_service_describes_and_predicts_every_task_kind(movies, multitask):
     assert set(first) == set(TASKS)
     assert first["Meter"] == pytest.approx(multitask.predict(rows)["Meter"].iloc[0])
     assert set(reply["probabilities"][0]["Genre"]) == set(multitask.targets_[0].labels_)
+
+
+def test_multitask_streams_from_parquet_with_several_target_columns(movies, tmp_path):
+    train, test = movies
+    train[[*INPUTS, *TASKS]].to_parquet(tmp_path / "movies.parquet", index=False)
+    model = WideDeepMultiTask(max_epochs=2, random_state=0, stream_chunk_rows=700)
+    model.fit(tmp_path / "movies.parquet", TASKS)
+    assert list(model.feature_names_in_) == INPUTS
+    assert {"valid_Genre_auc", "valid_Metacritic_rmse"} <= set(model.history_.columns)
+    assert list(model.predict(test[INPUTS].head(3)).columns) == TASKS
