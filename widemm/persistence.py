@@ -13,14 +13,16 @@ import json
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from torch import nn
 
 from widemm.schema import ColumnSchema
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMAT_VERSION = 3
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"

@@ -35,6 +35,7 @@ from widemm.preprocessing import (
     TextPreprocessor,
     WidePreprocessor,
 )
+from widemm.preprocessing.arrays import frame_arrays, nest
 from widemm.runtime import resolve_device
 from widemm.schema import infer_schema
 
@@ -321,24 +322,8 @@ class FeaturePipeline(BaseEstimator):
         """Model inputs by slot (image columns stay lazy, nothing is encoded)."""
         check_is_fitted(self, "preprocessors_")
         pre = self.preprocessors_
-        inputs: Inputs = {}
-        if "wide" in pre:
-            inputs["wide"] = torch.from_numpy(pre["wide"].transform_frame(X))
-        if "tab" in pre:
-            tab = pre["tab"]
-            values = tab.transform_frame(X)
-            inputs["tab"] = {
-                "cat": torch.from_numpy(values[:, : tab.n_cat_].astype(np.int64)),
-                "cont": torch.from_numpy(values[:, tab.n_cat_ :].astype(np.float32)),
-            }
-        if "text" in pre:
-            tokens = pre["text"].transform_frame(X)
-            for slot, col in self.schema_.text_slots.items():
-                inputs[slot] = {
-                    "input_ids": torch.from_numpy(tokens[col].input_ids),
-                    "attention_mask": torch.from_numpy(tokens[col].attention_mask),
-                    "present": torch.from_numpy(tokens[col].present),
-                }
+        arrays = frame_arrays(pre, self.schema_.text_slots, X)
+        inputs: Inputs = nest({k: torch.from_numpy(v) for k, v in arrays.items()})
         if "image" in pre:
             columns = pre["image"].transform_frame(X)
             for slot, col in self.schema_.image_slots.items():

@@ -18,22 +18,18 @@ model's block of logits back into predictions.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
+from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 
-from widemm.training.objective import (
-    Head,
-    Kind,
-    class_weights,
-    entropy,
-    fit_temperature,
-)
 from widemm.validation import plain
+
+if TYPE_CHECKING:  # training (and torch) load when a target is fitted or trained
+    from widemm.training.objective import Head, Kind
 
 
 def label_kind(classes: np.ndarray) -> Kind:
@@ -48,13 +44,13 @@ def probabilities(logits: np.ndarray, kind: Kind, temperature: float = 1.0) -> A
     sigmoid per label. The activation runs in float64, so log-odds recovered
     from the probabilities are the logits to float32 precision.
     """
-    z = torch.from_numpy(np.asarray(logits)).double() / temperature
+    z = np.asarray(logits, dtype=np.float64) / temperature
     if kind == "binary":
-        p = torch.sigmoid(z[:, 0]).numpy()
+        p = expit(z[:, 0])
         return np.stack([1 - p, p], axis=1)
     if kind == "multilabel":
-        return torch.sigmoid(z).numpy()
-    return torch.softmax(z, dim=1).numpy()
+        return expit(z)
+    return softmax(z, axis=1)
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
@@ -120,6 +116,8 @@ class Labels(BaseEstimator):
                 f"Target {self.name!r} holds one class only ({one}); a classifier "
                 "needs at least two."
             )
+        from widemm.training.objective import class_weights, entropy
+
         codes = np.searchsorted(self.classes_, values[known])
         self.class_weights_ = class_weights(self.class_weight, self.classes_, codes)
         self.known_ = float(known.mean())
@@ -146,6 +144,8 @@ class Labels(BaseEstimator):
         return label_kind(self.classes_)
 
     def head(self) -> Head:
+        from widemm.training.objective import Head
+
         return Head(
             self.name,
             self.kind,
@@ -181,6 +181,8 @@ class Labels(BaseEstimator):
 
     def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
         """Fit ``temperature_`` on validation logits and encoded labels."""
+        from widemm.training.objective import fit_temperature
+
         self.temperature_ = fit_temperature(block, y, self.kind)
 
     def predict(self, block: np.ndarray) -> np.ndarray:
@@ -238,6 +240,8 @@ class LabelSets(BaseEstimator):
             self.labels_ = np.array(sorted(labels, key=str), dtype=object)
         indicator = self.encode(y)
         self.known_ = float((~np.isnan(indicator)).mean())
+        from widemm.training.objective import entropy
+
         self.baseline_ = entropy(np.nanmean(indicator, axis=0))
         self.temperature_ = 1.0
         return self
@@ -259,6 +263,8 @@ class LabelSets(BaseEstimator):
         return "multilabel"
 
     def head(self) -> Head:
+        from widemm.training.objective import Head
+
         return Head(
             self.name,
             "multilabel",
@@ -318,6 +324,8 @@ class LabelSets(BaseEstimator):
 
     def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
         """Fit ``temperature_`` on validation logits and encoded labels."""
+        from widemm.training.objective import fit_temperature
+
         self.temperature_ = fit_temperature(block, y, self.kind)
 
     def predict(self, block: np.ndarray) -> Any:
@@ -407,6 +415,8 @@ class Values(BaseEstimator):
         return "regression"
 
     def head(self) -> Head:
+        from widemm.training.objective import Head
+
         return Head(
             self.name,
             "regression",

@@ -1,0 +1,62 @@
+"""A frame's model inputs as flat numpy arrays, named ``slot.field``; no torch.
+
+The one place that lays out what the wide, tabular and text preprocessors give
+the model: ``FeaturePipeline.transform`` turns these arrays into tensors, and an
+exported model (``widemm.exported``) feeds them to its graph by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def frame_arrays(
+    preprocessors: Mapping[str, Any], text_slots: Mapping[str, str], X: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Return the flat model inputs of the rows of X (checked columns).
+
+    Named ``wide``, ``tab.cat``, ``tab.cont`` and, per text slot,
+    ``<slot>.input_ids``, ``<slot>.attention_mask`` and ``<slot>.present``.
+    """
+    out: dict[str, np.ndarray] = {}
+    if "wide" in preprocessors:
+        out["wide"] = preprocessors["wide"].transform_frame(X)
+    if "tab" in preprocessors:
+        tab = preprocessors["tab"]
+        values = tab.transform_frame(X)
+        out["tab.cat"] = values[:, : tab.n_cat_].astype(np.int64)
+        out["tab.cont"] = values[:, tab.n_cat_ :].astype(np.float32)
+    if "text" in preprocessors:
+        tokens = preprocessors["text"].transform_frame(X)
+        for slot, col in text_slots.items():
+            out[f"{slot}.input_ids"] = tokens[col].input_ids
+            out[f"{slot}.attention_mask"] = tokens[col].attention_mask
+            out[f"{slot}.present"] = tokens[col].present
+    return out
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"tab.cat": a}`` -> ``{"tab": {"cat": a}}``: a batch as the model reads it."""
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out
+
+
+def flatten(batch: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Return a nested batch as flat ``slot.field`` names (inverse of ``nest``)."""
+    out: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
