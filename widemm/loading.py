@@ -28,7 +28,7 @@ def load(path: str | os.PathLike[str]) -> BaseWideDeep:
     estimator = persistence.load(path, classes)
     if not isinstance(estimator, BaseWideDeep):
         raise ValueError(f"{path} holds a {type(estimator).__name__}, not a model.")
-    heads = {t.name: t.head().n_outputs for t in estimator.targets_}
+    heads = {t.name: t.n_outputs for t in estimator.targets_}
     estimator.model_ = estimator.pipeline_.build_model(heads, pretrained=False)
     persistence.load_weights(estimator.model_, Path(path))
     estimator.model_.eval()

@@ -78,6 +78,26 @@ def load(path: str | os.PathLike[str], classes: Classes) -> Any:
     return _decode(config["estimator"], classes)
 
 
+def dumps(value: Any, classes: Classes) -> str:
+    """Encode ``value`` (objects of ``classes``, arrays, frames...) as JSON text."""
+    return json.dumps(
+        {"format_version": FORMAT_VERSION, "value": _encode(value, classes)}, indent=1
+    )
+
+
+def loads(text: str, classes: Classes, where: str = "the JSON") -> Any:
+    """Decode what ``dumps`` wrote, with the same checks as ``load``."""
+    config = json.loads(text)
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{where} has format version {version}; this widemm reads version "
+            f"{FORMAT_VERSION}."
+        )
+    _check_keys(config, {"format_version", "value"}, where)
+    return _decode(config["value"], classes)
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Set every weight of ``model`` from the folder written by ``save``."""
     from safetensors.torch import load_model

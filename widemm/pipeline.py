@@ -34,6 +34,7 @@ from widemm.preprocessing import (
     TabPreprocessor,
     TextPreprocessor,
     WidePreprocessor,
+    fitted_classes,
 )
 from widemm.preprocessing.arrays import frame_arrays, nest
 from widemm.runtime import resolve_device
@@ -424,25 +425,7 @@ def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
 
     What saving writes of each object, and all that loading accepts.
     """
-    from sklearn.preprocessing import QuantileTransformer, StandardScaler
-
     from widemm.persistence import class_key
 
-    names = ("n_features_in_", "feature_names_in_")
-    fitted: dict[type, tuple[str, ...]] = {
-        FeaturePipeline: (
-            *("schema_", "preprocessors_", "text_config_", "summary_", "background_"),
-        ),
-        WidePreprocessor: ("vocab_", "offsets_", "n_indices_", *names),
-        TabPreprocessor: (
-            *("vocab_", "cardinalities_", "embed_dims_", "nan_cols_", "scaler_"),
-            *("cont_cols_", "n_cat_", "n_cont_", *names),
-        ),
-        TextPreprocessor: (
-            *("max_lengths_", "tokenizer_json_", "vocab_size_", "pad_id_", *names),
-        ),
-        ImagePreprocessor: ("cols_", *names),
-        StandardScaler: ("mean_", "var_", "scale_", "n_samples_seen_", *names),
-        QuantileTransformer: ("n_quantiles_", "quantiles_", "references_", *names),
-    }
-    return {class_key(c): (c, keys) for c, keys in fitted.items()}
+    keys = ("schema_", "preprocessors_", "text_config_", "summary_", "background_")
+    return {class_key(FeaturePipeline): (FeaturePipeline, keys), **fitted_classes()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -15,13 +16,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from widemm import persistence
 from widemm.data import FrameDataset
-from widemm.estimators.outputs import blocks, explained
+from widemm.estimators.outputs import explained
 from widemm.models import Encoder, Fusion
 from widemm.pipeline import FeaturePipeline, pipeline_classes
 from widemm.runtime import seeded
 from widemm.schema import ColumnSchema
 from widemm.streaming import ParquetStream
-from widemm.targets import Labels, Target, target_classes
+from widemm.targets import Labels, Target, blocks, target_classes
 from widemm.training import TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
@@ -290,7 +291,7 @@ class BaseWideDeep(BaseEstimator):
             pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
             self.pipeline_ = pipeline.fit(X)
             self.schema_: ColumnSchema = pipeline.schema_
-            heads = {h.name: h.n_outputs for h in objective.heads}
+            heads = {t.name: t.n_outputs for t in self.targets_}
             self.model_ = pipeline.build_model(heads)
             weights = None if weight is None else torch.from_numpy(weight)
             data = FrameDataset(
@@ -440,6 +441,23 @@ class BaseWideDeep(BaseEstimator):
             ),
             **options,
         )
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        format: Literal["onnx", "torch_export"] = "onnx",
+    ) -> Path:
+        """Export the network as one graph plus its preprocessing (``export.json``).
+
+        ``"onnx"`` runs without torch (:func:`widemm.exported.load_exported`);
+        ``"torch_export"`` is a ``torch.export`` program (``torch.export.load``).
+        Both take a dynamic batch size; see :mod:`widemm.export` for what is
+        covered. Returns the graph's path.
+        """
+        from widemm.export import export
+
+        check_is_fitted(self, "model_")
+        return export(self, path, format)
 
     def save(self, path: str | os.PathLike[str], report: bool = True) -> None:
         """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle).

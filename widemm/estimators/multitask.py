@@ -11,8 +11,15 @@ from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.utils.multiclass import type_of_target
 
 from widemm.estimators.base import BaseWideDeep
-from widemm.estimators.outputs import blocks
-from widemm.targets import Labels, LabelSets, Target, Values, label_kind, make_target
+from widemm.targets import (
+    Labels,
+    LabelSets,
+    Target,
+    Values,
+    blocks,
+    label_kind,
+    make_target,
+)
 from widemm.training.objective import KINDS, Kind
 
 

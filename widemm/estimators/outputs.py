@@ -1,31 +1,11 @@
-"""Where each target's outputs sit in a multi-head model's logits."""
+"""Which block of a multi-head model's logits an explanation reads."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from widemm.targets import Labels, Target, Values
-
-
-def blocks(
-    targets: Sequence[Target], logits: np.ndarray, target: np.ndarray | None = None
-) -> tuple[list[np.ndarray], list[Any]]:
-    """Cut ``logits`` (and the encoded ``target``) into each target's block."""
-    out: list[np.ndarray] = []
-    ys: list[Any] = []
-    o = c = 0
-    for t in targets:
-        head = t.head()
-        out.append(logits[:, o : o + head.n_outputs])
-        if target is not None:
-            ys.append(target.reshape(len(target), -1)[:, c : c + head.n_targets])
-        else:
-            ys.append(None)
-        o, c = o + head.n_outputs, c + head.n_targets
-    return out, ys
 
 
 def explained(
@@ -48,7 +28,7 @@ def explained(
                 f"target={target!r} is not one of this model's targets: {known}."
             )
         i, column = 0, list(columns or []).index(target)
-    start = sum(t.head().n_outputs for t in targets[:i])
+    start = sum(t.n_outputs for t in targets[:i])
     t = targets[i]
     if isinstance(t, Values):
         q = list(t.quantiles or [0.5])
@@ -56,4 +36,4 @@ def explained(
         scale, shift = float(t.scale_[column]), float(t.mean_[column])
         return Output("regression", None, scale, shift, start, 1, t.name)
     labels = t.classes_ if isinstance(t, Labels) else t.labels_
-    return Output(t.kind, labels, 1.0, 0.0, start, t.head().n_outputs, t.name)
+    return Output(t.kind, labels, 1.0, 0.0, start, t.n_outputs, t.name)

@@ -71,7 +71,7 @@ class Fusion(nn.Module):
         for k in self.slots:
             emb = embeddings[k]
             mask = present.get(
-                k, torch.ones(len(emb), dtype=torch.bool, device=emb.device)
+                k, torch.ones(emb.shape[0], dtype=torch.bool, device=emb.device)
             )
             if self.training and self.modality_dropout > 0:
                 keep = torch.rand(len(emb), device=emb.device) >= self.modality_dropout
@@ -349,9 +349,9 @@ class AttentionFusion(_Projected):
         tokens = (
             torch.stack(list(projected.values()), dim=1) + self.types
         )  # (B, n, dim)
-        cls = self.cls.expand(len(tokens), 1, -1)
+        cls = self.cls.expand(tokens.shape[0], 1, -1)
         absent = ~torch.stack([masks[k] for k in self.slots], dim=1)
-        padding = torch.cat([absent.new_zeros(len(tokens), 1), absent], dim=1)
+        padding = torch.cat([absent.new_zeros(tokens.shape[0], 1), absent], dim=1)
         out = self.transformer(
             torch.cat([cls, tokens], dim=1), src_key_padding_mask=padding
         )

@@ -15,7 +15,13 @@ from widemm.preprocessing.text import local_model_path
 
 
 def trim(x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Cut the batch's ids and mask to its longest text: padding costs nothing."""
+    """Cut the batch's ids and mask to its longest text: padding costs nothing.
+
+    Not while exporting (``torch.export``, ONNX): the length depends on the data,
+    and the padded rows give the same result, masked.
+    """
+    if torch.compiler.is_exporting():
+        return x["input_ids"], x["attention_mask"]
     length = max(int(x["attention_mask"].sum(1).max()), 1)
     return x["input_ids"][:, :length], x["attention_mask"][:, :length]
 

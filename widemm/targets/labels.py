@@ -1,78 +1,26 @@
-r"""Targets: what users predict <-> the target columns and heads the model trains.
-
-One target object per task, each a small scikit-learn-style object (parameters,
-then fitted ``name_`` attributes, saved with the model):
-
-- :class:`Labels`: one column of class labels (binary or multiclass).
-- :class:`LabelSets`: several labels per row (multilabel), given as a 0/1
-  indicator matrix, or as one column of lists or delimited strings.
-- :class:`Values`: one or more numeric columns (regression), each standardised
-  on its own; optionally predicting quantiles.
-
-Each ``fit``\s on the training target, ``encode``\s a target into float32 columns
-(NaN where unknown; missing values are errors unless ``allow_missing``), gives
-the :class:`~widemm.training.objective.Head` that trains it, and turns the
-model's block of logits back into predictions.
-"""
+"""Class labels: one per row (:class:`Labels`) or several (:class:`LabelSets`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 
+from widemm.targets.common import (
+    _index,
+    _missing,
+    _refuse_missing,
+    label_kind,
+    probabilities,
+)
 from widemm.validation import plain
 
-if TYPE_CHECKING:  # training (and torch) load when a target is fitted or trained
+if TYPE_CHECKING:
     from widemm.training.objective import Head, Kind
-
-
-def label_kind(classes: np.ndarray) -> Kind:
-    """Return ``"binary"`` for two classes (one logit), else ``"multiclass"``."""
-    return "binary" if len(classes) <= 2 else "multiclass"
-
-
-def probabilities(logits: np.ndarray, kind: Kind, temperature: float = 1.0) -> Any:
-    """Probabilities (float64) from a block of logits divided by ``temperature``.
-
-    Binary: (n_rows, 2); multiclass: softmax over the classes; multilabel: a
-    sigmoid per label. The activation runs in float64, so log-odds recovered
-    from the probabilities are the logits to float32 precision.
-    """
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    if kind == "binary":
-        p = expit(z[:, 0])
-        return np.stack([1 - p, p], axis=1)
-    if kind == "multilabel":
-        return expit(z)
-    return softmax(z, axis=1)
-
-
-def _missing(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind == "f":
-        return ~np.isfinite(values)
-    return np.asarray(pd.isna(values), dtype=bool)
-
-
-def _index(y: Any) -> pd.Index:
-    return y.index if isinstance(y, pd.Series | pd.DataFrame) else pd.RangeIndex(len(y))
-
-
-def _refuse_missing(
-    name: str, missing: np.ndarray, index: pd.Index, cells: Any
-) -> None:
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
-        raise ValueError(
-            f"Target {name!r} holds {int(missing.sum())} NaN/inf value(s), the first "
-            f"at row {plain(index[row])} ({plain(cells[row])}). Drop those rows or "
-            "fill the target."
-        )
 
 
 class Labels(BaseEstimator):
@@ -142,6 +90,13 @@ class Labels(BaseEstimator):
     @property
     def kind(self) -> Kind:
         return label_kind(self.classes_)
+
+    @property
+    def n_outputs(self) -> int:
+        """Logits: 1 for two classes, else one per class."""
+        return 1 if self.kind == "binary" else len(self.classes_)
+
+    n_columns = 1  # target columns it encodes to
 
     def head(self) -> Head:
         from widemm.training.objective import Head
@@ -262,6 +217,13 @@ class LabelSets(BaseEstimator):
     def kind(self) -> Kind:
         return "multilabel"
 
+    @property
+    def n_outputs(self) -> int:
+        """Logits (and target columns): one per label."""
+        return len(self.labels_)
+
+    n_columns = n_outputs
+
     def head(self) -> Head:
         from widemm.training.objective import Head
 
@@ -340,156 +302,6 @@ class LabelSets(BaseEstimator):
         return np.array([joiner.join(r) for r in rows], dtype=object)
 
 
-class Values(BaseEstimator):
-    """Numeric targets (regression): one column or several, each standardised.
-
-    Parameters
-    ----------
-    name : str
-    quantiles : sequence of float, optional
-        Predict these quantiles of each target (pinball loss); ``predict``
-        returns the 0.5 quantile, which they must include. ``calibrate``
-        shifts them on validation rows (``offsets_``).
-    allow_missing : bool
-        Missing values are masked out of the loss (per target column).
-    weight : float
-    """
-
-    def __init__(
-        self,
-        name: str = "y",
-        quantiles: Sequence[float] | None = None,
-        allow_missing: bool = False,
-        weight: float = 1.0,
-    ) -> None:
-        self.name = name
-        self.quantiles = quantiles
-        self.allow_missing = allow_missing
-        self.weight = weight
-
-    def fit(self, y: Any) -> Values:
-        if self.quantiles is not None:
-            q = list(self.quantiles)
-            if not q or 0.5 not in q or not all(0 < v < 1 for v in q) or q != sorted(q):
-                raise ValueError(
-                    "quantiles must be increasing values in (0, 1) that include 0.5 "
-                    f"(predict returns the median), got {self.quantiles!r}."
-                )
-        values = self._values(y)
-        self.n_targets_ = values.shape[1]
-        known = np.isfinite(values)
-        self.mean_, self.scale_ = standardise(values)
-        self.known_ = float(known.mean())
-        self.baseline_ = 1.0  # the mean's squared error on standardised values
-        if self.quantiles is not None:  # each quantile's pinball loss
-            z = (values - self.mean_) / self.scale_
-            losses = []
-            for level in self.quantiles:
-                error = z - np.nanquantile(z, level, axis=0)
-                pinball = np.maximum(level * error, (level - 1) * error)
-                losses.append(np.nanmean(pinball))
-            self.baseline_ = max(float(np.mean(losses)), 1e-3)
-        return self
-
-    def _values(self, y: Any) -> np.ndarray:
-        try:
-            values = np.asarray(y, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"Target {self.name!r} must be numeric for regression: {err}"
-            ) from None
-        values = values.reshape(len(values), -1)
-        missing = ~np.isfinite(values)
-        if not self.allow_missing or np.isinf(values).any():
-            rows = np.asarray(missing.any(axis=1))
-            _refuse_missing(
-                self.name,
-                rows,
-                _index(y),
-                values[:, 0] if values.shape[1] == 1 else [r.tolist() for r in values],
-            )
-        return values
-
-    @property
-    def kind(self) -> Kind:
-        return "regression"
-
-    def head(self) -> Head:
-        from widemm.training.objective import Head
-
-        return Head(
-            self.name,
-            "regression",
-            self.n_targets_,
-            weight=self.weight,
-            known=self.known_,
-            quantiles=None if self.quantiles is None else tuple(self.quantiles),
-            baseline=self.baseline_,
-        )
-
-    def encode(self, y: Any) -> np.ndarray:
-        values = self._values(y)
-        if values.shape[1] != self.n_targets_:
-            raise ValueError(
-                f"Target {self.name!r} was fitted on {self.n_targets_} column(s); got "
-                f"{values.shape[1]}."
-            )
-        return ((values - self.mean_) / self.scale_).astype(np.float32)
-
-    def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
-        """Shift each quantile to hold its level on the validation rows.
-
-        ``offsets_``: the share of validation rows below each shifted quantile
-        is its level (split-conformal); no-op without quantiles.
-        """
-        if self.quantiles is None:
-            return
-        z = block.astype(np.float64).reshape(len(block), self.n_targets_, -1)
-        errors = y.astype(np.float64)[:, :, None] - z
-        self.offsets_ = np.stack(
-            [np.nanquantile(errors[:, :, j], q, axis=0)
-             for j, q in enumerate(self.quantiles)], axis=1
-        )  # fmt: skip
-
-    def quantiles_of(self, block: np.ndarray) -> np.ndarray:
-        """(n_rows, n_targets, n_quantiles) predicted quantiles, in target units."""
-        z = block.astype(np.float64).reshape(len(block), self.n_targets_, -1)
-        z = z + getattr(self, "offsets_", 0.0)
-        z = np.sort(z, axis=-1)  # quantiles never cross
-        return z * self.scale_[None, :, None] + self.mean_[None, :, None]
-
-    def predict(self, block: np.ndarray) -> np.ndarray:
-        """(n_rows, n_targets) values: the mean, or the median with quantiles."""
-        if self.quantiles is None:
-            return block.astype(np.float64) * self.scale_ + self.mean_
-        return self.quantiles_of(block)[:, :, list(self.quantiles).index(0.5)]
-
-
-Target = Labels | LabelSets | Values
-
-
-def standardise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of ``y`` (n_rows, k): the (mean, scale) mapping it to mean 0, sd 1.
-
-    NaN entries are ignored. Computed on ``y / max|y|`` so that huge values
-    (|y| ~ 1e200, whose squares overflow) give a finite scale.
-    """
-    peak = np.nanmax(np.abs(y), axis=0)
-    peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
-    unit = y / peak
-    mean, std = np.nanmean(unit, axis=0) * peak, np.nanstd(unit, axis=0) * peak
-    return mean, np.where(std > 0, std, 1.0)
-
-
-def make_target(name: str, kind: Kind, **options: Any) -> Target:
-    """Return the target object for a task of ``kind`` (options: its parameters)."""
-    if kind == "regression":
-        return Values(name, **options)
-    if kind == "multilabel":
-        return LabelSets(name, **options)
-    return Labels(name, **options)
-
-
 def split_labels(cells: Any, sep: str = ",") -> pd.DataFrame:
     """Turn a column of delimited labels (or lists) into a 0/1 indicator frame.
 
@@ -510,15 +322,3 @@ def join_labels(indicator: Any, sep: str = ", ") -> pd.Series:
     return pd.Series(
         [sep.join(map(str, labels[row == 1])) for row in values], index=frame.index
     )
-
-
-def target_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
-    """Return the target classes with their fitted attributes: what saving writes."""
-    from widemm.persistence import class_key
-
-    fitted = {
-        Labels: ("classes_", "class_weights_", "known_", "baseline_", "temperature_"),
-        LabelSets: ("form_", "labels_", "known_", "baseline_", "temperature_"),
-        Values: ("n_targets_", "mean_", "scale_", "known_", "baseline_", "offsets_"),
-    }
-    return {class_key(c): (c, keys) for c, keys in fitted.items()}

@@ -1,0 +1,134 @@
+"""Run an exported model (``estimator.export``) without torch: onnxruntime + numpy.
+
+    model = widemm.exported.load_exported("adult-export")
+    model.predict(rows)            # as the estimator predicts, to 1e-5
+    model.predict_proba(rows)
+
+Needs ``onnxruntime``, numpy, pandas, scikit-learn and (text columns) tokenizers;
+``pip install widemm[runtime]``. This module imports no torch, and nor does
+anything it loads (a test runs it with torch blocked).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from widemm import persistence
+from widemm.preprocessing import fitted_classes
+from widemm.preprocessing.arrays import frame_arrays
+from widemm.targets import Labels, Values, blocks, target_classes
+from widemm.validation import check_frame
+
+CONFIG = "export.json"
+
+
+class ExportedModel(BaseEstimator):
+    """An exported graph with its preprocessing and targets; predicts as its estimator.
+
+    Attributes
+    ----------
+    targets_ : list of Labels, LabelSets or Values
+    feature_names_in_, n_features_in_
+        The columns it takes (those the model ignored may be left out).
+    classes_ : ndarray
+        One classification target: its classes (or labels).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        self.path = path
+
+    def _load(self) -> ExportedModel:
+        import onnxruntime as ort
+
+        folder = Path(self.path)
+        if not (folder / CONFIG).is_file():
+            raise FileNotFoundError(f"{folder} holds no {CONFIG}: no widemm export.")
+        classes = {**fitted_classes(images=False), **target_classes()}
+        state = persistence.loads(
+            (folder / CONFIG).read_text(), classes, str(folder / CONFIG)
+        )
+        if state["format"] != "onnx":
+            raise ValueError(
+                f"{folder} holds a {state['format']!r} export, which needs torch "
+                "(torch.export.load); export with format='onnx' to run without it."
+            )
+        if state["image_slots"]:
+            raise ValueError(
+                f"{folder}'s model reads image columns "
+                f"{sorted(state['image_slots'].values())}: the torch-free runtime does "
+                "not prepare images yet (the graph takes their pixels as "
+                "'<slot>.pixels'; see widemm.export)."
+            )
+        self.state_ = state
+        self.targets_ = state["targets"]
+        self.feature_names_in_ = np.asarray(state["columns"], dtype=object)
+        self.n_features_in_ = len(state["columns"])
+        options = ort.SessionOptions()
+        self.session_ = ort.InferenceSession(
+            str(folder / state["graph"]), options, providers=["CPUExecutionProvider"]
+        )
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        target = self.targets_[0]
+        return target.classes_ if isinstance(target, Labels) else target.labels_
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        return check_frame(self, X, reset=False, optional=self.state_["ignored"])
+
+    def logits(self, X: Any) -> np.ndarray:
+        """Return the graph's logits, (n_rows, n_outputs), for the rows of X."""
+        frame = self._frame(X)
+        pre = self.state_["preprocessors"]
+        arrays = frame_arrays(pre, self.state_["text_slots"], frame)
+        return self.session_.run(None, {k: arrays[k] for k in self.state_["inputs"]})[0]
+
+    def _blocks(self, X: Any) -> list[np.ndarray]:
+        return blocks(self.targets_, self.logits(X))[0]
+
+    def predict(self, X: Any) -> Any:
+        """Predict as the estimator's ``predict`` does."""
+        outs = self._blocks(X)
+        if len(self.targets_) > 1:  # several tasks: a column each
+            pairs = zip(self.targets_, outs, strict=True)
+            columns = {t.name: _column(t.predict(b)) for t, b in pairs}
+            return pd.DataFrame(columns, index=self._frame(X).index)
+        values = self.targets_[0].predict(outs[0])
+        one_value = (
+            self.state_["target_names"] is not None
+            and len(self.state_["target_names"]) == 1
+        )
+        return values[:, 0] if one_value else values
+
+    def predict_proba(self, X: Any) -> Any:
+        """Probabilities as the estimator's ``predict_proba`` gives them."""
+        blocks = self._blocks(X)
+        if len(self.targets_) == 1:
+            return self.targets_[0].proba(blocks[0])
+        index = self._frame(X).index
+        return {
+            t.name: pd.DataFrame(t.proba(b), index=index, columns=self._labels(t))
+            for t, b in zip(self.targets_, blocks, strict=True)
+            if not isinstance(t, Values)
+        }
+
+    @staticmethod
+    def _labels(t: Any) -> np.ndarray:
+        return t.classes_ if isinstance(t, Labels) else t.labels_
+
+
+def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
+    """Load a folder written by ``estimator.export(path, format="onnx")``."""
+    return ExportedModel(path)._load()
+
+
+def _column(values: np.ndarray) -> Any:
+    """One task's predictions as one column (a regression task has one value)."""
+    return values.reshape(len(values)) if values.ndim == 2 else values

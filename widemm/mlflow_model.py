@@ -1,0 +1,65 @@
+"""widemm models as MLflow pyfunc models (``pip install widemm[mlflow]``).
+
+    import widemm.mlflow_model as wm
+    with mlflow.start_run():
+        info = wm.log_model(model, name="model")
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    loaded.predict(rows)                              # model.predict(rows)
+    loaded.predict(rows, params={"output": "proba"})  # model.predict_proba(rows)
+
+The model is stored as ``widemm.save`` writes it (safetensors + JSON, no pickle)
+in the MLflow model's artifacts; loading it runs ``widemm.load``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+
+class WideDeepPyfunc(mlflow.pyfunc.PythonModel):
+    """Predicts with the widemm model saved in the artifact ``model``."""
+
+    def load_context(self, context: Any) -> None:
+        import widemm
+
+        self.model = widemm.load(context.artifacts["model"])
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        """``params={"output": "proba"}``: probabilities instead of predictions."""
+        if (params or {}).get("output") == "proba":
+            return self.model.predict_proba(model_input)
+        return self.model.predict(model_input)
+
+
+def _saved(model: Any, folder: str) -> dict[str, Any]:
+    """The artifacts and signature (inputs, output, ``output`` param) to log."""
+    from mlflow.models import infer_signature
+
+    path = Path(folder) / "widemm-model"
+    model.save(path, report=False)
+    rows = model.pipeline_.background_.infer_objects().head(5)
+    signature = infer_signature(rows, model.predict(rows), params={"output": "predict"})
+    return {"artifacts": {"model": str(path)}, "signature": signature}
+
+
+def save_model(model: Any, path: str | os.PathLike[str], **options: Any) -> None:
+    """Write ``model`` as an MLflow pyfunc model folder (``mlflow.pyfunc.save_model``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.pyfunc.save_model(
+            str(path), python_model=WideDeepPyfunc(), **_saved(model, folder),
+            **options,
+        )  # fmt: skip
+
+
+def log_model(model: Any, name: str = "model", **options: Any) -> Any:
+    """Log ``model`` to the active MLflow run; return its ``ModelInfo``."""
+    with tempfile.TemporaryDirectory() as folder:
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=WideDeepPyfunc(), **_saved(model, folder),
+            **options,
+        )  # fmt: skip
