@@ -21,7 +21,7 @@ from typing import Any
 import mlflow.pyfunc
 
 
-class WideDeepPyfunc(mlflow.pyfunc.PythonModel):
+class WideDeepPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     """Predicts with the widemm model saved in the artifact ``model``."""
 
     def load_context(self, context: Any) -> None:
@@ -37,7 +37,7 @@ class WideDeepPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def _saved(model: Any, folder: str) -> dict[str, Any]:
-    """The artifacts and signature (inputs, output, ``output`` param) to log."""
+    """Save the model; return the artifacts and signature (with an ``output`` param)."""
     from mlflow.models import infer_signature
 
     path = Path(folder) / "widemm-model"
@@ -48,7 +48,7 @@ def _saved(model: Any, folder: str) -> dict[str, Any]:
 
 
 def save_model(model: Any, path: str | os.PathLike[str], **options: Any) -> None:
-    """Write ``model`` as an MLflow pyfunc model folder (``mlflow.pyfunc.save_model``)."""
+    """Write ``model`` as an MLflow pyfunc model folder (``pyfunc.save_model``)."""
     with tempfile.TemporaryDirectory() as folder:
         mlflow.pyfunc.save_model(
             str(path), python_model=WideDeepPyfunc(), **_saved(model, folder),
