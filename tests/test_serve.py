@@ -173,4 +173,69 @@ def test_concurrent_requests_agree(server, rows):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: call(url, "/predict", *body), range(24)))
     assert {status for status, _ in results} == {200}
-    assert len({json.dumps(out) for _, out in results}) == 1
+    # batched with other requests or not, the same answer (float32 rounding apart)
+    assert len({json.dumps(out["prediction"]) for _, out in results}) == 1
+    first = results[0][1]["probabilities"]
+    for _, out in results:
+        for got, want in zip(out["probabilities"], first, strict=True):
+            np.testing.assert_allclose(
+                list(got.values()), list(want.values()), atol=1e-6
+            )
+
+
+def test_batched_requests_each_get_their_own_answer_and_errors(server, rows):
+    # 32 concurrent one-row requests (batched into few model calls), every 8th
+    # with a value its column cannot hold: those alone get a 422.
+    url, model = server
+    table = rows[["added_in", "name"]].head(32).reset_index(drop=True)
+    bodies = []
+    for i, row in table.iterrows():
+        record = {"image_path": None, "added_in": row["added_in"], "name": row["name"]}
+        if i % 8 == 7:
+            record["added_in"] = "not a number"
+        bodies.append(json.dumps([record]).encode())
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda b: call(url, "/predict", b), bodies))
+    for i, (status, out) in enumerate(results):
+        if i % 8 == 7:
+            assert status == 422
+            assert "added_in" in out["detail"]
+        else:
+            assert status == 200
+            frame = table.iloc[[i]].assign(image_path=None)[COLUMNS]
+            expected = model.predict_proba(frame)[0]
+            got = [out["probabilities"][0][str(c)] for c in model.classes_]
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+            assert out["index"] == [0]
+
+
+@pytest.mark.slow
+def test_workers_serve_from_several_processes(server, rows, tmp_path):
+    _, model = server
+    model.save(tmp_path / "m", report=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "widemm", "serve", str(tmp_path / "m"),
+               "--port", str(port), "--workers", "2"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        frame = rows[COLUMNS].head(4).assign(image_path=None)
+        body = json.dumps(frame.to_dict(orient="records")).encode()
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: call(url, "/predict", body), range(8)))
+        assert {status for status, _ in results} == {200}
+        expected = model.predict(frame).tolist()
+        assert all(out["prediction"] == expected for _, out in results)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

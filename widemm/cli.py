@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("model")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes, each with the model"
+    )
     return parser
 
 
@@ -329,7 +332,7 @@ def _info(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from widemm.serve import serve
 
-    serve(args.model, host=args.host, port=args.port)
+    serve(args.model, host=args.host, port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,25 @@ mount in your own service. Routes:
 
 Bad requests get a 4xx that names the problem (a missing or unknown column, a
 value a column cannot hold, a body over ``max_body_bytes``), never a 500.
-Non-finite numbers are sent as null (JSON has no NaN). Requests are served one
-model call at a time (a lock): the model's feature cache is shared state.
+Non-finite numbers are sent as null (JSON has no NaN). Concurrent ``/predict``
+requests are batched: one thread takes every request waiting (up to
+``max_rows`` rows, the same columns) and predicts them in one model call, then
+answers each; a request whose rows fail is retried alone, so one client's bad
+value never fails another's. Model calls hold a lock (the feature cache is
+shared state). ``widemm serve --workers N`` runs N processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
+import queue
 import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -43,8 +53,15 @@ def create_app(
     max_explain_rows: int = 20,
 ) -> FastAPI:
     """Return the FastAPI app serving ``model`` (a fitted widemm estimator)."""
-    app = FastAPI(title=f"widemm {type(model).__name__}")
     lock = threading.Lock()
+    batcher = Batcher(model, lock, max_rows)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.stop()  # graceful shutdown: answer what is queued, then end
+
+    app = FastAPI(title=f"widemm {type(model).__name__}", lifespan=lifespan)
     metadata = describe(model)
 
     def reply(content: Any, status: int = 200) -> JSONResponse:
@@ -96,12 +113,7 @@ def create_app(
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         frame = await rows(request, max_rows)
-
-        def run() -> dict[str, Any]:
-            with lock:
-                return predictions(model, frame)
-
-        return reply(await run_in_threadpool(run))
+        return reply(await asyncio.wrap_future(batcher.submit(frame)))
 
     @app.post("/explain")
     async def explain(request: Request) -> JSONResponse:
@@ -120,6 +132,70 @@ def create_app(
         return reply(await run_in_threadpool(run))
 
     return app
+
+
+class Batcher:
+    """Predict the requests waiting at once in one model call, on one thread.
+
+    ``submit(frame)`` returns a future of that frame's ``predictions``. The
+    thread takes the first waiting request and every other one with the same
+    columns, up to ``max_rows`` rows, predicts them together and splits the
+    answer; if that call fails, each request is predicted alone, so the error
+    reaches only the request that caused it.
+    """
+
+    def __init__(self, model: Any, lock: threading.Lock, max_rows: int) -> None:
+        self.model, self.lock, self.max_rows = model, lock, max_rows
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def submit(self, frame: pd.DataFrame) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+        self.queue.put((frame, future))
+        return future
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        held: list[Any] = []  # taken from the queue, for the next batch
+        while True:
+            item = held.pop(0) if held else self.queue.get()
+            if item is None:
+                return
+            batch, rows = [item], len(item[0])
+            while rows < self.max_rows:
+                try:
+                    other = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if other is None or list(other[0].columns) != list(item[0].columns):
+                    held.append(other)  # another shape (or the stop): later
+                    break
+                batch.append(other)
+                rows += len(other[0])
+            self._answer(batch)
+
+    def _answer(self, batch: list[tuple[pd.DataFrame, Future[Any]]]) -> None:
+        frames = [frame for frame, _ in batch]
+        try:
+            with self.lock:
+                both = predictions(self.model, pd.concat(frames, ignore_index=True))
+        except Exception as err:
+            if len(batch) == 1:
+                batch[0][1].set_exception(err)
+                return
+            for one in batch:
+                self._answer([one])
+            return
+        start = 0
+        for frame, future in batch:
+            part = {k: v[start : start + len(frame)] for k, v in both.items()}
+            part["index"] = frame.index.tolist()
+            future.set_result(part)
+            start += len(frame)
 
 
 class _TooLarge(Exception):
@@ -235,10 +311,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def serve(folder: str, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the model saved in ``folder`` and serve it until stopped (Ctrl-C)."""
+def serve(
+    folder: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+) -> None:
+    """Load the model saved in ``folder`` and serve it until stopped (Ctrl-C).
+
+    ``workers`` > 1 runs that many processes (uvicorn's), each with its model.
+    """
     import uvicorn
 
     import widemm
 
+    if workers > 1:
+        os.environ["WIDEMM_SERVE_MODEL"] = str(folder)
+        uvicorn.run("widemm.serve:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers, log_level="info")  # fmt: skip
+        return
     uvicorn.run(create_app(widemm.load(folder)), host=host, port=port, log_level="info")
+
+
+def app_from_environment() -> FastAPI:
+    """Return the app for the model in ``$WIDEMM_SERVE_MODEL`` (in each worker)."""
+    import widemm
+
+    return create_app(widemm.load(os.environ["WIDEMM_SERVE_MODEL"]))
