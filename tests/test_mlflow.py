@@ -25,6 +25,8 @@ def test_logged_model_loads_and_predicts_as_the_model(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
     proba = loaded.predict(rows, params={"output": "proba"})
     np.testing.assert_allclose(proba, model.predict_proba(rows))
+    missing = rows.head(3).astype({"age": "float64"}).assign(age=np.nan)
+    np.testing.assert_array_equal(loaded.predict(missing), model.predict(missing))
     wm.save_model(model, tmp_path / "saved")
     again = mlflow.pyfunc.load_model(str(tmp_path / "saved"))
     np.testing.assert_array_equal(again.predict(rows), model.predict(rows))

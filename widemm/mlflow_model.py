@@ -37,14 +37,22 @@ class WideDeepPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
 
 
 def _saved(model: Any, folder: str) -> dict[str, Any]:
-    """Save the model; return the artifacts and signature (with an ``output`` param)."""
-    from mlflow.models import infer_signature
+    """Save the model; return the artifacts and a signature of the one parameter.
+
+    No input schema: MLflow's would refuse integer columns holding a NaN (or
+    int64 where it saw float64); the model checks its inputs itself, naming the
+    column and row of a bad value.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ParamSchema, ParamSpec
 
     path = Path(folder) / "widemm-model"
     model.save(path, report=False)
-    rows = model.pipeline_.background_.infer_objects().head(5)
-    signature = infer_signature(rows, model.predict(rows), params={"output": "predict"})
-    return {"artifacts": {"model": str(path)}, "signature": signature}
+    params = ParamSchema([ParamSpec("output", "string", "predict")])
+    return {
+        "artifacts": {"model": str(path)},
+        "signature": ModelSignature(params=params),
+    }
 
 
 def save_model(model: Any, path: str | os.PathLike[str], **options: Any) -> None:

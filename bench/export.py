@@ -1,0 +1,72 @@
+"""Exported graphs (onnxruntime, no torch) beside eager torch, on Adult and California.
+
+    python bench/export.py    # JSON lines; writes results/export.json
+
+Default models on the fixed splits. For each: export seconds, the largest
+difference of predictions (probability or value), rows per second predicting
+the whole test split at once, and one-row p50/p99 latency, for the estimator's
+``predict_proba``/``predict`` (eager) and the ONNX export run by
+``widemm.exported`` with onnxruntime. Measured in one process, alternating
+eager and ONNX 3 times; medians.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import numpy as np
+from common import RESULTS, emit, latency_ms, machine, split, timed
+
+from widemm import WideDeepClassifier, WideDeepRegressor
+from widemm.exported import load_exported
+
+
+def main() -> None:
+    rows = []
+    for name, target, cls in (
+        ("adult", "income", WideDeepClassifier),
+        ("california_housing", "MedHouseVal", WideDeepRegressor),
+    ):
+        stratify = cls is WideDeepClassifier
+        X_train, X_test, y_train, _ = split(name, target, stratify=stratify)
+        model = cls(random_state=0).fit(X_train, y_train)
+        folder = tempfile.mkdtemp()
+        _, export_seconds = timed(lambda m=model, f=folder: m.export(f))
+        exported = load_exported(folder)
+        method = "predict_proba" if stratify else "predict"
+        runs = {
+            "eager torch": getattr(model, method),
+            "ONNX (onnxruntime)": getattr(exported, method),
+        }
+        diff = float(
+            np.abs(
+                runs["eager torch"](X_test) - runs["ONNX (onnxruntime)"](X_test)
+            ).max()
+        )
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
+        for _ in range(3):  # alternate: eager, ONNX, eager, ONNX...
+            for label, predict in runs.items():
+                _, seconds = timed(lambda p=predict, x=X_test: p(x))
+                results[label].append(
+                    {
+                        "predict_rows_per_s": len(X_test) / seconds,
+                        **latency_ms(predict, X_test, 300),
+                    }
+                )
+        for label, runs_of in results.items():
+            row = {"model": f"{name}: {label}", "rows": len(X_test)}
+            for key in runs_of[0]:
+                row[key] = round(float(np.median([r[key] for r in runs_of])), 3)
+            if label.startswith("ONNX"):
+                row.update(export_seconds=round(export_seconds, 1), max_abs_diff=diff)
+            emit(row)
+            rows.append(row)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "export.json").write_text(
+        json.dumps({"machine": machine(), "rows": rows}, indent=1)
+    )
+
+
+if __name__ == "__main__":
+    main()
