@@ -60,6 +60,8 @@ COLUMNS = {
     "ece": "ECE",
     "coverage_90": "90% interval coverage",
     "interval_width": "interval width",
+    "export_seconds": "export s",
+    "max_abs_diff": "max logit difference",
     "peak_rss_mb": "peak RSS MiB",
 }
 
