@@ -4,19 +4,22 @@
 
 Fits the default classifier on the fixed Adult split, saves it, starts
 ``widemm serve`` on 127.0.0.1 in a subprocess, then sends 2,000 one-row
-``POST /predict`` requests from 8 concurrent clients (a bounded run that stops
-by itself), and compares with calling ``predict`` in-process. Reports p50/p99
+``POST /predict`` requests from 8 concurrent clients, each on a keep-alive
+connection as load-testing tools and client libraries use (a bounded run that
+stops by itself), and compares with calling ``predict`` in-process. Reports p50/p99
 latency, requests per second and errors.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -57,15 +60,24 @@ def main() -> None:
             for i in range(N_REQUESTS)
         ]
 
+        local = threading.local()  # one keep-alive connection per client thread
+
         def send(body: bytes) -> tuple[float, bool]:
-            request = urllib.request.Request(url, data=body, method="POST")
-            request.add_header("Content-Type", "application/json")
+            if not hasattr(local, "connection"):
+                local.connection = http.client.HTTPConnection(
+                    "127.0.0.1", port, timeout=30
+                )
             start = time.perf_counter()
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    ok = response.status == 200
-                    response.read()
+                local.connection.request(
+                    "POST", "/predict", body, {"Content-Type": "application/json"}
+                )
+                response = local.connection.getresponse()
+                response.read()
+                ok = response.status == 200
             except OSError:
+                local.connection.close()
+                del local.connection
                 ok = False
             return (time.perf_counter() - start) * 1000, ok
 
