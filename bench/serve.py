@@ -6,7 +6,8 @@ Fits the default classifier on the fixed Adult split, saves it, starts
 ``widemm serve`` on 127.0.0.1 in a subprocess, then sends 2,000 one-row
 ``POST /predict`` requests from 8 concurrent clients, each on a keep-alive
 connection as load-testing tools and client libraries use (a bounded run that
-stops by itself), and compares with calling ``predict`` in-process. Reports p50/p99
+stops by itself), with 1 and with 2 worker processes, and compares with calling
+``predict`` in-process. Reports p50/p99
 latency, requests per second and errors.
 """
 
@@ -37,29 +38,40 @@ def main() -> None:
     model = WideDeepClassifier(random_state=0).fit(X_train, y_train)
     folder = tempfile.mkdtemp()
     model.save(folder, report=False)
+    bodies = [
+        json.dumps(X_test.iloc[[i % len(X_test)]].to_dict(orient="records")).encode()
+        for i in range(N_REQUESTS)
+    ]
+    rows = [load(folder, bodies, workers) for workers in (1, 2)]
+    rows.append(
+        {"model": "in-process predict, one row", **latency_ms(model.predict, X_test)}
+    )
+    for row in rows:
+        emit(row)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serve.json").write_text(
+        json.dumps({"machine": machine(), "rows": rows}, indent=1)
+    )
+
+
+def load(folder: str, bodies: list[bytes], workers: int) -> dict[str, object]:
+    """Serve ``folder`` with ``workers`` processes; send ``bodies`` from 8 clients."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "widemm", "serve", folder, "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
     server = subprocess.Popen(
-        [sys.executable, "-m", "widemm", "serve", folder, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/predict"
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        for _ in range(120):
+        for _ in range(240):
             try:
-                urllib.request.urlopen(url.replace("predict", "health"), timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
                 break
             except OSError:
                 time.sleep(0.5)
-        bodies = [
-            json.dumps(
-                X_test.iloc[[i % len(X_test)]].to_dict(orient="records")
-            ).encode()
-            for i in range(N_REQUESTS)
-        ]
-
         local = threading.local()  # one keep-alive connection per client thread
 
         def send(body: bytes) -> tuple[float, bool]:
@@ -81,32 +93,23 @@ def main() -> None:
                 ok = False
             return (time.perf_counter() - start) * 1000, ok
 
-        for body in bodies[:50]:  # warm up
-            send(body)
-        start = time.perf_counter()
         with ThreadPoolExecutor(N_CLIENTS) as pool:
+            list(pool.map(send, bodies[:200]))  # warm up every worker
+            start = time.perf_counter()
             results = list(pool.map(send, bodies))
         seconds = time.perf_counter() - start
     finally:
         server.terminate()
         server.wait(timeout=30)
     times = np.array([t for t, _ in results])
-    rows = [
-        {
-            "model": f"HTTP, {N_CLIENTS} clients, {N_REQUESTS} one-row requests",
-            "latency_p50_ms": float(np.percentile(times, 50)),
-            "latency_p99_ms": float(np.percentile(times, 99)),
-            "requests_per_s": N_REQUESTS / seconds,
-            "errors": sum(not ok for _, ok in results),
-        },
-        {"model": "in-process predict, one row", **latency_ms(model.predict, X_test)},
-    ]
-    for row in rows:
-        emit(row)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serve.json").write_text(
-        json.dumps({"machine": machine(), "rows": rows}, indent=1)
-    )
+    return {
+        "model": f"HTTP, {workers} worker(s), {N_CLIENTS} clients, "
+        f"{N_REQUESTS} one-row requests",
+        "latency_p50_ms": float(np.percentile(times, 50)),
+        "latency_p99_ms": float(np.percentile(times, 99)),
+        "requests_per_s": N_REQUESTS / seconds,
+        "errors": sum(not ok for _, ok in results),
+    }
 
 
 if __name__ == "__main__":

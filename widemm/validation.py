@@ -136,6 +136,19 @@ def category_keys(s: pd.Series) -> np.ndarray:
     return values
 
 
+def keys_of(X: pd.DataFrame, col: str, memo: dict[str, np.ndarray] | None) -> Any:
+    """``category_keys(X[col])``, computed once per frame when ``memo`` is shared.
+
+    The wide and tabular preprocessors read the same categorical columns: given
+    one dict, a frame's keys are made once (a tenth of a one-row prediction).
+    """
+    if memo is None:
+        return category_keys(X[col])
+    if col not in memo:
+        memo[col] = category_keys(X[col])
+    return memo[col]
+
+
 def positions(vocab: pd.Index, keys: np.ndarray) -> np.ndarray:
     """Return the position of each key in the unique ``vocab``, -1 where absent.
 

@@ -23,11 +23,12 @@ def frame_arrays(
     ``<slot>.input_ids``, ``<slot>.attention_mask`` and ``<slot>.present``.
     """
     out: dict[str, np.ndarray] = {}
+    memo: dict[str, np.ndarray] = {}  # category keys, shared by wide and tab
     if "wide" in preprocessors:
-        out["wide"] = preprocessors["wide"].transform_frame(X)
+        out["wide"] = preprocessors["wide"].transform_frame(X, memo)
     if "tab" in preprocessors:
         tab = preprocessors["tab"]
-        values = tab.transform_frame(X)
+        values = tab.transform_frame(X, memo)
         out["tab.cat"] = values[:, : tab.n_cat_].astype(np.int64)
         out["tab.cont"] = values[:, tab.n_cat_ :].astype(np.float32)
     if "text" in preprocessors:

@@ -11,7 +11,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from widemm.validation import category_keys, check_frame, numeric_values, positions
+from widemm.validation import (
+    category_keys,
+    check_frame,
+    keys_of,
+    numeric_values,
+    positions,
+)
 
 MISSING, RARE = 0, 1  # reserved codes; known values start at 2
 N_RESERVED = 2
@@ -112,11 +118,16 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return self.transform_frame(check_frame(self, X, reset=False))
 
-    def transform_frame(self, X: pd.DataFrame) -> np.ndarray:
-        """Transform a DataFrame already checked against the fit columns (no checks)."""
+    def transform_frame(
+        self, X: pd.DataFrame, memo: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Transform a DataFrame already checked against the fit columns (no checks).
+
+        ``memo``: category keys already made for this frame (``keys_of``).
+        """
         codes = np.empty((len(X), self.n_cat_), dtype=np.float64)
         for j, (col, vocab) in enumerate(self.vocab_.items()):
-            keys = category_keys(X[col])
+            keys = keys_of(X, col, memo)
             found = positions(vocab, keys)
             codes[:, j] = np.where(found >= 0, found + N_RESERVED, RARE)
             codes[pd.isna(keys), j] = MISSING

@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from widemm.validation import category_keys, check_frame, positions
+from widemm.validation import check_frame, keys_of, positions
 
 CROSS_SEP = "_x_"
 N_RESERVED = 2  # per input: index 0 = unseen value, 1 = missing value
@@ -74,9 +74,14 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return self.transform_frame(check_frame(self, X, reset=False))
 
-    def transform_frame(self, X: pd.DataFrame) -> np.ndarray:
-        """Transform a DataFrame already checked against the fit columns (no checks)."""
-        inputs = self._inputs(X).values()
+    def transform_frame(
+        self, X: pd.DataFrame, memo: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Transform a DataFrame already checked against the fit columns (no checks).
+
+        ``memo``: category keys already made for this frame (``keys_of``).
+        """
+        inputs = self._inputs(X, memo).values()
         codes = np.empty((len(X), len(self.vocab_)), dtype=np.int64)
         for j, (vocab, keys) in enumerate(
             zip(self.vocab_.values(), inputs, strict=True)
@@ -89,13 +94,15 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return np.asarray(list(self.vocab_), dtype=object)
 
-    def _inputs(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _inputs(
+        self, X: pd.DataFrame, memo: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         cols = self.cols
         if cols is None:
             cols = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-        inputs = {str(c): category_keys(X[c]) for c in cols}
+        inputs = {str(c): keys_of(X, c, memo) for c in cols}
         for cross in self.crossed_cols:
-            parts = [category_keys(X[c]) for c in cross]
+            parts = [keys_of(X, c, memo) for c in cross]
             missing = np.logical_or.reduce([pd.isna(p) for p in parts])
             joined = parts[0]
             for part in parts[1:]:
