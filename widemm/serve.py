@@ -68,7 +68,7 @@ def create_app(
     def reply(content: Any, status: int = 200) -> JSONResponse:
         return JSONResponse(_finite(content), status_code=status)
 
-    async def rows(request: Request, limit: int) -> pd.DataFrame:
+    async def rows(request: Request, limit: int) -> pd.DataFrame | Records:
         size = int(request.headers.get("content-length") or 0)
         if size > max_body_bytes:
             raise _TooLarge(size, max_body_bytes)
@@ -83,8 +83,13 @@ def create_app(
             body = await request.body()
             if len(body) > max_body_bytes:
                 raise _TooLarge(len(body), max_body_bytes)
-            frame, files = to_frame(json.loads(body)), {}
-        frame = _attach_files(frame, files, model.schema_.image_cols)
+            payload = json.loads(body)
+            if Records.holds(payload) and not model.schema_.image_cols:
+                frame = Records(payload)  # made a frame with its batch
+            else:
+                frame, files = to_frame(payload), {}
+        if isinstance(frame, pd.DataFrame):
+            frame = _attach_files(frame, files, model.schema_.image_cols)
         if len(frame) > limit:
             raise ValueError(f"{len(frame)} rows in one request; the limit is {limit}.")
         return frame
@@ -118,7 +123,7 @@ def create_app(
 
     @app.post("/explain")
     async def explain(request: Request) -> JSONResponse:
-        frame = await rows(request, max_explain_rows)
+        frame = _as_frame(await rows(request, max_explain_rows))
 
         def run() -> dict[str, Any]:
             with lock:
@@ -157,7 +162,7 @@ class Batcher:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def submit(self, frame: pd.DataFrame) -> Future[dict[str, Any]]:
+    def submit(self, frame: pd.DataFrame | Records) -> Future[dict[str, Any]]:
         future: Future[dict[str, Any]] = Future()
         self.queue.put((frame, future))
         return future
@@ -183,18 +188,23 @@ class Batcher:
                     )
                 except queue.Empty:
                     break
-                if other is None or list(other[0].columns) != list(item[0].columns):
+                if other is None or _columns(other[0]) != _columns(item[0]):
                     held.append(other)  # another shape (or the stop): later
                     break
                 batch.append(other)
                 rows += len(other[0])
             self._answer(batch)
 
-    def _answer(self, batch: list[tuple[pd.DataFrame, Future[Any]]]) -> None:
-        frames = [frame for frame, _ in batch]
+    def _answer(self, batch: list[tuple[Any, Future[Any]]]) -> None:
+        parts = [part for part, _ in batch]
+        if all(isinstance(p, Records) for p in parts):  # one frame for all
+            rows = [row for p in parts for row in p.rows]
+            frame = pd.DataFrame.from_records(rows, columns=list(_columns(parts[0])))
+        else:
+            frame = pd.concat([_as_frame(p) for p in parts], ignore_index=True)
         try:
             with self.lock:
-                both = predictions(self.model, pd.concat(frames, ignore_index=True))
+                both = predictions(self.model, frame)
         except Exception as err:
             if len(batch) == 1:
                 batch[0][1].set_exception(err)
@@ -205,9 +215,42 @@ class Batcher:
         start = 0
         for frame, future in batch:
             part = {k: v[start : start + len(frame)] for k, v in both.items()}
-            part["index"] = frame.index.tolist()
+            records = isinstance(frame, Records)
+            part["index"] = list(range(len(frame))) if records else frame.index.tolist()
             future.set_result(part)
             start += len(frame)
+
+
+class Records:
+    """A request's JSON records, made a DataFrame only with its whole batch."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.columns = tuple(dict.fromkeys(k for row in rows for k in row))
+
+    @staticmethod
+    def holds(payload: Any) -> bool:
+        """Tell whether ``payload`` is a non-empty list of records (JSON objects)."""
+        return (
+            isinstance(payload, list)
+            and len(payload) > 0
+            and all(isinstance(r, dict) for r in payload)
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _columns(part: pd.DataFrame | Records) -> tuple[Any, ...]:
+    """Return a request's columns (requests batch only with the same ones)."""
+    return tuple(part.columns)
+
+
+def _as_frame(part: pd.DataFrame | Records) -> pd.DataFrame:
+    """Return a request's rows as a DataFrame."""
+    if isinstance(part, Records):
+        return pd.DataFrame.from_records(part.rows, columns=list(part.columns))
+    return part
 
 
 class _TooLarge(Exception):
