@@ -239,3 +239,35 @@ def test_workers_serve_from_several_processes(server, rows, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_batcher_merges_json_records_per_column_set_and_keeps_errors_apart():
+    import threading
+
+    from widemm.serve import Batcher, Records
+
+    df = pd.read_parquet(ROOT / "data" / "adult.parquet").sample(600, random_state=0)
+    y = df.pop("income")
+    model = WideDeepClassifier(max_epochs=1, random_state=0).fit(df, y)
+    rows = df.head(24).reset_index(drop=True)
+    records = []
+    for i, row in rows.iterrows():
+        record = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        if i % 8 == 3:
+            del record["occupation"]  # a column missing: never filled from others
+        if i % 8 == 5:
+            record["age"] = "old"  # a bad value: fails alone
+        records.append(Records([record]))
+    batcher = Batcher(model, threading.Lock(), max_rows=10_000, wait=0.05)
+    futures = [batcher.submit(r) for r in records]  # queued together: few batches
+    batcher.stop()
+    for i, future in enumerate(futures):
+        if i % 8 in (3, 5):
+            with pytest.raises(ValueError, match="occupation" if i % 8 == 3 else "age"):
+                future.result(timeout=30)
+        else:
+            out = future.result(timeout=30)
+            expected = model.predict_proba(rows.iloc[[i]])[0]
+            got = [out["probabilities"][0][str(c)] for c in model.classes_]
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+            assert out["index"] == [0]
