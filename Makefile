@@ -73,6 +73,7 @@ bench: $(BENCH_STAMP) $(PEER_STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/multitask.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/report.py
 
 clean:
