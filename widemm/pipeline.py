@@ -44,6 +44,10 @@ Inputs = dict[str, Any]  # slot -> tensor, {name: tensor} or a LazyColumn
 BACKGROUND_ROWS = 50  # training rows kept as the default explanation background
 
 
+# Training rows per numeric column from which the MLP embeds numbers periodically.
+PERIODIC_MIN_ROWS = 100
+
+
 class FeaturePipeline(BaseEstimator):
     """Column roles, preprocessors and the network they feed, fitted on a DataFrame.
 
@@ -55,7 +59,10 @@ class FeaturePipeline(BaseEstimator):
         Deep tabular model; a callable is called as
         ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
     tab_params : dict, optional
-        Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``.
+        Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``. The
+        MLP's periodic numeric embeddings are on by default from
+        ``PERIODIC_MIN_ROWS`` training rows per numeric column (off below: small
+        tables overfit them); ``cont_embed_dim`` decides instead.
     text_model : str or callable
         Encoder of the text columns: ``"bag"`` (a light bag of words learned from
         the training text), or a Hugging Face model name or folder (its fast
@@ -206,6 +213,7 @@ class FeaturePipeline(BaseEstimator):
         for pre in self.preprocessors_.values():
             pre.fit(X)
         self.summary_ = describe_columns(X)
+        self.n_rows_ = len(X)
         name = pretrained_text_name(self.text_model)
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
             self.text_config_ = backbone_config(name).to_json_string()
@@ -260,7 +268,7 @@ class FeaturePipeline(BaseEstimator):
                 tab.cardinalities_,
                 tab.embed_dims_,
                 tab.n_cont_,
-                **(self.tab_params or {}),
+                **self._tab_params(),
             )
         text_params = dict(self.text_params or {})
         if hasattr(self, "text_config_"):
@@ -289,6 +297,29 @@ class FeaturePipeline(BaseEstimator):
         n_outputs = sum(heads.values())
         wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
         return WideDeep(encoders, fusion, heads, wide)
+
+    def _tab_params(self) -> dict[str, Any]:
+        """``tab_params``, plus the data's default for the MLP's numeric embeddings.
+
+        Periodic embeddings (``cont_embed_dim``) need rows: with fewer than
+        ``PERIODIC_MIN_ROWS`` training rows per numeric column the MLP reads the
+        scaled values as they are. Measured (``bench/quality.py``): without them
+        wine 0.865 -> 0.983 accuracy, diabetes R² 0.20 -> 0.46, breast cancer AUC
+        0.983 -> 0.994, digits 0.942 -> 0.972; with them California at 2,000 rows
+        (250 a column) R² 0.72 against 0.64, Adult AUC 0.924 against 0.912.
+        """
+        params = dict(self.tab_params or {})
+        n_cont = len(self.schema_.cont_cols)
+        rows = getattr(self, "n_rows_", None)  # models saved before: as they were
+        if (
+            self.tab_model == "mlp"
+            and "cont_embed_dim" not in params
+            and rows is not None
+            and n_cont
+            and rows / n_cont < PERIODIC_MIN_ROWS
+        ):
+            params["cont_embed_dim"] = 0
+        return params
 
     def keep_background(self, rows: pd.DataFrame, outputs: np.ndarray) -> None:
         """Keep ``BACKGROUND_ROWS`` of ``rows`` as explanations' default background.
@@ -427,5 +458,6 @@ def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
     """
     from widemm.persistence import class_key
 
-    keys = ("schema_", "preprocessors_", "text_config_", "summary_", "background_")
+    keys = ("schema_", "preprocessors_", "text_config_", "summary_", "background_",
+            "n_rows_")  # fmt: skip
     return {class_key(FeaturePipeline): (FeaturePipeline, keys), **fitted_classes()}
