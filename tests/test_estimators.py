@@ -163,3 +163,24 @@ def test_bad_input_errors_name_the_problem(adult_split, fitted):
         WideDeepClassifier().fit(X_train, y_train.head(10))
     with pytest.raises(ValueError, match=r"Unknown fusion 'concatt'.*'concat'"):
         WideDeepClassifier(fusion="concatt", max_epochs=1).fit(X_train, y_train)
+
+
+def test_small_tables_skip_periodic_embeddings_and_learn():
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+    from torch import nn
+
+    X, y = load_wine(return_X_y=True, as_frame=True)  # 13 numbers, 133 train rows
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, random_state=0, stratify=y
+    )
+    model = WideDeepClassifier(random_state=0).fit(X_train, y_train)
+    assert isinstance(model.model_.encoders["tab"].cont_embedding, nn.Identity)
+    assert (model.predict(X_test) == y_test).mean() >= 0.93  # 0.87 with them
+    big = pd.concat([X_train] * 8, ignore_index=True)  # 1,064 rows: 82 a column
+    assert big.shape[0] / big.shape[1] < 100
+    many = WideDeepClassifier(
+        max_epochs=1, random_state=0, tab_params={"cont_embed_dim": 8}
+    )
+    many.fit(big, pd.concat([y_train] * 8, ignore_index=True))
+    assert not isinstance(many.model_.encoders["tab"].cont_embedding, nn.Identity)
