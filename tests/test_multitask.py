@@ -256,7 +256,7 @@ def test_weight_two_is_a_repeated_row(adult):
         validation_fraction=0,
         scaling=None,
         cont_cols=list(X.columns),
-        tab_params={"dropout": 0.0},
+        tab_params={"dropout": 0.0, "cont_embed_dim": 16},
         fusion_params={"dropout": 0.0},
     )
     weighted = WideDeepClassifier(**options).fit(X, y, sample_weight=weight)

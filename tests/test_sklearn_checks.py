@@ -13,10 +13,16 @@ def expected_failures(estimator):
     # with a validation split is not exactly (rtol 1e-7) equivalent to training on
     # repeated rows. tests/test_multitask.py checks the equivalence where it
     # holds: zero weight == dropped row exactly; weight 2 ~= a repeated row.
-    return {
+    failures = {
         "check_sample_weight_equivalence_on_dense_data": "mini-batch SGD with "
         "early stopping: weights are equivalent in expectation, not to 1e-7",
     }
+    if isinstance(estimator, WideDeepRegressor):  # float32: one value off by 9e-7
+        failures["check_methods_subset_invariance"] = (
+            "float32 matrix products round differently for another number of rows "
+            "(relative 1e-6; the check asks 1e-7)"
+        )
+    return failures
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
