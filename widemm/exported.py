@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from widemm import persistence
 from widemm.preprocessing import fitted_classes
 from widemm.preprocessing.arrays import frame_arrays
-from widemm.targets import Labels, Values, blocks, target_classes
+from widemm.targets import Values, blocks, target_classes
 from widemm.validation import check_frame
 
 CONFIG = "export.json"
@@ -77,8 +77,7 @@ class ExportedModel(BaseEstimator):
 
     @property
     def classes_(self) -> np.ndarray:
-        target = self.targets_[0]
-        return target.classes_ if isinstance(target, Labels) else target.labels_
+        return self.targets_[0].class_names
 
     def _frame(self, X: Any) -> pd.DataFrame:
         return check_frame(self, X, reset=False, optional=self.state_["ignored"])
@@ -114,14 +113,10 @@ class ExportedModel(BaseEstimator):
             return self.targets_[0].proba(blocks[0])
         index = self._frame(X).index
         return {
-            t.name: pd.DataFrame(t.proba(b), index=index, columns=self._labels(t))
+            t.name: pd.DataFrame(t.proba(b), index=index, columns=t.class_names)
             for t, b in zip(self.targets_, blocks, strict=True)
             if not isinstance(t, Values)
         }
-
-    @staticmethod
-    def _labels(t: Any) -> np.ndarray:
-        return t.classes_ if isinstance(t, Labels) else t.labels_
 
 
 def load_exported(path: str | os.PathLike[str]) -> ExportedModel:

@@ -51,8 +51,7 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
 
     @property
     def classes_(self) -> np.ndarray:
-        target = self.targets_[0]
-        return target.classes_ if isinstance(target, Labels) else target.labels_
+        return self.targets_[0].class_names
 
     def _fit_targets(self, y: Any, weight: np.ndarray | None) -> list[Target]:
         if isinstance(y, pd.DataFrame):

@@ -12,7 +12,6 @@ from sklearn.utils.multiclass import type_of_target
 
 from widemm.estimators.base import BaseWideDeep
 from widemm.targets import (
-    Labels,
     LabelSets,
     Target,
     Values,
@@ -169,13 +168,9 @@ class WideDeepMultiTask(BaseWideDeep):
         index = self._frame(X).index
         out = {}
         for t, block in zip(self.targets_, outs, strict=True):
-            if isinstance(t, Labels):
+            if not isinstance(t, Values):
                 out[t.name] = pd.DataFrame(
-                    t.proba(block), index=index, columns=t.classes_
-                )
-            elif isinstance(t, LabelSets):
-                out[t.name] = pd.DataFrame(
-                    t.proba(block), index=index, columns=t.labels_
+                    t.proba(block), index=index, columns=t.class_names
                 )
         return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from widemm.targets import Labels, Target, Values
+from widemm.targets import Target, Values
 
 
 def explained(
@@ -35,5 +35,4 @@ def explained(
         start += column * len(q) + q.index(0.5)
         scale, shift = float(t.scale_[column]), float(t.mean_[column])
         return Output("regression", None, scale, shift, start, 1, t.name)
-    labels = t.classes_ if isinstance(t, Labels) else t.labels_
-    return Output(t.kind, labels, 1.0, 0.0, start, t.n_outputs, t.name)
+    return Output(t.kind, t.class_names, 1.0, 0.0, start, t.n_outputs, t.name)

@@ -92,6 +92,11 @@ class Labels(BaseEstimator):
         return label_kind(self.classes_)
 
     @property
+    def class_names(self) -> np.ndarray:
+        """The names of its probability columns: the classes."""
+        return self.classes_
+
+    @property
     def n_outputs(self) -> int:
         """Logits: 1 for two classes, else one per class."""
         return 1 if self.kind == "binary" else len(self.classes_)
@@ -216,6 +221,11 @@ class LabelSets(BaseEstimator):
     @property
     def kind(self) -> Kind:
         return "multilabel"
+
+    @property
+    def class_names(self) -> np.ndarray:
+        """The names of its probability columns: the labels."""
+        return self.labels_
 
     @property
     def n_outputs(self) -> int:
