@@ -4,11 +4,26 @@
     python bench/quality.py --run wine
 
 Defaults on both sides, no tuning (HGB reads string columns as categoricals).
-Adult (ROC AUC) and California (R²) on the fixed 80/20 splits; scikit-learn's
+Adult (ROC AUC), California and movies (R²) on the fixed 80/20 splits; scikit-learn's
 bundled wine, breast cancer (ROC AUC), diabetes (R²) and digits (accuracy) with
 5-fold cross-validation (seed 0), mean over folds. Reported: each model's metric
 and fit seconds, and widemm's metric over HGB's (``ratio``; for R² the ratio of
 the two R²s).
+
+Movies: the Tomatometer (``Meter``) from the title, year, runtime, release date,
+MPAA rating, box office and the name lists (director, writer, cast, production,
+language, country); ``Awards`` and ``Reviews`` leak and are left out. HGB takes
+what it can: numbers, the date as days, strings of at most 255 values.
+Reviews: ``Recommended IND`` (ROC AUC) from the review's text and title (widemm's
+default learned bag of words; HGB has no text), age, feedback count and the
+division, department and class. Emoji: ``category`` (accuracy) from the image,
+the name and the tabular columns except ``sort_order`` (it leaks); widemm is
+given the pretrained encoders (MobileNetV2 at 96 px, MiniLM, both frozen and
+cached, as ``bench/images.py``); HGB gets the tabular columns only.
+``movies_kinds`` measures what reading dates and lists brings: widemm's defaults
+against the same model with the date ignored, with the lists ignored, and with
+the lists read as before #15 (names as text, languages and countries as
+categories); mean of 3 seeds each.
 """
 
 from __future__ import annotations
@@ -17,16 +32,32 @@ import time
 
 import numpy as np
 import pandas as pd
-from common import cli, emit, split
+from common import DATA, cli, emit, split
 from sklearn import datasets
 from sklearn.ensemble import HistGradientBoostingClassifier as HGBC
 from sklearn.ensemble import HistGradientBoostingRegressor as HGBR
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from widemm import WideDeepClassifier, WideDeepRegressor
 
-SETS = ["adult", "california", "wine", "breast_cancer", "diabetes", "digits"]
+SETS = [
+    "adult",
+    "california",
+    "movies",
+    "movies_kinds",
+    "reviews",
+    "emoji",
+    "wine",
+    "breast_cancer",
+    "diabetes",
+    "digits",
+]
+MOVIE_INPUTS = [
+    *("Title", "Year", "Runtime", "Released", "Rating", "BoxOffice"),
+    *("Director", "Writer", "Cast", "Production", "Language", "Country"),
+]
+LISTS = ["Director", "Writer", "Cast", "Production", "Language", "Country"]
 BUNDLED = {
     "wine": (datasets.load_wine, "accuracy"),
     "breast_cancer": (datasets.load_breast_cancer, "roc_auc"),
@@ -44,12 +75,45 @@ def score(metric: str, model: object, X: pd.DataFrame, y: pd.Series) -> float:
     return float(accuracy_score(y, model.predict(X)))  # type: ignore[attr-defined]
 
 
+def widemm_params(name: str) -> dict:
+    """What widemm is told beyond its defaults: where images are, which encoders."""
+    if name != "emoji":
+        return {}
+    from images import EMOJI, SIZE, WEIGHTS
+
+    return {
+        "image_model": "mobilenet_v2",
+        "image_params": {"weights": WEIGHTS},
+        "image_root": str(EMOJI),
+        "image_size": SIZE,
+        "text_cols": ["name"],
+        "text_model": "sentence-transformers/all-MiniLM-L6-v2",
+    }
+
+
 def folds(name: str) -> tuple[str, list[tuple[pd.DataFrame, ...]]]:
     """The metric and the (X_train, X_test, y_train, y_test) splits of a data set."""
+    if name == "reviews":
+        X_train, X_test, y_train, y_test = split(
+            "womens_clothing_reviews", "Recommended IND"
+        )
+        drop = ["Rating"]  # the stars give the recommendation away
+        return "roc_auc", [(X_train.drop(columns=drop), X_test.drop(columns=drop),
+                            y_train, y_test)]  # fmt: skip
+    if name == "emoji":
+        from images import emoji
+
+        return "accuracy", [tuple(emoji())]
     if name == "adult":
         return "roc_auc", [tuple(split("adult", "income"))]
     if name == "california":
         return "r2", [tuple(split("california_housing", "MedHouseVal", stratify=False))]
+    if name == "movies":
+        df = pd.read_parquet(DATA / "movies.parquet").dropna(subset=["Meter"])
+        parts = train_test_split(
+            df[MOVIE_INPUTS], df["Meter"], test_size=0.2, random_state=0
+        )
+        return "r2", [tuple(parts)]
     load, metric = BUNDLED[name]
     X, y = load(return_X_y=True, as_frame=True)
     cv = KFold(5, shuffle=True, random_state=0) if metric == "r2" else (
@@ -61,21 +125,61 @@ def folds(name: str) -> tuple[str, list[tuple[pd.DataFrame, ...]]]:
 
 
 def categorical(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
-    """String columns as categoricals with the training rows' categories."""
+    """String columns as categoricals with the training rows' categories.
+
+    Dates become days since 1970; strings of more than 255 values (HGB's limit)
+    are dropped.
+    """
     train, test = train.copy(), test.copy()
     for col in train.columns:
-        if not pd.api.types.is_numeric_dtype(train[col]):
+        if pd.api.types.is_datetime64_any_dtype(train[col]):
+            for frame in (train, test):
+                frame[col] = (frame[col] - pd.Timestamp(0)).dt.days
+        elif not pd.api.types.is_numeric_dtype(train[col]) and train[col].nunique() > 255:
+            train, test = train.drop(columns=col), test.drop(columns=col)
+        elif not pd.api.types.is_numeric_dtype(train[col]):
             kinds = pd.CategoricalDtype(train[col].dropna().unique())
             train[col], test[col] = train[col].astype(kinds), test[col].astype(kinds)
     return train, test
 
 
+def movies_kinds() -> None:
+    """widemm on movies with dates and lists read, ignored, or read as before."""
+    ((X_train, X_test, y_train, y_test),) = folds("movies")[1]
+    before = {
+        "text_cols": ["Title", "Director", "Writer", "Cast", "Production"],
+        "cat_cols": ["Rating", "Language", "Country"],
+    }
+    variants = {
+        "dates and lists read": {},
+        "date ignored": {"ignore_cols": ["Released"]},
+        "lists ignored": {"ignore_cols": LISTS},
+        "lists as text and categories (before)": before,
+    }
+    for label, params in variants.items():
+        values, seconds = [], 0.0
+        for seed in range(3):
+            model = WideDeepRegressor(random_state=seed, **params)
+            start = time.perf_counter()
+            model.fit(X_train, y_train)
+            seconds += time.perf_counter() - start
+            values.append(model.score(X_test, y_test))
+        emit({
+            "model": f"movies Meter R², {label}",
+            "widemm": round(float(np.mean(values)), 4),
+            "std": round(float(np.std(values)), 4),
+            "widemm_fit_seconds": round(seconds / 3, 1),
+        })  # fmt: skip
+
+
 def run(name: str) -> None:
+    if name == "movies_kinds":
+        return movies_kinds()
     metric, splits = folds(name)
     regression = metric == "r2"
     makers = {
         "widemm": lambda: (WideDeepRegressor if regression else WideDeepClassifier)(
-            random_state=0
+            random_state=0, **widemm_params(name)
         ),
         "HGB": lambda: (HGBR if regression else HGBC)(
             categorical_features="from_dtype", random_state=0

@@ -107,9 +107,13 @@ class FeaturePipeline(BaseEstimator):
         ``{"modality_dropout": 0.3}``.
     wide : bool
         Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
-    cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
+    cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols, ignore_cols :
+        list of str, optional
         Fix the role of these columns; the others are inferred (see
         :func:`widemm.infer_schema`, and the ``schema_`` attribute after fit).
+        Dates become calendar features and elapsed time; multi-valued columns
+        (lists, or delimited strings such as ``"Ann, Bob"``) a mean of their
+        items' embeddings.
     wide_cols : list of str, optional
         Columns one-hot encoded into the wide part; by default the categorical ones.
     crossed_cols : list of tuples of str, optional
@@ -118,6 +122,10 @@ class FeaturePipeline(BaseEstimator):
         Scaling of continuous columns.
     min_frequency : int
         Categorical values seen fewer times in fit share one "rare" code.
+    max_categories : int
+        Values kept per categorical column (the most frequent; the others are
+        rare), which bounds the memory of high-cardinality columns and ids, in
+        the wide part and in the embeddings.
     device : str
         Where the feature cache runs frozen encoders: ``"auto"``, ``"cpu"``, ...
     verbose : int
@@ -159,6 +167,8 @@ class FeaturePipeline(BaseEstimator):
         wide: bool = True,
         cat_cols: Sequence[str] | None = None,
         cont_cols: Sequence[str] | None = None,
+        date_cols: Sequence[str] | None = None,
+        multi_cols: Sequence[str] | None = None,
         text_cols: Sequence[str] | None = None,
         image_cols: Sequence[str] | None = None,
         ignore_cols: Sequence[str] | None = None,
@@ -166,6 +176,7 @@ class FeaturePipeline(BaseEstimator):
         crossed_cols: Sequence[Sequence[str]] | None = None,
         scaling: Literal["standard", "quantile"] | None = "standard",
         min_frequency: int = 5,
+        max_categories: int = 10_000,
         device: str = "auto",
         verbose: int = 0,
     ) -> None:
@@ -187,6 +198,8 @@ class FeaturePipeline(BaseEstimator):
         self.wide = wide
         self.cat_cols = cat_cols
         self.cont_cols = cont_cols
+        self.date_cols = date_cols
+        self.multi_cols = multi_cols
         self.text_cols = text_cols
         self.image_cols = image_cols
         self.ignore_cols = ignore_cols
@@ -194,6 +207,7 @@ class FeaturePipeline(BaseEstimator):
         self.crossed_cols = crossed_cols
         self.scaling = scaling
         self.min_frequency = min_frequency
+        self.max_categories = max_categories
         self.device = device
         self.verbose = verbose
 
@@ -203,6 +217,8 @@ class FeaturePipeline(BaseEstimator):
             X,
             cat_cols=self.cat_cols,
             cont_cols=self.cont_cols,
+            date_cols=self.date_cols,
+            multi_cols=self.multi_cols,
             text_cols=self.text_cols,
             image_cols=self.image_cols,
             ignore_cols=self.ignore_cols,
@@ -221,17 +237,22 @@ class FeaturePipeline(BaseEstimator):
 
     def _make_preprocessors(self) -> dict[str, Any]:
         s = self.schema_
-        if not (s.cat_cols or s.cont_cols or s.text_cols or s.image_cols):
+        if not s.deep_cols:
             raise ValueError(f"No usable column: every column was ignored.\n{s}")
         pre: dict[str, Any] = {}
         if self.wide and (s.wide_cols or s.crossed_cols):
-            pre["wide"] = WidePreprocessor(s.wide_cols, s.crossed_cols)
-        if s.cat_cols or s.cont_cols:
+            pre["wide"] = WidePreprocessor(
+                s.wide_cols, s.crossed_cols, max_categories=self.max_categories
+            )
+        if s.tab_cols:
             pre["tab"] = TabPreprocessor(
                 s.cat_cols,
                 s.cont_cols,
+                s.date_cols,
+                s.multi_cols,
                 scaling=self.scaling,
                 min_frequency=self.min_frequency,
+                max_categories=self.max_categories,
             )
         if s.text_cols:
             pre["text"] = TextPreprocessor(
@@ -263,12 +284,14 @@ class FeaturePipeline(BaseEstimator):
         encoders: dict[str, Encoder] = {}
         if "tab" in pre:
             tab = pre["tab"]
+            bags = {"bag_widths": tab.bag_widths_} if tab.bag_widths_ else {}
             encoders["tab"] = make_tab_model(
                 self.tab_model,
                 tab.cardinalities_,
                 tab.embed_dims_,
                 tab.n_cont_,
                 **self._tab_params(),
+                **bags,
             )
         text_params = dict(self.text_params or {})
         if hasattr(self, "text_config_"):
@@ -309,7 +332,7 @@ class FeaturePipeline(BaseEstimator):
         (250 a column) R² 0.72 against 0.64, Adult AUC 0.924 against 0.912.
         """
         params = dict(self.tab_params or {})
-        n_cont = len(self.schema_.cont_cols)
+        n_cont = len(self.schema_.cont_cols) + len(self.schema_.date_cols)
         rows = getattr(self, "n_rows_", None)  # models saved before: as they were
         if (
             self.tab_model == "mlp"

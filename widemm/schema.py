@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from widemm.columns import is_date_like, is_list_cells, list_separator
 from widemm.validation import plain
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-ROLES = ("cat", "cont", "text", "image")
+ROLES = ("cat", "cont", "date", "multi", "text", "image")
 _ID_NAME = re.compile(r"(^|[^a-zA-Z])(id|Id|ID)($|[^a-zA-Z])|[a-z](Id|ID)$")
 _SAMPLE = 2000  # rows looked at to tell text, images and ids apart
 
@@ -25,9 +26,10 @@ class ColumnSchema:
 
     Attributes
     ----------
-    cat_cols, cont_cols, text_cols, image_cols : tuple of str
-        Columns for the deep tabular part (categorical, continuous), the text
-        encoders and the image encoders.
+    cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols : tuple of str
+        Columns for the deep tabular part (categorical, continuous, dates,
+        multi-valued: lists or delimited strings such as ``"Ann, Bob"``), the
+        text encoders and the image encoders.
     wide_cols : tuple of str
         Categorical columns one-hot encoded into the wide (linear) part.
     crossed_cols : tuple of tuple of str
@@ -41,6 +43,8 @@ class ColumnSchema:
 
     cat_cols: tuple[str, ...] = ()
     cont_cols: tuple[str, ...] = ()
+    date_cols: tuple[str, ...] = ()
+    multi_cols: tuple[str, ...] = ()
     text_cols: tuple[str, ...] = ()
     image_cols: tuple[str, ...] = ()
     wide_cols: tuple[str, ...] = ()
@@ -60,10 +64,15 @@ class ColumnSchema:
     @property
     def deep_cols(self) -> tuple[str, ...]:
         """Columns of the deep parts (tabular, text, image), role by role."""
-        return (*self.cat_cols, *self.cont_cols, *self.text_cols, *self.image_cols)
+        return tuple(c for role in ROLES for c in getattr(self, f"{role}_cols"))
+
+    @property
+    def tab_cols(self) -> tuple[str, ...]:
+        """Columns of the deep tabular part."""
+        return (*self.cat_cols, *self.cont_cols, *self.date_cols, *self.multi_cols)
 
     def role(self, col: str) -> str:
-        """Return ``'cat'``, ``'cont'``, ``'text'``, ``'image'`` or ``'ignored'``."""
+        """Return the role of a column (one of ``ROLES``) or ``'ignored'``."""
         for role in ROLES:
             if col in getattr(self, f"{role}_cols"):
                 return role
@@ -100,6 +109,7 @@ class ColumnSchema:
     def from_dict(cls, state: Mapping[str, Any]) -> ColumnSchema:
         """Rebuild a schema saved with :meth:`to_dict`."""
         lists = {k: tuple(v) for k, v in state.items() if k.endswith("_cols")}
+        # date_cols and multi_cols are absent from models saved before they were.
         lists["crossed_cols"] = tuple(tuple(c) for c in state["crossed_cols"])
         return cls(**lists, ignored=dict(state["ignored"]))
 
@@ -109,6 +119,8 @@ def infer_schema(
     *,
     cat_cols: Sequence[str] | None = None,
     cont_cols: Sequence[str] | None = None,
+    date_cols: Sequence[str] | None = None,
+    multi_cols: Sequence[str] | None = None,
     text_cols: Sequence[str] | None = None,
     image_cols: Sequence[str] | None = None,
     ignore_cols: Sequence[str] | None = None,
@@ -120,15 +132,20 @@ def infer_schema(
     Rules, in order, for a column not named by the user: all missing or a single
     value -> ignored; bool -> categorical; numbers -> continuous, unless the name
     says it is an id (``id``, ``user_id``, ``Clothing ID``) or an integer is unique
-    per row; PIL images, bytes, arrays or strings ending in an image suffix ->
-    image; strings of several words, mostly distinct -> text; strings unique per
-    row -> ignored (an id); other strings and categoricals -> categorical.
+    per row; datetimes -> date; PIL images, bytes, arrays or strings ending in an
+    image suffix -> image; lists in cells -> multi-valued; strings that look like
+    dates (``2009-01-19``, ``Jan 19, 2009``) -> date; delimited lists of short,
+    repeating items (``"Ann, Bob"``, see ``columns.list_separator``) ->
+    multi-valued; strings of several words, mostly distinct -> text; strings
+    unique per row, or mostly distinct under an id's name -> ignored (an id);
+    other strings and categoricals -> categorical.
 
     Parameters
     ----------
     X : DataFrame
         The training inputs.
-    cat_cols, cont_cols, text_cols, image_cols, ignore_cols : list of str, optional
+    cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols, ignore_cols :
+        list of str, optional
         Columns whose role the user fixes.
     wide_cols : list of str, optional
         Columns for the wide part; by default every categorical column.
@@ -142,6 +159,8 @@ def infer_schema(
     given = {
         "cat": cat_cols,
         "cont": cont_cols,
+        "date": date_cols,
+        "multi": multi_cols,
         "text": text_cols,
         "image": image_cols,
         "ignore": ignore_cols,
@@ -172,10 +191,7 @@ def infer_schema(
         by_role["cat"] if wide_cols is None else _check_names(X, wide_cols, "wide_cols")
     )
     return ColumnSchema(
-        cat_cols=by_role["cat"],
-        cont_cols=by_role["cont"],
-        text_cols=by_role["text"],
-        image_cols=by_role["image"],
+        **{f"{role}_cols": cols for role, cols in by_role.items()},
         wide_cols=tuple(wide),
         crossed_cols=crossed,
         ignored=ignored,
@@ -227,22 +243,31 @@ def _infer_role(s: pd.Series) -> tuple[str, str]:
             return "ignore", "a single value"
         return "cont", ""
     if pd.api.types.is_datetime64_any_dtype(s):
-        return "ignore", "dates are not supported yet"
+        return ("date", "") if values.nunique() > 1 else ("ignore", "a single value")
     if _is_image(sample):
         return "image", ""
+    if is_list_cells(sample):
+        return "multi", ""
     if isinstance(s.dtype, pd.CategoricalDtype):
         return ("cat", "") if values.nunique() > 1 else ("ignore", "a single value")
     if not sample.map(lambda v: isinstance(v, str)).all():
         return "cat", ""
     n_unique = values.nunique()
+    if n_unique > 1 and is_date_like(sample):
+        return "date", ""
+    if list_separator(sample) is not None:
+        return "multi", ""
     if n_unique == 1:
         return "ignore", "a single value"
     words = sample.str.split().str.len().mean()
     distinct = sample.nunique() / len(sample)
     if words >= 4 or (words >= 1.5 and distinct > 0.5):
         return "text", ""
-    if len(values) > 20 and n_unique == len(values):
-        return "ignore", "unique per row, looks like an id (pass cat_cols to use it)"
+    if len(values) > 20 and (
+        n_unique == len(values)
+        or (_ID_NAME.search(str(s.name)) and n_unique > len(values) / 2)
+    ):
+        return "ignore", "looks like an id (pass cat_cols to use it)"
     return "cat", ""
 
 

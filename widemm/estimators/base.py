@@ -67,8 +67,9 @@ class BaseWideDeep(BaseEstimator):
     ----------
     tab_model, tab_params, text_model, text_params, text_max_length, image_model,
     image_params, image_root, image_size, image_augment, on_error, cache_features,
-    share_encoders, fusion, fusion_params, wide, cat_cols, cont_cols, text_cols,
-    image_cols, ignore_cols, wide_cols, crossed_cols, scaling, min_frequency
+    share_encoders, fusion, fusion_params, wide, cat_cols, cont_cols, date_cols,
+    multi_cols, text_cols, image_cols, ignore_cols, wide_cols, crossed_cols,
+    scaling, min_frequency, max_categories
         How columns become model inputs and which network they feed: see
         :class:`widemm.pipeline.FeaturePipeline`, which documents each.
     max_epochs, batch_size : int or "auto"
@@ -149,6 +150,8 @@ class BaseWideDeep(BaseEstimator):
         wide: bool = True,
         cat_cols: Sequence[str] | None = None,
         cont_cols: Sequence[str] | None = None,
+        date_cols: Sequence[str] | None = None,
+        multi_cols: Sequence[str] | None = None,
         text_cols: Sequence[str] | None = None,
         image_cols: Sequence[str] | None = None,
         ignore_cols: Sequence[str] | None = None,
@@ -156,6 +159,7 @@ class BaseWideDeep(BaseEstimator):
         crossed_cols: Sequence[Sequence[str]] | None = None,
         scaling: Literal["standard", "quantile"] | None = "standard",
         min_frequency: int = 5,
+        max_categories: int = 10_000,
         max_epochs: int | Literal["auto"] = "auto",
         batch_size: int | Literal["auto"] = "auto",
         learning_rate: float = 1e-3,
@@ -197,6 +201,8 @@ class BaseWideDeep(BaseEstimator):
         self.wide = wide
         self.cat_cols = cat_cols
         self.cont_cols = cont_cols
+        self.date_cols = date_cols
+        self.multi_cols = multi_cols
         self.text_cols = text_cols
         self.image_cols = image_cols
         self.ignore_cols = ignore_cols
@@ -204,6 +210,7 @@ class BaseWideDeep(BaseEstimator):
         self.crossed_cols = crossed_cols
         self.scaling = scaling
         self.min_frequency = min_frequency
+        self.max_categories = max_categories
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

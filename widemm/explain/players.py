@@ -51,10 +51,9 @@ class Players:
         if "wide" in inputs:
             leaves[("wide",)] = index[WIDE]
         if "tab" in inputs:
-            tab = pipeline.preprocessors_["tab"]
-            cont = [*tab.cont_cols_, *tab.nan_cols_]  # indicator -> its column
+            cat, cont = pipeline.preprocessors_["tab"].feature_columns()
             leaves[("tab", "cat")] = torch.tensor(
-                [index[c] for c in tab.vocab_], dtype=torch.long
+                [index[c] for c in cat], dtype=torch.long
             )
             leaves[("tab", "cont")] = torch.tensor(
                 [index[c] for c in cont], dtype=torch.long

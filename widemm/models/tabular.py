@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -12,13 +13,32 @@ from widemm.models.layers import MLP, AttributionLayer, Encoder
 from widemm.models.registry import resolve
 
 
+class ItemBag(nn.Module):
+    """The mean embedding of a multi-valued column's items; code 0 pads.
+
+    An embedding and a masked mean rather than ``nn.EmbeddingBag``, which ONNX
+    runs as a loop over rows.
+    """
+
+    def __init__(self, n_codes: int, dim: int, lr_scale: float = 10.0) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_codes, dim, padding_idx=0)
+        self.lr_scale = lr_scale
+
+    def forward(self, codes: Tensor) -> Tensor:
+        """codes (B, width) int64 -> (B, dim); a row of padding only -> zeros."""
+        n = (codes != 0).sum(1, keepdim=True).clamp(min=1)
+        return self.embedding(codes).sum(1) / n
+
+
 class TabMLP(Encoder):
     """Embed categorical codes, append continuous values, apply an MLP.
 
     Parameters
     ----------
     cardinalities, embed_dims : sequence of int
-        Number of codes and embedding size of each categorical column.
+        Number of codes and embedding size of each categorical column (then of
+        each multi-valued column).
     n_cont : int
         Number of continuous inputs.
     hidden_dims : sequence of int
@@ -32,6 +52,9 @@ class TabMLP(Encoder):
     frequency_init_scale : float
         Spread of the periodic embeddings' initial frequencies; values near 1-10
         suit standardised inputs (3.0 measured best on Adult).
+    bag_widths : sequence of int
+        Code columns of each multi-valued column (the last ``len(bag_widths)``
+        cardinalities), embedded as an ``ItemBag``.
     """
 
     def __init__(
@@ -44,10 +67,19 @@ class TabMLP(Encoder):
         dropout: float = 0.1,
         cont_embed_dim: int = 16,
         frequency_init_scale: float = 3.0,
+        bag_widths: Sequence[int] = (),
     ) -> None:
         super().__init__()
-        pairs = zip(cardinalities, embed_dims, strict=True)
-        self.embeddings = nn.ModuleList(nn.Embedding(n, d) for n, d in pairs)
+        n_single = len(cardinalities) - len(bag_widths)
+        widths = [1] * n_single + list(bag_widths)
+        self.slices = [
+            (start, start + w)
+            for start, w in zip(accumulate(widths, initial=0), widths, strict=False)
+        ]
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(n, d) if i < n_single else ItemBag(n, d)
+            for i, (n, d) in enumerate(zip(cardinalities, embed_dims, strict=True))
+        )
         self.cont_embedding: nn.Module = nn.Identity()
         n_cont_out = n_cont
         if cont_embed_dim > 0 and n_cont > 0:
@@ -71,13 +103,17 @@ class TabMLP(Encoder):
         cont = self.cont_embedding
         point = cont[0] if isinstance(cont, nn.Sequential) else cont
         cats: list[AttributionLayer] = [
-            (emb, "cat", i) for i, emb in enumerate(self.embeddings)
+            (emb, "cat", start)
+            for emb, (start, _) in zip(self.embeddings, self.slices, strict=True)
         ]
         return [*cats, (point, "cont", None)]
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["cat"] (B, n_cat) int64, x["cont"] (B, n_cont) float -> (B, output_dim)."""
-        cat = [emb(x["cat"][:, i]) for i, emb in enumerate(self.embeddings)]
+        cat = [
+            emb(x["cat"][:, a]) if isinstance(emb, nn.Embedding) else emb(x["cat"][:, a:b])
+            for emb, (a, b) in zip(self.embeddings, self.slices, strict=True)
+        ]
         return self.mlp(torch.cat([*cat, self.cont_embedding(x["cont"])], dim=1))
 
 
@@ -95,6 +131,9 @@ class FTTransformer(Encoder):
         Unused: every token has size ``d_block``; accepted for a common signature.
     n_cont : int
         Number of continuous inputs.
+    bag_widths : sequence of int
+        Code columns of each multi-valued column: each code column is a token
+        (its cardinality repeated), padding included.
     n_blocks, d_block, attention_n_heads : int
         Depth, token size and heads.
     attention_dropout, ffn_dropout, residual_dropout : float
@@ -107,6 +146,7 @@ class FTTransformer(Encoder):
         embed_dims: Sequence[int],
         n_cont: int,
         *,
+        bag_widths: Sequence[int] = (),
         n_blocks: int = 2,
         d_block: int = 64,
         attention_n_heads: int = 8,
@@ -117,6 +157,11 @@ class FTTransformer(Encoder):
         import rtdl_revisiting_models as rtdl
 
         super().__init__()
+        n_single = len(cardinalities) - len(bag_widths)
+        cardinalities = [
+            *cardinalities[:n_single],
+            *(n for n, w in zip(cardinalities[n_single:], bag_widths) for _ in range(w)),
+        ]
         self.model = rtdl.FTTransformer(
             n_cont_features=n_cont,
             cat_cardinalities=list(cardinalities),

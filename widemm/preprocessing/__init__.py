@@ -44,6 +44,7 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
         WidePreprocessor: ("vocab_", "offsets_", "n_indices_", *names),
         TabPreprocessor: (
             *("vocab_", "cardinalities_", "embed_dims_", "nan_cols_", "scaler_"),
+            *("bag_widths_", "separators_", "date_parts_", "bounds_"),
             *("cont_cols_", "n_cat_", "n_cont_", *names),
         ),
         TextPreprocessor: (

@@ -30,6 +30,9 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
     crossed_cols : list of tuples of str
         Crosses, e.g. ``[("education", "occupation")]``; a cross's value is the
         combination of its columns' values (missing if any is missing).
+    max_categories : int
+        Known values kept per input, the most frequent; the others count as
+        unseen. Bounds the index space of high-cardinality columns and crosses.
 
     Attributes
     ----------
@@ -54,16 +57,17 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         self,
         cols: Sequence[str] | None = None,
         crossed_cols: Sequence[Sequence[str]] = (),
+        *,
+        max_categories: int = 10_000,
     ) -> None:
         self.cols = cols
         self.crossed_cols = crossed_cols
+        self.max_categories = max_categories
 
     def fit(self, X: Any, y: Any = None) -> Self:
         X = check_frame(self, X, reset=True)
         inputs = self._inputs(X)
-        self.vocab_ = {
-            k: pd.Index(pd.unique(v[~pd.isna(v)])) for k, v in inputs.items()
-        }
+        self.vocab_ = {k: self._vocab(v[~pd.isna(v)]) for k, v in inputs.items()}
         sizes = np.array([N_RESERVED + len(v) for v in self.vocab_.values()])
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.n_indices_ = int(sizes.sum())
@@ -93,6 +97,14 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self)
         return np.asarray(list(self.vocab_), dtype=object)
+
+    def _vocab(self, keys: np.ndarray) -> pd.Index:
+        """Values in order of first appearance; the most frequent when capped."""
+        unique = pd.unique(keys)
+        if len(unique) <= self.max_categories:
+            return pd.Index(unique)
+        counts = pd.Series(keys).value_counts(sort=True)
+        return pd.Index(counts.index[: self.max_categories])
 
     def _inputs(
         self, X: pd.DataFrame, memo: dict[str, np.ndarray] | None = None
