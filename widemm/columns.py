@@ -67,8 +67,8 @@ def date_parts(values: np.ndarray) -> dict[str, np.ndarray]:
     days = (values - _EPOCH) / np.timedelta64(1, "D")
     index = pd.DatetimeIndex(values)
     cycles = {
-        "year": (index.dayofyear.to_numpy(float) - 1) / 365.25,
-        "week": index.dayofweek.to_numpy(float) / 7,
+        "year": (index.day_of_year.to_numpy(float) - 1) / 365.25,
+        "week": index.day_of_week.to_numpy(float) / 7,
         "day": (index.hour.to_numpy(float) + index.minute.to_numpy(float) / 60) / 24,
     }
     parts = {"days": days}

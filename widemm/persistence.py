@@ -158,6 +158,8 @@ def _encode(value: Any, classes: Classes) -> Any:
         return value
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray) and value.dtype.kind == "M":  # dates: int64
+        return {"__ndarray__": value.view(np.int64).tolist(), "dtype": value.dtype.str}
     if isinstance(value, np.ndarray):
         return {
             "__ndarray__": value.tolist(),
@@ -169,7 +171,7 @@ def _encode(value: Any, classes: Classes) -> Any:
             "dtype": str(value.dtype),
         }
     if isinstance(value, pd.DataFrame):
-        columns = {str(k): v.to_numpy() for k, v in value.items()}
+        columns = {str(k): _column(v) for k, v in value.items()}
         return {"__frame__": _encode(columns, classes)}
     if isinstance(value, ColumnSchema):
         return {"__schema__": value.to_dict()}
@@ -191,6 +193,13 @@ def _encode(value: Any, classes: Classes) -> Any:
     )
 
 
+def _column(s: pd.Series) -> np.ndarray:
+    """A frame's column as numpy; dates with a time zone as naive UTC."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.to_numpy()
+
+
 def _decode(value: Any, classes: Classes) -> Any:
     if isinstance(value, list):
         return [_decode(v, classes) for v in value]
@@ -199,7 +208,10 @@ def _decode(value: Any, classes: Classes) -> Any:
     if "__object__" in value:
         return _decode_object(value, classes)
     if "__ndarray__" in value:
-        return np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind == "M":
+            return np.array(value["__ndarray__"], dtype=np.int64).view(dtype)
+        return np.array(value["__ndarray__"], dtype=dtype)
     if "__index__" in value:
         return pd.Index(_decode(value["__index__"], classes), dtype=value["dtype"])
     if "__frame__" in value:

@@ -351,10 +351,14 @@ class FeaturePipeline(BaseEstimator):
         The rows kept sit at evenly spaced quantiles of the output (of the top
         logit, within each predicted class, for several classes), so their mean
         output, an explanation's base value, hardly depends on which rows were
-        drawn. Kept JSON-safe (missing -> None), saved with the model.
+        drawn. Kept JSON-safe (missing -> None; dates stay datetime64), saved with
+        the model.
         """
         chosen = rows.iloc[spread_rows(outputs, BACKGROUND_ROWS)]
         self.background_ = chosen.astype(object).where(chosen.notna(), None)
+        for col in self.schema_.date_cols:
+            if pd.api.types.is_datetime64_any_dtype(chosen[col]):
+                self.background_[col] = chosen[col]
 
     def _encoders(
         self, slots: Mapping[str, str], make: Callable[[], Encoder]

@@ -17,7 +17,9 @@ class ItemBag(nn.Module):
     """The mean embedding of a multi-valued column's items; code 0 pads.
 
     An embedding and a masked mean rather than ``nn.EmbeddingBag``, which ONNX
-    runs as a loop over rows.
+    runs as a loop over rows. Trains at ``lr_scale`` times the learning rate:
+    each item is in few rows, so its embedding gets few updates (on movies, the
+    Tomatometer R² from name lists went 0.224 -> 0.252 at 10x).
     """
 
     def __init__(self, n_codes: int, dim: int, lr_scale: float = 10.0) -> None:
