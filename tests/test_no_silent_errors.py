@@ -226,11 +226,16 @@ def test_bad_shapes_and_cells_get_errors_that_name_them(adult_small):
         ValueError, match=r"2-D y is a multilabel 0/1 indicator.*MultiTask"
     ):
         small().fit(X_train, np.c_[y_train, y_train])
-    tags = X_train.assign(tags=[["a", "b"]] * len(X_train))
+    tags = X_train.assign(tags=[["a", "b"]] * len(X_train))  # lists: multi-valued
     with pytest.raises(
         ValueError, match=rf"'tags' holds list values \(row {tags.index[0]}"
     ):
-        small().fit(tags, y_train)
+        small(cat_cols=["tags"]).fit(tags, y_train)
+    meta = X_train.assign(meta=[{"a": 1}] * len(X_train))
+    with pytest.raises(
+        ValueError, match=rf"'meta' holds dict values \(row {meta.index[0]}"
+    ):
+        small().fit(meta, y_train)
     twice = X_train.set_axis([*X_train.columns[:-1], "age"], axis=1)
     with pytest.raises(ValueError, match=r"duplicated column names: \['age'\]"):
         small().fit(twice, y_train)

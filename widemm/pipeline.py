@@ -46,6 +46,10 @@ BACKGROUND_ROWS = 50  # training rows kept as the default explanation background
 
 # Training rows per numeric column from which the MLP embeds numbers periodically.
 PERIODIC_MIN_ROWS = 100
+# Training rows for which tab_model="auto" is TabM; the MLP outside: on small
+# tables it measured as good or better, and on large ones TabM's k members cost
+# about 15x the MLP's time per row.
+TABM_ROWS = (2_000, 100_000)
 
 
 class FeaturePipeline(BaseEstimator):
@@ -55,12 +59,18 @@ class FeaturePipeline(BaseEstimator):
 
     Parameters
     ----------
-    tab_model : {"mlp", "ft_transformer"} or callable
+    tab_model : {"auto", "tabm", "mlp", "ft_transformer"} or callable
         Deep tabular model; a callable is called as
         ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
+        ``"auto"``: TabM (16 weight-sharing MLPs, the quality choice) from 2,000
+        to 100,000 training rows (``TABM_ROWS``), the single MLP (about 15x
+        faster) outside. Measured with TabM: Adult AUC 0.9241 -> 0.9273,
+        California R² 0.826 -> 0.844 (HGB 0.9283 and 0.837), at 15-20x the fit
+        time; on the small bundled sets the MLP was as good or better (wine
+        0.983 against 0.966).
     tab_params : dict, optional
         Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``. The
-        MLP's periodic numeric embeddings are on by default from
+        MLP's (and TabM's) periodic numeric embeddings are on by default from
         ``PERIODIC_MIN_ROWS`` training rows per numeric column (off below: small
         tables overfit them); ``cont_embed_dim`` decides instead.
     text_model : str or callable
@@ -149,7 +159,7 @@ class FeaturePipeline(BaseEstimator):
     def __init__(
         self,
         *,
-        tab_model: str | Callable[..., Encoder] = "mlp",
+        tab_model: str | Callable[..., Encoder] = "auto",
         tab_params: Mapping[str, Any] | None = None,
         text_model: str | Callable[..., Encoder] = "bag",
         text_params: Mapping[str, Any] | None = None,
@@ -286,7 +296,7 @@ class FeaturePipeline(BaseEstimator):
             tab = pre["tab"]
             bags = {"bag_widths": tab.bag_widths_} if tab.bag_widths_ else {}
             encoders["tab"] = make_tab_model(
-                self.tab_model,
+                self.tab_model_name(),
                 tab.cardinalities_,
                 tab.embed_dims_,
                 tab.n_cont_,
@@ -321,6 +331,13 @@ class FeaturePipeline(BaseEstimator):
         wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
         return WideDeep(encoders, fusion, heads, wide)
 
+    def tab_model_name(self) -> str | Callable[..., Encoder]:
+        """``tab_model``, with ``"auto"`` resolved by the number of training rows."""
+        if self.tab_model != "auto":
+            return self.tab_model
+        low, high = TABM_ROWS
+        return "tabm" if low <= self.n_rows_ < high else "mlp"
+
     def _tab_params(self) -> dict[str, Any]:
         """``tab_params``, plus the data's default for the MLP's numeric embeddings.
 
@@ -333,13 +350,11 @@ class FeaturePipeline(BaseEstimator):
         """
         params = dict(self.tab_params or {})
         n_cont = len(self.schema_.cont_cols) + len(self.schema_.date_cols)
-        rows = getattr(self, "n_rows_", None)  # models saved before: as they were
         if (
-            self.tab_model == "mlp"
+            self.tab_model_name() in ("mlp", "tabm")
             and "cont_embed_dim" not in params
-            and rows is not None
             and n_cont
-            and rows / n_cont < PERIODIC_MIN_ROWS
+            and self.n_rows_ / n_cont < PERIODIC_MIN_ROWS
         ):
             params["cont_embed_dim"] = 0
         return params

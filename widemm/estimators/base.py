@@ -131,7 +131,7 @@ class BaseWideDeep(BaseEstimator):
     def __init__(
         self,
         *,
-        tab_model: str | Callable[..., Encoder] = "mlp",
+        tab_model: str | Callable[..., Encoder] = "auto",
         tab_params: Mapping[str, Any] | None = None,
         text_model: str | Callable[..., Encoder] = "bag",
         text_params: Mapping[str, Any] | None = None,

@@ -97,8 +97,12 @@ class TabMLP(Encoder):
                 nn.Flatten(),
             )
             n_cont_out = n_cont * cont_embed_dim
-        self.mlp = MLP(sum(embed_dims) + n_cont_out, hidden_dims, dropout)
+        self.mlp = self._body(sum(embed_dims) + n_cont_out, hidden_dims, dropout)
         self.output_dim = self.mlp.output_dim
+
+    def _body(self, d_in: int, hidden_dims: Sequence[int], dropout: float) -> Any:
+        """The network over the concatenated embeddings (B, d_in)."""
+        return MLP(d_in, hidden_dims, dropout)
 
     def attribution_layers(self) -> list[AttributionLayer]:
         """Each categorical embedding, and the continuous values' (embedding)."""
@@ -117,6 +121,55 @@ class TabMLP(Encoder):
             for emb, (a, b) in zip(self.embeddings, self.slices, strict=True)
         ]
         return self.mlp(torch.cat([*cat, self.cont_embedding(x["cont"])], dim=1))
+
+
+class TabM(TabMLP):
+    """TabM (Gorishniy et al., 2025): ``k`` MLPs in one, sharing their weights.
+
+    The inputs are embedded as in :class:`TabMLP`; the MLP is the ``tabm``
+    package's BatchEnsemble backbone, each member scaling the shared weights by
+    its own vectors. Returns ``(B, k, output_dim)``: ``WideDeep`` trains every
+    member on its own loss and predicts with the members' mean logits.
+
+    Parameters
+    ----------
+    k : int
+        Members.
+    hidden_dims : sequence of int
+        Width of each block (all equal: the backbone's blocks share one width).
+    Others as :class:`TabMLP`.
+    """
+
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        embed_dims: Sequence[int],
+        n_cont: int,
+        *,
+        k: int = 16,
+        hidden_dims: Sequence[int] = (256, 256),
+        **params: Any,
+    ) -> None:
+        self.k = k
+        super().__init__(
+            cardinalities, embed_dims, n_cont, hidden_dims=hidden_dims, **params
+        )
+
+    def _body(self, d_in: int, hidden_dims: Sequence[int], dropout: float) -> Any:
+        import tabm
+
+        backbone = tabm.make_tabm_backbone(
+            d_in=d_in,
+            n_blocks=len(hidden_dims),
+            d_block=hidden_dims[0],
+            dropout=dropout,
+            k=self.k,
+            start_scaling_init="random-signs",
+            start_scaling_init_chunks=None,
+        )
+        body = nn.Sequential(tabm.EnsembleView(k=self.k), backbone)
+        body.output_dim = hidden_dims[0]  # type: ignore[assignment]
+        return body
 
 
 class FTTransformer(Encoder):
@@ -197,6 +250,7 @@ class FTTransformer(Encoder):
 
 TAB_MODELS: dict[str, Callable[..., Encoder]] = {
     "mlp": TabMLP,
+    "tabm": TabM,
     "ft_transformer": FTTransformer,
 }
 

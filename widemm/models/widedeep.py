@@ -47,6 +47,10 @@ class WideDeep(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
         """Return logits of shape (batch_size, n_outputs), the heads' side by side.
 
+        With an ensemble encoder (one returning (B, k, dim), as ``TabM``), every
+        member's logits while training, (batch_size, k, n_outputs), and their
+        mean in eval mode.
+
         A slot may hold ``"present"`` (B,) bool, False where its input is absent
         (missing text, unreadable image). A slot holding ``"embedding"``
         (B, output_dim), the cached output of a frozen encoder (see
@@ -59,6 +63,19 @@ class WideDeep(nn.Module):
         present = {
             k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
         }
+        k = max((e.shape[1] for e in embeddings.values() if e.dim() == 3), default=0)
+        if k:  # an ensemble encoder (TabM): its k members side by side as rows
+            embeddings = {
+                s: e.flatten(0, 1) if e.dim() == 3 else e.repeat_interleave(k, 0)
+                for s, e in embeddings.items()
+            }
+            present = {s: p.repeat_interleave(k, 0) for s, p in present.items()}
         fused = self.fusion(embeddings, present)
         logits = torch.cat([head(fused) for head in self.heads.values()], dim=1)
-        return logits if self.wide is None else logits + self.wide(batch["wide"])
+        if k:
+            logits = logits.unflatten(0, (-1, k))
+            logits = logits if self.training else logits.mean(1)
+        if self.wide is None:
+            return logits
+        wide = self.wide(batch["wide"])
+        return logits + (wide.unsqueeze(1) if logits.dim() == 3 else wide)

@@ -214,9 +214,19 @@ class Objective(nn.Module):
     def forward(
         self, logits: Tensor, target: Tensor, weight: Tensor | None = None
     ) -> Tensor:
-        """Return the weighted sum over rows of the heads' losses (a scalar)."""
+        """Return the weighted sum over rows of the heads' losses (a scalar).
+
+        Logits of shape (B, k, n_outputs), an ensemble's k members, give the
+        mean of the members' losses: each member learns on its own.
+        """
         if target.dim() == 1:
             target = target.unsqueeze(1)
+        if logits.dim() == 3:
+            k = logits.shape[1]
+            weight = None if weight is None else weight.repeat_interleave(k) / k
+            if weight is None:
+                weight = logits.new_full((logits.shape[0] * k,), 1 / k)
+            logits, target = logits.flatten(0, 1), target.repeat_interleave(k, 0)
         target = target.float()
         total = logits.new_zeros(())
         rows = logits.new_ones(len(logits)) if weight is None else weight
