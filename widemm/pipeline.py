@@ -325,11 +325,12 @@ class FeaturePipeline(BaseEstimator):
                 **(self.image_params or {}),
             ),
         )
-        input_dims = {k: enc.output_dim for k, enc in encoders.items()}
+        projection = getattr(self, "projection_dim_", None)  # set by pretraining
+        input_dims = {k: projection or enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
         n_outputs = sum(heads.values())
         wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
-        return WideDeep(encoders, fusion, heads, wide)
+        return WideDeep(encoders, fusion, heads, wide, projection)
 
     def tab_model_name(self) -> str | Callable[..., Encoder]:
         """``tab_model``, with ``"auto"`` resolved by the number of training rows."""
@@ -501,5 +502,5 @@ def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
     from widemm.persistence import class_key
 
     keys = ("schema_", "preprocessors_", "text_config_", "summary_", "background_",
-            "n_rows_")  # fmt: skip
+            "n_rows_", "projection_dim_")  # fmt: skip
     return {class_key(FeaturePipeline): (FeaturePipeline, keys), **fitted_classes()}

@@ -48,7 +48,8 @@ def test_tab_model_contract(name, cards, n_cont):
     model = make_tab_model(name, list(cards), [3] * len(cards), n_cont).eval()
     x = tab_batch(n=16, cards=cards, n_cont=n_cont)
     out = model(x)
-    assert out.shape == (16, model.output_dim)
+    members = getattr(model, "k", None)  # an ensemble (TabM): (B, k, dim)
+    assert out.shape == (16, *([members] if members else []), model.output_dim)
     p = torch.randperm(16)
     torch.testing.assert_close(model({k: v[p] for k, v in x.items()}), out[p])
     assert_every_parameter_learns(model, out)
@@ -167,3 +168,22 @@ def test_widedeep_adds_wide_logits_to_head():
     batch = {"tab": tab_batch(), "wide": torch.randint(0, 10, (6, 2))}
     deep_only = model.heads["y"](fusion({"tab": tab(batch["tab"])}, {}))
     torch.testing.assert_close(model(batch), deep_only + wide(batch["wide"]))
+
+
+def test_an_ensemble_trains_each_member_and_predicts_their_mean():
+    from widemm.models import WideDeep, make_fusion
+    from widemm.training.objective import Head, Objective
+
+    torch.manual_seed(0)
+    tab = make_tab_model("tabm", [4, 7], [3, 3], 3, k=4, hidden_dims=(8, 8), dropout=0)
+    model = WideDeep({"tab": tab}, make_fusion("concat", {"tab": 8}), {"y": 1})
+    x = {"tab": tab_batch(n=5)}
+    y = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0])
+    model.train()
+    members = model(x)
+    assert members.shape == (5, 4, 1)
+    objective = Objective([Head("y", "binary")])
+    each = [objective(members[:, i], y) for i in range(4)]
+    torch.testing.assert_close(objective(members, y), torch.stack(each).mean())
+    assert members.std(1).min() > 0  # the members differ
+    torch.testing.assert_close(model.eval()(x), members.mean(1))  # no dropout

@@ -17,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted
 from widemm import persistence
 from widemm.data import FrameDataset
 from widemm.estimators.outputs import explained
+from widemm.estimators.pretraining import Pretraining
 from widemm.models import Encoder, Fusion
-from widemm.pipeline import FeaturePipeline, pipeline_classes
+from widemm.pipeline import pipeline_classes
 from widemm.runtime import seeded
 from widemm.schema import ColumnSchema
 from widemm.streaming import ParquetStream
@@ -39,7 +40,6 @@ _NOT_RUN = (
     "checkpoint_dir",
     "calibrate",
 )
-_PIPELINE = FeaturePipeline._get_param_names()  # passed on as they are
 _TASK_OPTIONS = {  # option: (default, the estimators it applies to)
     "class_weight": (None, "WideDeepClassifier and WideDeepMultiTask"),
     "focal_gamma": (None, "WideDeepClassifier and WideDeepMultiTask"),
@@ -60,7 +60,7 @@ _TRAINING = (
 )
 
 
-class BaseWideDeep(BaseEstimator):
+class BaseWideDeep(Pretraining, BaseEstimator):
     """Shared machinery of WideDeepClassifier, WideDeepRegressor and WideDeepMultiTask.
 
     Parameters
@@ -125,6 +125,7 @@ class BaseWideDeep(BaseEstimator):
     _fitted: tuple[str, ...] = (  # what saving writes (besides model_'s weights)
         *("pipeline_", "schema_", "history_", "targets_", "batch_size_"),
         *("max_epochs_", "n_features_in_", "feature_names_in_", "target_names_"),
+        "pretrain_history_",
     )
     targets_: list[Target]
 
@@ -275,6 +276,8 @@ class BaseWideDeep(BaseEstimator):
                 "target": frame_digest(pd.DataFrame(y)),
                 "weight": frame_digest(pd.Series(weight)),
             }
+        if hasattr(self, "pretrained_"):  # another start: another run
+            ids["pretrained"] = repr(self.pretrain_history_.to_numpy().tolist())
         # Before any random draw: nothing downstream decides the seed again.
         params = self.get_params(deep=False)
         settings = {k: v for k, v in params.items() if k not in _NOT_RUN}
@@ -295,11 +298,11 @@ class BaseWideDeep(BaseEstimator):
         self.targets_ = self._fit_targets(y, weight)
         objective = self._objective()
         with seeded(seed):
-            pipeline = FeaturePipeline(**{k: params[k] for k in _PIPELINE})
-            self.pipeline_ = pipeline.fit(X)
+            self.pipeline_ = pipeline = self._fit_pipeline(X, params)
             self.schema_: ColumnSchema = pipeline.schema_
             heads = {t.name: t.n_outputs for t in self.targets_}
             self.model_ = pipeline.build_model(heads)
+            self._start_from_pretrained(self.model_)
             weights = None if weight is None else torch.from_numpy(weight)
             data = FrameDataset(
                 pipeline.inputs(X, self.model_), self._encode(y), weights

@@ -28,6 +28,10 @@ class WideDeep(nn.Module):
     wide : Wide, optional
         Linear part over one-hot indices with as many logits as all heads
         together; its logits are added to theirs.
+    projection_dim : int, optional
+        When set, each encoder's output goes through a linear projection to this
+        size before the fusion (the space contrastive pretraining aligns; see
+        ``widemm.training.contrastive``); the fusion then takes inputs of this size.
     """
 
     def __init__(
@@ -36,13 +40,55 @@ class WideDeep(nn.Module):
         fusion: Fusion,
         heads: Mapping[str, int],
         wide: Wide | None = None,
+        projection_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
         self.fusion, self.wide = fusion, wide
+        self.projections = nn.ModuleDict(
+            {}
+            if projection_dim is None
+            else {k: nn.Linear(e.output_dim, projection_dim) for k, e in encoders.items()}
+        )
         self.heads = nn.ModuleDict(
             {name: nn.Linear(fusion.output_dim, n) for name, n in heads.items()}
         )
+
+    def embed(
+        self, batch: Mapping[str, Any]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Each slot's embedding (projected, when the model projects) and presence.
+
+        A slot holding ``"embedding"`` (B, output_dim), the cached output of a
+        frozen encoder (see ``widemm.cache``), skips its encoder. ``present``
+        holds the (B,) bool masks of slots whose input may be absent.
+        """
+        embeddings = {
+            k: batch[k]["embedding"] if "embedding" in batch[k] else enc(batch[k])
+            for k, enc in self.encoders.items()
+        }
+        for k, projection in self.projections.items():
+            embeddings[k] = projection(embeddings[k])
+        present = {
+            k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
+        }
+        return embeddings, present
+
+    def fuse(self, embeddings: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        """The fused embedding (B, fusion.output_dim) of :meth:`embed`'s outputs.
+
+        With an ensemble encoder (TabM's (B, k, dim)), each member is fused with
+        the other slots' embeddings: (B, k, fusion.output_dim).
+        """
+        k = max((e.shape[1] for e in embeddings.values() if e.dim() == 3), default=0)
+        if not k:
+            return self.fusion(embeddings, present)
+        flat = {  # the k members side by side as rows
+            s: e.flatten(0, 1) if e.dim() == 3 else e.repeat_interleave(k, 0)
+            for s, e in embeddings.items()
+        }
+        mask = {s: p.repeat_interleave(k, 0) for s, p in present.items()}
+        return self.fusion(flat, mask).unflatten(0, (-1, k))
 
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
         """Return logits of shape (batch_size, n_outputs), the heads' side by side.
@@ -53,27 +99,13 @@ class WideDeep(nn.Module):
 
         A slot may hold ``"present"`` (B,) bool, False where its input is absent
         (missing text, unreadable image). A slot holding ``"embedding"``
-        (B, output_dim), the cached output of a frozen encoder (see
-        ``widemm.training.cache``), skips its encoder.
+        (B, output_dim), the cached output of a frozen encoder, skips its encoder
+        (see :meth:`embed`).
         """
-        embeddings = {
-            k: batch[k]["embedding"] if "embedding" in batch[k] else enc(batch[k])
-            for k, enc in self.encoders.items()
-        }
-        present = {
-            k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
-        }
-        k = max((e.shape[1] for e in embeddings.values() if e.dim() == 3), default=0)
-        if k:  # an ensemble encoder (TabM): its k members side by side as rows
-            embeddings = {
-                s: e.flatten(0, 1) if e.dim() == 3 else e.repeat_interleave(k, 0)
-                for s, e in embeddings.items()
-            }
-            present = {s: p.repeat_interleave(k, 0) for s, p in present.items()}
-        fused = self.fusion(embeddings, present)
-        logits = torch.cat([head(fused) for head in self.heads.values()], dim=1)
-        if k:
-            logits = logits.unflatten(0, (-1, k))
+        fused = self.fuse(*self.embed(batch))
+        logits = torch.cat([head(fused.flatten(0, -2)) for head in self.heads.values()], 1)
+        if fused.dim() == 3:
+            logits = logits.unflatten(0, fused.shape[:2])
             logits = logits if self.training else logits.mean(1)
         if self.wide is None:
             return logits

@@ -1,0 +1,102 @@
+"""The contrastive loss against its closed form; pretraining, then fitting (#18)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import widemm
+from tests.conftest import DATA
+from widemm.training.contrastive import ContrastiveLoss, corrupt
+
+
+def closed_form(a: np.ndarray, b: np.ndarray, scale: float) -> float:
+    """(CE(s·âb̂ᵀ, I) + CE(s·b̂âᵀ, I)) / 2, written out in numpy."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    logits = scale * a @ b.T
+
+    def ce(z: np.ndarray) -> float:
+        z = z - z.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(1)) - np.diag(z)))
+
+    return (ce(logits) + ce(logits.T)) / 2
+
+
+def test_pair_loss_is_the_closed_form_and_symmetric():
+    a = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    b = np.array([[2.0, 0.5], [0.1, 1.0], [-1.0, 1.0]])
+    loss = ContrastiveLoss(temperature=0.5)
+    got = loss.pair(torch.tensor(a), torch.tensor(b)).detach()
+    assert float(got) == pytest.approx(closed_form(a, b, 2.0), rel=1e-6)
+    assert float(loss.pair(torch.tensor(b), torch.tensor(a))) == pytest.approx(
+        float(got), rel=1e-6
+    )
+    # Aligned pairs far apart from the others: a small loss.
+    eye = torch.eye(3) * 5
+    assert float(ContrastiveLoss(temperature=0.05).pair(eye, eye)) < 1e-3
+
+
+def test_absent_rows_leave_their_pairs_and_the_temperature_is_capped():
+    g = torch.Generator().manual_seed(0)
+    emb = {s: torch.randn(6, 4, generator=g) for s in ("tab", "text_0", "image_0")}
+    present = {"image_0": torch.tensor([1, 1, 0, 1, 0, 1]).bool()}
+    loss = ContrastiveLoss()
+    keep = present["image_0"]
+    expected = (
+        loss.pair(emb["image_0"][keep], emb["tab"][keep])
+        + loss.pair(emb["image_0"][keep], emb["text_0"][keep])
+        + loss.pair(emb["tab"], emb["text_0"])
+    ) / 3
+    torch.testing.assert_close(loss(emb, present), expected)
+    with torch.no_grad():
+        loss.logit_scale.fill_(10.0)  # beyond log(100): clamped
+    a, b = emb["tab"].double().numpy(), emb["text_0"].double().numpy()
+    assert float(loss.pair(emb["tab"], emb["text_0"])) == pytest.approx(
+        closed_form(a, b, 100.0), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="nothing to contrast"):
+        loss({"tab": emb["tab"][:1], "text_0": emb["text_0"][:1]}, {})
+
+
+def test_corruption_swaps_values_within_columns():
+    x = torch.arange(40.0).reshape(10, 4)
+    assert torch.equal(corrupt(x, 0.0), x)
+    swapped = corrupt(x, 1.0, torch.Generator().manual_seed(0))
+    assert not torch.equal(swapped, x)
+    for j in range(4):  # each value comes from its own column
+        assert set(swapped[:, j].tolist()) <= set(x[:, j].tolist())
+    assert math.isclose(float((corrupt(x, 0.3) != x).float().mean()), 0.3, abs_tol=0.2)
+
+
+def test_pretrain_then_fit_starts_from_it_and_saves(tmp_path):
+    df = pd.read_parquet(DATA / "adult.parquet").sample(1200, random_state=0)
+    X, y = df.drop(columns="income"), df["income"]
+    model = widemm.WideDeepClassifier(max_epochs=2, random_state=0, tab_model="mlp")
+    model.pretrain(X, epochs=3)
+    losses = model.pretrain_history_["contrastive_loss"]
+    assert losses.iloc[-1] < losses.iloc[0]
+    pretrained = {k: v.clone() for k, v in model.pretrained_.items()}
+    model.fit(X.iloc[:200], y.iloc[:200])
+    assert model.pipeline_.n_rows_ == 1200  # the pretraining's preprocessors
+    assert not hasattr(model, "pretrained_")  # consumed by this fit
+    # fit started from the pretrained weights: with no training they would stay.
+    zero = widemm.WideDeepClassifier(
+        max_epochs=1, random_state=0, tab_model="mlp", learning_rate=0.0
+    )
+    zero.pretrain(X, epochs=3)
+    zero.fit(X.iloc[:200], y.iloc[:200])
+    state = zero.model_.state_dict()
+    for key, value in pretrained.items():
+        if key.startswith(("encoders.", "projections.")):
+            torch.testing.assert_close(state[key], value)
+    assert model.embed(X.iloc[:7]).shape == (7, model.model_.fusion.output_dim)
+    assert model.embed(X.iloc[:7], column="age").shape == (7, 128)
+    model.save(tmp_path / "m")
+    again = widemm.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(again.embed(X.iloc[:7]), model.embed(X.iloc[:7]), atol=1e-6)
+    with pytest.raises(ValueError, match="not a column the model reads"):
+        model.embed(X.iloc[:2], column="nope")
