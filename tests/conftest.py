@@ -17,6 +17,19 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _fast_tab_model(request, monkeypatch):
+    """tab_model="auto" is the MLP in tests, unless marked ``default_tab_model``.
+
+    TabM (the default from 2,000 rows) costs about 15x the MLP's time per row;
+    the tests of other behaviour fit 2,400-row tables hundreds of times. The
+    rule itself, TabM's contract and the defaults' quality have their own tests
+    (marked) and benchmark (``bench/quality.py``).
+    """
+    if request.node.get_closest_marker("default_tab_model") is None:
+        monkeypatch.setattr("widemm.pipeline.TABM_ROWS", (0, 0))
+
+
 @pytest.fixture(scope="session")
 def adult() -> pd.DataFrame:
     """3,000 seeded rows of the real Adult census data, income included."""

@@ -186,4 +186,21 @@ def test_an_ensemble_trains_each_member_and_predicts_their_mean():
     each = [objective(members[:, i], y) for i in range(4)]
     torch.testing.assert_close(objective(members, y), torch.stack(each).mean())
     assert members.std(1).min() > 0  # the members differ
-    torch.testing.assert_close(model.eval()(x), members.mean(1))  # no dropout
+    for module in model.modules():  # training mode, without dropout anywhere
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+    every = model(x)
+    torch.testing.assert_close(model.eval()(x), every.mean(1))
+
+
+@pytest.mark.default_tab_model
+def test_auto_tab_model_is_tabm_between_the_row_bounds(adult_xy):
+    from widemm import WideDeepClassifier
+    from widemm.models.tabular import TabM, TabMLP
+
+    X, y = adult_xy
+    for rows, kind in ((2500, TabM), (1500, TabMLP)):
+        model = WideDeepClassifier(max_epochs=1, random_state=0)
+        model.fit(X.iloc[:rows], y.iloc[:rows])
+        assert type(model.model_.encoders["tab"]) is kind
+        assert model.predict_proba(X.iloc[:5]).shape == (5, 2)

@@ -113,7 +113,7 @@ def _pooled(e: torch.Tensor) -> torch.Tensor:
 
 
 def embed(
-    estimator: BaseWideDeep, X: pd.DataFrame, column: Any = None
+    estimator: BaseWideDeep, model: WideDeep, X: pd.DataFrame, column: Any = None
 ) -> np.ndarray:
     """The fused row embedding of each row, or one input column's embedding.
 
@@ -121,7 +121,7 @@ def embed(
     column: the whole table's). Embeddings are the projected ones when the model
     was pretrained.
     """
-    model, pipeline = estimator.model_, estimator.pipeline_
+    pipeline = estimator.pipeline_
     X = check_frame(estimator, X, reset=False)
     slot = None if column is None else _slot(pipeline, column)
     data = FrameDataset(pipeline.inputs(X, model))
@@ -197,13 +197,19 @@ class Pretraining:
 
         ``column`` names a text or image column (its encoder's embedding,
         projected after ``pretrain``) or a tabular one (the table's). After
-        pretraining, a row's text and image embeddings are aligned: cosine
-        similarity between them retrieves one from the other.
+        ``pretrain`` (and before ``fit``) the embeddings are the pretrained ones:
+        a row's text and image embeddings are aligned, and cosine similarity
+        between them retrieves one from the other.
         """
-        from sklearn.utils.validation import check_is_fitted
+        model = getattr(self, "model_", None)
+        if model is None and hasattr(self, "pretrained_"):  # pretrained, not fitted
+            model = self.pipeline_.build_model({})  # type: ignore[attr-defined]
+            model.load_state_dict(_encoders_of(self.pretrained_), strict=False)
+        if model is None:
+            from sklearn.exceptions import NotFittedError
 
-        check_is_fitted(self, "model_")
-        return embed(self, X, column)  # type: ignore[arg-type]
+            raise NotFittedError("embed needs a model: call pretrain or fit first.")
+        return embed(self, model, X, column)  # type: ignore[arg-type]
 
     def _fit_pipeline(self, X: pd.DataFrame, params: dict[str, Any]) -> FeaturePipeline:
         """The pretrained pipeline when ``pretrain`` ran, else one fitted on ``X``."""
@@ -222,6 +228,9 @@ class Pretraining:
         """Load the pretrained encoders and projections into ``model`` (once)."""
         state = self.__dict__.pop("pretrained_", None)
         if state is not None:
-            parts = ("encoders.", "projections.")
-            kept = {k: v for k, v in state.items() if k.startswith(parts)}
-            model.load_state_dict(kept, strict=False)
+            model.load_state_dict(_encoders_of(state), strict=False)
+
+
+def _encoders_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoders' and projections' weights of a model's state."""
+    return {k: v for k, v in state.items() if k.startswith(("encoders.", "projections."))}
