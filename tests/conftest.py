@@ -17,17 +17,28 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True)
-def _fast_tab_model(request, monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def _fast_tab_model():
     """tab_model="auto" is the MLP in tests, unless marked ``default_tab_model``.
 
     TabM (the default from 2,000 rows) costs about 15x the MLP's time per row;
     the tests of other behaviour fit 2,400-row tables hundreds of times. The
     rule itself, TabM's contract and the defaults' quality have their own tests
-    (marked) and benchmark (``bench/quality.py``).
+    (marked) and benchmark (``bench/quality.py``). Session-wide, so that
+    module-scoped fixtures see it too; subprocesses keep the real rule.
     """
-    if request.node.get_closest_marker("default_tab_model") is None:
-        monkeypatch.setattr("widemm.pipeline.TABM_ROWS", (0, 0))
+    import widemm.pipeline
+
+    real = widemm.pipeline.TABM_ROWS
+    widemm.pipeline.TABM_ROWS = (0, 0)
+    yield real
+    widemm.pipeline.TABM_ROWS = real
+
+
+@pytest.fixture(autouse=True)
+def _default_tab_model(request, _fast_tab_model, monkeypatch):
+    if request.node.get_closest_marker("default_tab_model") is not None:
+        monkeypatch.setattr("widemm.pipeline.TABM_ROWS", _fast_tab_model)
 
 
 @pytest.fixture(scope="session")

@@ -247,3 +247,22 @@ def test_a_loaded_model_explains_the_same(adult_model, adult_explanations, tmp_p
     pd.testing.assert_frame_equal(
         again.values, adult_explanations["permutation"].values, atol=1e-5
     )
+
+
+def test_tabm_with_text_explains_columns_and_tokens():
+    """TabM's members are folded into rows after the fusion's taps: attributions
+    of the other slots add up over the members."""
+    df = pd.read_parquet(DATA / "womens_clothing_reviews.parquet").sample(
+        1200, random_state=0
+    )
+    y = df.pop("Recommended IND")
+    X = df.drop(columns=["Rating", "Clothing ID"])
+    model = WideDeepClassifier(max_epochs=1, random_state=0, tab_model="tabm")
+    model.fit(X[:1000], y[:1000])
+    rows = X[1000:][X[1000:]["Review Text"].notna()][:5]
+    for method, tolerance in (("gradient", 0.05), ("permutation", 1e-4)):
+        e = model.explain(rows, method, background=X[-100:])
+        assert e.max_error < tolerance
+        assert (e.values["Review Text"].abs() > 0).all()
+    tokens = e.tokens(rows.index[0], "Review Text")
+    assert len(tokens) > 3 and tokens["attribution"].abs().sum() > 0

@@ -130,25 +130,27 @@ def attribute_gradient(
             internal_batch_size=per_step * n_steps,
         )
         for attr, assign in zip(attrs, to_players, strict=True):
-            totals[s] += assign(attr.detach().float())
+            totals[s] += assign(attr.detach().float(), len(totals[s]))
     return totals.reshape(n_x, n_bg, -1).mean(1)
 
 
 def _gradient_layers(
     model: WideDeep, players: Players
-) -> tuple[list[nn.Module], list[Callable[[Tensor], Tensor]]]:
+) -> tuple[list[nn.Module], list[Callable[[Tensor, int], Tensor]]]:
     """Layers to attribute to, and for each a map of its attributions to players."""
     n_players = len(players.names)
     layers: list[nn.Module] = []
-    to_players: list[Callable[[Tensor], Tensor]] = []
+    to_players: list[Callable[[Tensor, int], Tensor]] = []
 
     def add(module: nn.Module, player_of_column: Tensor, column: int | None) -> None:
-        def assign(attr: Tensor) -> Tensor:
-            out = torch.zeros(len(attr), n_players)
+        def assign(attr: Tensor, rows: int) -> Tensor:
+            out = torch.zeros(rows, n_players)
             if column is None:  # dim 1 runs over the columns
                 per_column = attr.reshape(*attr.shape[:2], -1).sum(-1)
                 return out.index_add_(1, player_of_column, per_column)
-            per_row = attr.reshape(len(attr), -1).sum(1)
+            # An ensemble's (TabM's) k members of a row sit in k consecutive rows
+            # after its fold: their attributions add up.
+            per_row = attr.reshape(rows, -1).sum(1)
             out[:, int(player_of_column[column])] += per_row
             return out
 

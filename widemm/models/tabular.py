@@ -97,12 +97,14 @@ class TabMLP(Encoder):
                 nn.Flatten(),
             )
             n_cont_out = n_cont * cont_embed_dim
-        self.mlp = self._body(sum(embed_dims) + n_cont_out, hidden_dims, dropout)
+        per_cont = n_cont_out // n_cont if n_cont else 0
+        chunks = [*embed_dims, *[per_cont] * n_cont]  # each input's width
+        self.mlp = self._body(chunks, hidden_dims, dropout)
         self.output_dim = self.mlp.output_dim
 
-    def _body(self, d_in: int, hidden_dims: Sequence[int], dropout: float) -> Any:
-        """The network over the concatenated embeddings (B, d_in)."""
-        return MLP(d_in, hidden_dims, dropout)
+    def _body(self, chunks: list[int], hidden_dims: Sequence[int], dropout: float) -> Any:
+        """The network over the concatenated embeddings (B, sum(chunks))."""
+        return MLP(sum(chunks), hidden_dims, dropout)
 
     def attribution_layers(self) -> list[AttributionLayer]:
         """Each categorical embedding, and the continuous values' (embedding)."""
@@ -155,17 +157,17 @@ class TabM(TabMLP):
             cardinalities, embed_dims, n_cont, hidden_dims=hidden_dims, **params
         )
 
-    def _body(self, d_in: int, hidden_dims: Sequence[int], dropout: float) -> Any:
+    def _body(self, chunks: list[int], hidden_dims: Sequence[int], dropout: float) -> Any:
         import tabm
 
         backbone = tabm.make_tabm_backbone(
-            d_in=d_in,
+            d_in=sum(chunks),
             n_blocks=len(hidden_dims),
             d_block=hidden_dims[0],
             dropout=dropout,
             k=self.k,
-            start_scaling_init="random-signs",
-            start_scaling_init_chunks=None,
+            start_scaling_init="random-signs",  # one sign per input column
+            start_scaling_init_chunks=chunks,
         )
         body = nn.Sequential(tabm.EnsembleView(k=self.k), backbone)
         body.output_dim = hidden_dims[0]  # type: ignore[assignment]
