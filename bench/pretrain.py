@@ -1,4 +1,4 @@
-"""Contrastive pretraining on emoji: accuracy with few labels, and text-to-image retrieval.
+"""Contrastive pretraining on emoji: accuracy with few labels, text-image retrieval.
 
     python bench/pretrain.py              # every candidate, one JSON line each
     python bench/pretrain.py --run scarce_10
@@ -60,14 +60,13 @@ def scarce(share: int) -> None:
     for seed in range(SEEDS):
         labeled = y_train.sample(frac=share / 100, random_state=seed).index
         plain = model(seed)
-        _, s = timed(lambda m=plain: m.fit(X_train.loc[labeled], y_train[labeled]))
+        X_few, y_few = X_train.loc[labeled], y_train[labeled]
+        _, s = timed(lambda m=plain, X=X_few, y=y_few: m.fit(X, y))
         rows["without"].append(plain.score(X_test, y_test))
         seconds["without"] += s
         pre = model(seed)
         _, s = timed(
-            lambda m=pre: m.pretrain(X_train, epochs=20).fit(
-                X_train.loc[labeled], y_train[labeled]
-            )
+            lambda m=pre, X=X_few, y=y_few: m.pretrain(X_train, epochs=20).fit(X, y)
         )
         rows["with"].append(pre.score(X_test, y_test))
         seconds["with"] += s
@@ -93,7 +92,7 @@ def recall_at(text: np.ndarray, image: np.ndarray, k: int) -> float:
 
 
 def retrieval() -> None:
-    X_train, X_test, y_train, y_test = emoji()
+    X_train, X_test, _, _ = emoji()
     for label, epochs in (("pretrained", 20), ("untrained projection", 0)):
         est = model(0).pretrain(X_train, epochs=epochs)  # no labels, no fit
         text = est.embed(X_test, column="name")

@@ -1,4 +1,4 @@
-"""Dates, multi-valued columns, ids and out-of-range values (#15), on the movies data."""
+"""Dates, multi-valued columns, ids and out-of-range values (#15), on movies."""
 
 import numpy as np
 import pandas as pd
@@ -56,9 +56,12 @@ def test_date_features_vary_flag_missing_and_name_bad_rows():
         *("when.week_sin", "when.week_cos", "when_missing"),
     ]
     out = pre.transform(X)
-    assert out[2, :-1].tolist() == [0.0] * 5 and out[:, -1].tolist() == [0, 0, 1, 0]
+    assert out[2, :-1].tolist() == [0.0] * 5
+    assert out[:, -1].tolist() == [0, 0, 1, 0]
     assert np.all(np.diff(out[[0, 1, 3], 0]) > 0)  # elapsed time keeps the order
-    strings = pd.DataFrame({"when": ["2020-01-01", "2020-02-03", "soon"]}, index=[7, 8, 9])
+    strings = pd.DataFrame(
+        {"when": ["2020-01-01", "2020-02-03", "soon"]}, index=[7, 8, 9]
+    )
     with pytest.raises(ValueError, match=r"'when'.*row 9.*'soon'"):
         TabPreprocessor(date_cols=["when"], cont_cols=[]).fit(strings)
 
@@ -66,7 +69,8 @@ def test_date_features_vary_flag_missing_and_name_bad_rows():
 def test_multi_valued_codes_pad_and_cap():
     X = pd.DataFrame({"cast": ["Ann, Bob", "Bob", None, "Carl, Ann, Bob, Dee"] * 5})
     pre = TabPreprocessor(multi_cols=["cast"], min_frequency=1, max_categories=3).fit(X)
-    assert pre.bag_widths_ == [4] and list(pre.vocab_["cast"]) == ["Bob", "Ann", "Carl"]
+    assert pre.bag_widths_ == [4]
+    assert list(pre.vocab_["cast"]) == ["Bob", "Ann", "Carl"]
     codes = pre.transform(X)[:4]
     # Bob 2, Ann 3, Carl 4; Dee is beyond max_categories (rare, 1); 0 pads.
     assert codes.tolist() == [[3, 2, 0, 0], [2, 0, 0, 0], [0, 0, 0, 0], [4, 3, 2, 1]]

@@ -265,4 +265,5 @@ def test_tabm_with_text_explains_columns_and_tokens():
         assert e.max_error < tolerance
         assert (e.values["Review Text"].abs() > 0).all()
     tokens = e.tokens(rows.index[0], "Review Text")
-    assert len(tokens) > 3 and tokens["attribution"].abs().sum() > 0
+    assert len(tokens) > 3
+    assert tokens["attribution"].abs().sum() > 0

@@ -81,7 +81,7 @@ def date_parts(values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def varying_parts(values: np.ndarray) -> list[str]:
-    """The calendar features worth keeping: those that vary over the fit dates."""
+    """Return the calendar features worth keeping: those that vary in fit."""
     parts = date_parts(values)
     keep = []
     for name, v in parts.items():
@@ -92,7 +92,7 @@ def varying_parts(values: np.ndarray) -> list[str]:
 
 
 def list_separator(sample: pd.Series) -> str | None:
-    """The separator of a column of delimited lists ("Ann, Bob"), or None.
+    """Return the separator of a column of delimited lists ("Ann, Bob"), or None.
 
     A separator counts when at least 5% of values hold it, its items are short
     (4 words or fewer on average) and they look like items, not clauses: the

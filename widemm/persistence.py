@@ -194,7 +194,7 @@ def _encode(value: Any, classes: Classes) -> Any:
 
 
 def _column(s: pd.Series) -> np.ndarray:
-    """A frame's column as numpy; dates with a time zone as naive UTC."""
+    """Return a frame's column as numpy; dates with a time zone as naive UTC."""
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         s = s.dt.tz_convert("UTC").dt.tz_localize(None)
     return s.to_numpy()

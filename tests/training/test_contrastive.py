@@ -96,7 +96,11 @@ def test_pretrain_then_fit_starts_from_it_and_saves(tmp_path):
     assert model.embed(X.iloc[:7], column="age").shape == (7, 128)
     model.save(tmp_path / "m")
     again = widemm.load(tmp_path / "m")
-    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
-    np.testing.assert_allclose(again.embed(X.iloc[:7]), model.embed(X.iloc[:7]), atol=1e-6)
+    np.testing.assert_allclose(
+        again.predict_proba(X), model.predict_proba(X), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        again.embed(X.iloc[:7]), model.embed(X.iloc[:7]), atol=1e-6
+    )
     with pytest.raises(ValueError, match="not a column the model reads"):
         model.embed(X.iloc[:2], column="nope")

@@ -1,4 +1,4 @@
-"""Contrastive pretraining on unlabeled rows, and row embeddings (``pretrain``, ``embed``)."""
+"""Contrastive pretraining on unlabeled rows, and row embeddings."""
 
 from __future__ import annotations
 
@@ -76,9 +76,7 @@ def pretrain(
                 "seconds": time.perf_counter() - start,
             })  # fmt: skip
     estimator.pipeline_ = pipeline
-    estimator.pretrained_ = {
-        k: v.detach().cpu() for k, v in model.state_dict().items()
-    }
+    estimator.pretrained_ = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return history
 
 
@@ -108,14 +106,14 @@ def _loss(
 
 
 def _pooled(e: torch.Tensor) -> torch.Tensor:
-    """An ensemble's (B, k, d) members averaged; (B, d) as it is."""
+    """Average an ensemble's (B, k, d) members; keep (B, d) as it is."""
     return e.mean(1) if e.dim() == 3 else e
 
 
 def embed(
     estimator: BaseWideDeep, model: WideDeep, X: pd.DataFrame, column: Any = None
 ) -> np.ndarray:
-    """The fused row embedding of each row, or one input column's embedding.
+    """Return each row's fused embedding, or one input column's embedding.
 
     ``column``: an input column (text or image: its slot's embedding; a tabular
     column: the whole table's). Embeddings are the projected ones when the model
@@ -212,7 +210,7 @@ class Pretraining:
         return embed(self, model, X, column)  # type: ignore[arg-type]
 
     def _fit_pipeline(self, X: pd.DataFrame, params: dict[str, Any]) -> FeaturePipeline:
-        """The pretrained pipeline when ``pretrain`` ran, else one fitted on ``X``."""
+        """Return the pretrained pipeline when ``pretrain`` ran, else fit one on X."""
         if not hasattr(self, "pretrained_"):
             names = FeaturePipeline._get_param_names()
             return FeaturePipeline(**{k: params[k] for k in names}).fit(X)
@@ -220,7 +218,8 @@ class Pretraining:
         missing = [c for c in pipeline.schema_.deep_cols if c not in X.columns]
         if missing:
             raise ValueError(
-                f"fit after pretrain needs the pretraining's columns; X lacks {missing}."
+                f"fit after pretrain needs the pretraining's columns; X lacks "
+                f"{missing}."
             )
         return pipeline
 
@@ -232,5 +231,7 @@ class Pretraining:
 
 
 def _encoders_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The encoders' and projections' weights of a model's state."""
-    return {k: v for k, v in state.items() if k.startswith(("encoders.", "projections."))}
+    """Return the encoders' and projections' weights of a model's state."""
+    return {
+        k: v for k, v in state.items() if k.startswith(("encoders.", "projections."))
+    }

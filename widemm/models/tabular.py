@@ -28,7 +28,7 @@ class ItemBag(nn.Module):
         self.lr_scale = lr_scale
 
     def forward(self, codes: Tensor) -> Tensor:
-        """codes (B, width) int64 -> (B, dim); a row of padding only -> zeros."""
+        """Codes (B, width) int64 -> (B, dim); a row of padding only -> zeros."""
         n = (codes != 0).sum(1, keepdim=True).clamp(min=1)
         return self.embedding(codes).sum(1) / n
 
@@ -76,7 +76,7 @@ class TabMLP(Encoder):
         widths = [1] * n_single + list(bag_widths)
         self.slices = [
             (start, start + w)
-            for start, w in zip(accumulate(widths, initial=0), widths, strict=False)
+            for start, w in zip(accumulate([0, *widths]), widths, strict=False)
         ]
         self.embeddings = nn.ModuleList(
             nn.Embedding(n, d) if i < n_single else ItemBag(n, d)
@@ -102,8 +102,10 @@ class TabMLP(Encoder):
         self.mlp = self._body(chunks, hidden_dims, dropout)
         self.output_dim = self.mlp.output_dim
 
-    def _body(self, chunks: list[int], hidden_dims: Sequence[int], dropout: float) -> Any:
-        """The network over the concatenated embeddings (B, sum(chunks))."""
+    def _body(
+        self, chunks: list[int], hidden_dims: Sequence[int], dropout: float
+    ) -> Any:
+        """Build the network over the concatenated embeddings (B, sum(chunks))."""
         return MLP(sum(chunks), hidden_dims, dropout)
 
     def attribution_layers(self) -> list[AttributionLayer]:
@@ -119,7 +121,9 @@ class TabMLP(Encoder):
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["cat"] (B, n_cat) int64, x["cont"] (B, n_cont) float -> (B, output_dim)."""
         cat = [
-            emb(x["cat"][:, a]) if isinstance(emb, nn.Embedding) else emb(x["cat"][:, a:b])
+            emb(x["cat"][:, a])
+            if isinstance(emb, nn.Embedding)
+            else emb(x["cat"][:, a:b])
             for emb, (a, b) in zip(self.embeddings, self.slices, strict=True)
         ]
         return self.mlp(torch.cat([*cat, self.cont_embedding(x["cont"])], dim=1))
@@ -157,7 +161,9 @@ class TabM(TabMLP):
             cardinalities, embed_dims, n_cont, hidden_dims=hidden_dims, **params
         )
 
-    def _body(self, chunks: list[int], hidden_dims: Sequence[int], dropout: float) -> Any:
+    def _body(
+        self, chunks: list[int], hidden_dims: Sequence[int], dropout: float
+    ) -> Any:
         import tabm
 
         backbone = tabm.make_tabm_backbone(
@@ -217,7 +223,11 @@ class FTTransformer(Encoder):
         n_single = len(cardinalities) - len(bag_widths)
         cardinalities = [
             *cardinalities[:n_single],
-            *(n for n, w in zip(cardinalities[n_single:], bag_widths) for _ in range(w)),
+            *(
+                n
+                for n, w in zip(cardinalities[n_single:], bag_widths, strict=True)
+                for _ in range(w)
+            ),
         ]
         self.model = rtdl.FTTransformer(
             n_cont_features=n_cont,

@@ -48,7 +48,9 @@ class WideDeep(nn.Module):
         self.projections = nn.ModuleDict(
             {}
             if projection_dim is None
-            else {k: nn.Linear(e.output_dim, projection_dim) for k, e in encoders.items()}
+            else {
+                k: nn.Linear(e.output_dim, projection_dim) for k, e in encoders.items()
+            }
         )
         self.heads = nn.ModuleDict(
             {name: nn.Linear(fusion.output_dim, n) for name, n in heads.items()}
@@ -75,7 +77,7 @@ class WideDeep(nn.Module):
         return embeddings, present
 
     def fuse(self, embeddings: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        """The fused embedding (B, fusion.output_dim) of :meth:`embed`'s outputs.
+        """Fuse :meth:`embed`'s outputs into (B, fusion.output_dim).
 
         With an ensemble encoder (TabM's (B, k, dim)), each member is fused with
         the other slots' embeddings: (B, k, fusion.output_dim).
@@ -103,7 +105,9 @@ class WideDeep(nn.Module):
         (see :meth:`embed`).
         """
         fused = self.fuse(*self.embed(batch))
-        logits = torch.cat([head(fused.flatten(0, -2)) for head in self.heads.values()], 1)
+        logits = torch.cat(
+            [head(fused.flatten(0, -2)) for head in self.heads.values()], 1
+        )
         if fused.dim() == 3:
             logits = logits.unflatten(0, fused.shape[:2])
             logits = logits if self.training else logits.mean(1)

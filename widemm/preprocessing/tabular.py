@@ -148,9 +148,8 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         self.cont_cols_ = list(cont_cols)
         self.date_parts_ = {c: varying_parts(date_values(X[c])) for c in date_cols}
         cont, nan = self._cont_values(X)
-        self.nan_cols_ = [
-            c for c, has in zip([*cont_cols, *date_cols], nan.any(0), strict=True) if has
-        ]
+        sources = [*cont_cols, *date_cols]
+        self.nan_cols_ = [c for j, c in enumerate(sources) if nan[:, j].any()]
         self.scaler_ = self._make_scaler(len(X))
         if self.scaler_ is not None and cont.shape[1]:
             self.scaler_.fit(cont)
@@ -199,7 +198,7 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         return np.hstack([codes, np.nan_to_num(cont, nan=0.0), flags])
 
     def feature_columns(self) -> tuple[list[str], list[str]]:
-        """The input column of each code column, and of each float column."""
+        """Return the input column of each code column, and of each float column."""
         singles = list(self.vocab_)[: len(self.vocab_) - len(self.bag_widths_)]
         bags = [
             c
@@ -255,7 +254,7 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         return list(cat), list(cont), list(dates)
 
     def _sources(self) -> list[str]:
-        """The input column of each continuous feature (flags excluded)."""
+        """Return the input column of each continuous feature (flags excluded)."""
         dates = [c for c, parts in self.date_parts_.items() for _ in parts]
         return [*self.cont_cols_, *dates]
 
@@ -312,7 +311,7 @@ def _numeric(X: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
 
 
 def _separator(s: pd.Series) -> str | None:
-    """A multi-valued column's separator: detected for strings (else a comma)."""
+    """Return a multi-valued column's separator (strings: detected, else a comma)."""
     sample = s.dropna().iloc[:2000]
     if sample.map(lambda v: isinstance(v, str)).all():
         return list_separator(sample) or ","

@@ -43,7 +43,7 @@ class ContrastiveLoss(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
 
     def pair(self, a: Tensor, b: Tensor) -> Tensor:
-        """The symmetric loss of two (B, d) embeddings of the same B rows."""
+        """Return the symmetric loss of two (B, d) embeddings of the same B rows."""
         a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
         labels = torch.arange(len(a), device=a.device)
         all_a, all_b, offset = _gathered(a, b)
@@ -73,7 +73,9 @@ class ContrastiveLoss(nn.Module):
         return torch.stack(losses).mean()
 
 
-def corrupt(x: Tensor, share: float, generator: torch.Generator | None = None) -> Tensor:
+def corrupt(
+    x: Tensor, share: float, generator: torch.Generator | None = None
+) -> Tensor:
     """Replace ``share`` of each row's values by another random row's (SCARF).
 
     ``x`` is (B, n_features), codes or values; each row keeps its own where a
