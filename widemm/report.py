@@ -264,6 +264,7 @@ def _card(model: Any, settings: pd.DataFrame, metrics: dict[str, float]) -> str:
     roles = ", ".join(
         f"{role} {list(cols)}" for role, cols in
         (("categorical", s.cat_cols), ("continuous", s.cont_cols),
+         ("dates", s.date_cols), ("multi-valued", s.multi_cols),
          ("text", s.text_cols), ("image", s.image_cols)) if cols
     )  # fmt: skip
     ignored = ", ".join(f"{c} ({why})" for c, why in s.ignored.items())
