@@ -399,3 +399,23 @@ def test_streamed_fit_takes_a_weight_column(adult_parquet, tmp_path):
     assert share < 0.5
     with pytest.raises(ValueError, match="Weight column 'weight' is not in"):
         WideDeepClassifier(max_epochs=1).fit(folder, "income", sample_weight="weight")
+
+
+def test_contrastive_negatives_are_gathered_across_ranks(tmp_path):
+    """Two ranks, half a batch each, give the whole batch's loss and gradients:
+    the other rank's rows serve as negatives, and their gradients flow back."""
+    script = ROOT / "tests" / "training" / "scripts" / "contrastive_gather.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    for cmd, name in (
+        ([sys.executable], "one.pt"),
+        ([*torchrun, "--nproc_per_node=2"], "two.pt"),
+    ):
+        done = subprocess.run(
+            [*cmd, str(script), str(tmp_path / name)],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    torch.testing.assert_close(two["loss"], one["loss"])
+    torch.testing.assert_close(two["grad_a"], one["grad_a"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from itertools import combinations
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -94,15 +95,33 @@ def _gathered(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, int]:
 
     if not (dist.is_available() and dist.is_initialized()):
         return a, b, 0
-    from torch.distributed.nn.functional import all_gather
-
-    sizes = [torch.zeros((), dtype=torch.long, device=a.device) for _ in range(
-        dist.get_world_size())]  # fmt: skip
-    dist.all_gather(sizes, torch.tensor(len(a), device=a.device))
+    mine = torch.tensor(len(a), device=a.device)  # on the backend's device
+    sizes = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, mine)
     if len({int(n) for n in sizes}) > 1:  # all_gather needs equal shapes
         raise ValueError(
             "Ranks hold batches of different sizes; pretraining under DDP needs "
-            "drop_last batches."
+            "batches of equal size on every rank."
         )
-    offset = sum(int(n) for n in sizes[: dist.get_rank()])
-    return torch.cat(all_gather(a)), torch.cat(all_gather(b)), offset
+    return _Gather.apply(a), _Gather.apply(b), dist.get_rank() * len(a)
+
+
+class _Gather(torch.autograd.Function):
+    """All ranks' rows in rank order; gradients summed over ranks flow back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank's loss depends on this rank's rows
+        n = len(grad) // dist.get_world_size()
+        return grad[dist.get_rank() * n : (dist.get_rank() + 1) * n]
