@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from widemm.validation import plain
+from widemm.validation import first_row
 
 SEPARATORS = (",", ";", "|")
 # Strings that start like a date: 2009-01-19, 19/01/2009, 19 Jan 2009, Jan 19, 2009.
@@ -44,13 +44,12 @@ def date_values(s: pd.Series) -> np.ndarray:
         parsed = s
     else:
         parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
-        bad = parsed.isna().to_numpy() & s.notna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+        bad = first_row(s, parsed.isna().to_numpy() & s.notna().to_numpy())
+        if bad is not None:
             raise ValueError(
-                f"Column {s.name!r} holds dates but row {plain(s.index[row])} holds "
-                f"{s.iloc[row]!r}, which is not one. Fix it, make it missing, or "
-                f"pass cat_cols=[{s.name!r}]."
+                f"Column {s.name!r} holds dates but row {bad[0]} holds {bad[1]!r}, "
+                f"which is not one. Fix it, make it missing, or pass "
+                f"cat_cols=[{s.name!r}]."
             )
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)

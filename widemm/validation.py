@@ -172,20 +172,24 @@ def numeric_values(s: pd.Series) -> np.ndarray:
     values = pd.to_numeric(s, errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
     )
-    bad = np.isnan(values) & s.notna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    bad = first_row(s, np.isnan(values) & s.notna().to_numpy())
+    if bad is not None:
         raise ValueError(
-            f"Column {s.name!r} is continuous but row {plain(s.index[row])} holds "
-            f"{s.iloc[row]!r}. "
+            f"Column {s.name!r} is continuous but row {bad[0]} holds {bad[1]!r}. "
             f"Fix it or pass cat_cols=[{s.name!r}]."
         )
-    inf = np.isinf(values)
-    if inf.any():
-        row = int(np.flatnonzero(inf)[0])
+    inf = first_row(s, np.isinf(values))
+    if inf is not None:
         raise ValueError(
-            f"Column {s.name!r} holds inf at row {plain(s.index[row])}. Replace it "
-            "with NaN (treated "
-            "as missing) or a finite value."
+            f"Column {s.name!r} holds inf at row {inf[0]}. Replace it with NaN "
+            "(treated as missing) or a finite value."
         )
     return values
+
+
+def first_row(s: pd.Series, mask: np.ndarray) -> tuple[str, Any] | None:
+    """Return the first row where ``mask`` holds: its label (as written) and value."""
+    if not mask.any():
+        return None
+    row = int(np.flatnonzero(mask)[0])
+    return plain(s.index[row]), s.iloc[row]
