@@ -15,10 +15,9 @@ seeds.
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
-from common import RESULTS, emit, machine, split, timed
+from common import emit, save_results, split, timed
 from scipy.stats import spearmanr
 
 from widemm import WideDeepClassifier
@@ -68,10 +67,7 @@ def main() -> None:
         }
         emit(row)
         results.append(row)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "background.json").write_text(
-        json.dumps({"machine": machine(), "rows": results}, indent=1)
-    )
+    save_results("background", results)
 
 
 if __name__ == "__main__":

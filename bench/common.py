@@ -103,9 +103,16 @@ def run_candidates(script: str, names: list[str], bench: str) -> list[dict[str, 
     path = RESULTS / f"{bench}.json"
     if path.exists():
         rows = _merge(_saved(path), rows, names)
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+    save_results(bench, rows)
     return rows
+
+
+def save_results(bench: str, rows: list[dict[str, Any]]) -> None:
+    """Write ``bench/results/<bench>.json``: this machine and the rows."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{bench}.json").write_text(
+        json.dumps({"machine": machine(), "rows": rows}, indent=1)
+    )
 
 
 def _merge(

@@ -13,11 +13,10 @@ eager and ONNX 3 times; medians.
 
 from __future__ import annotations
 
-import json
 import tempfile
 
 import numpy as np
-from common import RESULTS, emit, latency_ms, machine, split, timed
+from common import emit, latency_ms, save_results, split, timed
 
 from widemm import WideDeepClassifier, WideDeepRegressor
 from widemm.exported import load_exported
@@ -62,10 +61,7 @@ def main() -> None:
                 )
             emit(row)
             rows.append(row)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "export.json").write_text(
-        json.dumps({"machine": machine(), "rows": rows}, indent=1)
-    )
+    save_results("export", rows)
 
 
 if __name__ == "__main__":

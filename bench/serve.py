@@ -26,7 +26,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from common import RESULTS, ROOT, emit, latency_ms, machine, split
+from common import ROOT, emit, latency_ms, save_results, split
 
 from widemm import WideDeepClassifier
 
@@ -48,10 +48,7 @@ def main() -> None:
     )
     for row in rows:
         emit(row)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serve.json").write_text(
-        json.dumps({"machine": machine(), "rows": rows}, indent=1)
-    )
+    save_results("serve", rows)
 
 
 def load(folder: str, bodies: list[bytes], workers: int) -> dict[str, object]:
