@@ -104,3 +104,6 @@ def test_pretrain_then_fit_starts_from_it_and_saves(tmp_path):
     )
     with pytest.raises(ValueError, match="not a column the model reads"):
         model.embed(X.iloc[:2], column="nope")
+    model.fit(X.iloc[:200], y.iloc[:200])  # afresh: no pretraining behind it
+    assert model.pipeline_.n_rows_ == 200
+    assert not hasattr(model, "pretrain_history_")

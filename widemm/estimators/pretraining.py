@@ -212,6 +212,7 @@ class Pretraining:
     def _fit_pipeline(self, X: pd.DataFrame, params: dict[str, Any]) -> FeaturePipeline:
         """Return the pretrained pipeline when ``pretrain`` ran, else fit one on X."""
         if not hasattr(self, "pretrained_"):
+            self.__dict__.pop("pretrain_history_", None)  # an earlier, used-up start
             names = FeaturePipeline._get_param_names()
             return FeaturePipeline(**{k: params[k] for k in names}).fit(X)
         pipeline: FeaturePipeline = self.pipeline_  # type: ignore[attr-defined]
