@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.model_selection import train_test_split
 
 import widemm
@@ -120,3 +121,37 @@ def test_pretrained_image_model_reloads_frozen_and_identical(
     assert loaded.model_.encoders["image_0"].frozen  # as trained, so still cached
     expected = cached.predict_proba(X_test[cols])
     np.testing.assert_allclose(loaded.predict_proba(X_test[cols]), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("tab_model", ["mlp", "tabm"])
+def test_cross_attention_over_cached_tokens(emoji, mobilenet_weights, tab_model):
+    """Frozen backbones' tokens (name segments, image cells) come from the cache:
+    the same predictions as encoding every batch, saved and explained alike."""
+    X_train, X_test, y_train, y_test = emoji
+    cols = ["image_path", "name", *TAB]
+    params = dict(
+        fusion="cross_attention",
+        image_model="mobilenet_v2",
+        image_params={"weights": mobilenet_weights},
+        text_model="sentence-transformers/all-MiniLM-L6-v2",
+        text_cols=["name"],
+        image_root=str(EMOJI),
+        image_size=64,
+        tab_model=tab_model,
+        max_epochs=4,
+        random_state=0,
+    )
+    cached = WideDeepClassifier(**params).fit(X_train[cols], y_train)
+    assert cached.score(X_test[cols], y_test) > 0.8
+    inputs = cached.pipeline_.inputs(X_test[cols][:3], cached.model_)
+    assert inputs["image_0"]["tokens"].shape == (3, 9, 1280)
+    assert inputs["text_0"]["tokens"].dtype == torch.float16
+    expected = cached.predict_proba(X_test[cols])
+    cached.set_params(cache_features=False)
+    np.testing.assert_allclose(cached.predict_proba(X_test[cols]), expected, atol=2e-3)
+    rows, background = X_test[cols][:3], X_train[cols][:20]
+    coarse = cached.explain(rows, "gradient", background=background, n_steps=8)
+    e = cached.explain(rows, "gradient", background=background, n_steps=64)
+    assert e.max_error < min(0.05, coarse.max_error)  # through the token taps
+    assert (e.values["name"].abs() > 0).all()
+    assert (e.values["image_path"].abs() > 0).all()

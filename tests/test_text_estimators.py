@@ -95,10 +95,13 @@ def test_text_model_save_load_round_trip(reviews, minilm_pair, tmp_path):
     )
 
 
-@pytest.mark.parametrize("fusion", ["attention", "film", "gated", "sum"])
+@pytest.mark.parametrize(
+    "fusion", ["attention", "cross_attention", "film", "gated", "sum"]
+)
 def test_every_fusion_trains_through_the_estimator(reviews, fusion):
     X_train, X_test, y_train, y_test = reviews
     model = WideDeepClassifier(fusion=fusion, max_epochs=8, random_state=0)
     model.fit(X_train, y_train)
-    assert type(model.model_.fusion).__name__.lower().startswith(fusion)
+    name = type(model.model_.fusion).__name__.lower()
+    assert name.startswith(fusion.replace("_", ""))
     assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.7

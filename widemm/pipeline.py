@@ -21,7 +21,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from widemm.cache import FeatureCache, is_frozen
-from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
+from widemm.models import (
+    Encoder,
+    Fusion,
+    Tokenized,
+    Wide,
+    WideDeep,
+    make_fusion,
+    make_tab_model,
+)
 from widemm.models.image import make_image_model
 from widemm.models.text import (
     backbone_config,
@@ -109,9 +117,12 @@ class FeaturePipeline(BaseEstimator):
     share_encoders : bool
         One encoder (shared weights) for all text columns and one for all image
         columns, instead of one per column.
-    fusion : {"concat", "sum", "film", "gated", "attention"} or callable
+    fusion : {"concat", "sum", "film", "gated", "attention", "cross_attention"} \
+or callable
         Joins the deep parts (see ``widemm.models.fusion``); a callable is called
-        as ``f(input_dims, **fusion_params)``.
+        as ``f(input_dims, **fusion_params)``. ``"cross_attention"`` reads each
+        modality's tokens (text segments, image cells); frozen backbones' tokens
+        are cached in float16 (see ``widemm.cache``).
     fusion_params : dict, optional
         Options of the fusion, e.g. ``{"hidden_dims": (64,)}`` or
         ``{"modality_dropout": 0.3}``.
@@ -412,7 +423,8 @@ class FeaturePipeline(BaseEstimator):
         columns = {**self.schema_.text_slots, **self.schema_.image_slots}
         for slot in self.cached_slots(model):
             x, encoder = inputs[slot], model.encoders[slot]
-            inputs[slot] = cache(slot, encoder, x, name=columns.get(slot))
+            tokens = model.fusion.uses_tokens and isinstance(encoder, Tokenized)
+            inputs[slot] = cache(slot, encoder, x, columns.get(slot), tokens)
         return inputs
 
     def training_inputs(self, inputs: Inputs, model: WideDeep) -> Inputs:

@@ -204,3 +204,84 @@ def test_auto_tab_model_is_tabm_between_the_row_bounds(adult_xy):
         model.fit(X.iloc[:rows], y.iloc[:rows])
         assert type(model.model_.encoders["tab"]) is kind
         assert model.predict_proba(X.iloc[:5]).shape == (5, 2)
+
+
+def token_inputs(n=5, dims=(("image_0", 16, 9), ("tab", 8, 1), ("text_0", 12, 4))):
+    g = torch.Generator().manual_seed(0)
+    tokens = {k: torch.randn(n, t, d, generator=g) for k, d, t in dims}
+    masks = {k: torch.ones(n, t, dtype=torch.bool) for k, _, t in dims}
+    masks["text_0"][:, 2:] = False  # padding segments
+    masks["text_0"][1] = False  # row 1 has no text
+    return tokens, masks
+
+
+def test_cross_attention_masks_and_keeps_rows_apart():
+    torch.manual_seed(0)
+    tokens, masks = token_inputs()
+    fusion = make_fusion("cross_attention", {k: t.shape[-1] for k, t in tokens.items()})
+    fusion.eval()
+    out = fusion(tokens, masks)
+    assert out.shape == (5, fusion.output_dim) and out.isfinite().all()
+    p = torch.randperm(5)
+    moved = fusion({k: t[p] for k, t in tokens.items()}, {k: m[p] for k, m in masks.items()})
+    torch.testing.assert_close(moved, out[p])
+    changed = dict(tokens, text_0=tokens["text_0"].clone())
+    changed["text_0"][:, 2:] += 5.0  # padding segments
+    changed["text_0"][1] += 5.0  # the absent text
+    torch.testing.assert_close(fusion(changed, masks), out)
+    changed["text_0"][0, 0] += 5.0  # a present segment
+    assert not torch.allclose(fusion(changed, masks)[0], out[0])
+    torch.testing.assert_close(fusion(changed, masks)[1:], out[1:])
+
+
+def test_cross_attention_tokens_attend_only_to_other_slots():
+    """A text segment's first-layer state reads the tabular token, not the other
+    segments; the CLS output reads them all."""
+    torch.manual_seed(0)
+    fusion = make_fusion("cross_attention", {"text_0": 6, "tab": 6}).eval()
+    text = torch.randn(3, 4, 6, requires_grad=True)
+    tab = torch.randn(3, 6, requires_grad=True)
+    states = []
+    fusion.blocks[0].register_forward_hook(
+        lambda _m, _i, out: states.append(out)
+    )
+    out = fusion({"text_0": text, "tab": tab}, {})
+    first_segment = states[0][:, 2]  # order: CLS, tab, the 4 text segments
+    grads = torch.autograd.grad(first_segment.sum(), (text, tab), retain_graph=True)
+    assert grads[0][:, 1:].abs().sum() == 0 and grads[0][:, 0].abs().sum() > 0
+    assert grads[1].abs().sum() > 0
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
+    text_grad = torch.autograd.grad((out * weights).sum(), text)[0]  # not a sum:
+    # a LayerNorm's output sums to a constant
+    assert (text_grad.abs().sum((0, 2)) > 0).all()
+
+
+TOKENIZED = {
+    "text:bag": (lambda: make_text_model("bag", 40, n_tokens=3), tokens),
+    "text:minilm": (lambda: make_text_model(MINILM, 0, n_tokens=3), tokens),
+    "image:small_cnn": (lambda: make_image_model("small_cnn", token_grid=2), pixels),
+    "image:resnet18": (lambda: make_image_model("resnet18", token_grid=2), pixels),
+    "image:vgg11": (lambda: make_image_model("vgg11"), lambda: pixels(size=32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZED))
+def test_encoder_tokens(name):
+    torch.manual_seed(0)
+    make, batch = TOKENIZED[name]
+    encoder, x = make().eval(), batch()
+    with torch.no_grad():
+        states, mask = encoder.tokens(x)
+        pooled = encoder(x)
+    expected = {"image:vgg11": 1}.get(name, 4 if name.startswith("image") else 3)
+    assert states.shape == (6, expected, encoder.output_dim)
+    assert mask.shape == (6, expected) and mask.dtype == torch.bool
+    if name.startswith("image") and name != "image:vgg11":  # cells average to the pool
+        torch.testing.assert_close(states.mean(1), pooled, atol=1e-4, rtol=1e-4)
+    if name == "text:minilm":  # segments weighted by their tokens average to it
+        lengths = x["attention_mask"].sum(1)
+        sizes = torch.stack([torch.bincount(torch.arange(n) * min(3, n) // n, minlength=3)
+                             for n in lengths.tolist()])
+        weighted = (states * sizes[..., None]).sum(1) / lengths[:, None]
+        torch.testing.assert_close(weighted, pooled, atol=1e-4, rtol=1e-4)
+        assert (mask.sum(1) == lengths.clamp(max=3)).all()

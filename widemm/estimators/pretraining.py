@@ -129,11 +129,10 @@ def embed(
     with torch.inference_mode():
         for start in range(0, len(data), 1024):
             batch = to_device(data[slice(start, start + 1024)], device)
-            embeddings, present = model.embed(batch)
             if slot is not None:
-                out.append(_pooled(embeddings[slot]).float().cpu())
+                out.append(_pooled(model.embed(batch)[0][slot]).float().cpu())
             else:
-                out.append(_pooled(model.fuse(embeddings, present)).float().cpu())
+                out.append(_pooled(model.fused(batch)).float().cpu())
     return torch.cat(out).numpy()
 
 

@@ -2,7 +2,7 @@
 
 from widemm.models.fusion import FUSIONS, ConcatFusion, Fusion, make_fusion
 from widemm.models.image import IMAGE_MODELS, ImageEncoder, SmallCNN, make_image_model
-from widemm.models.layers import MLP, Encoder
+from widemm.models.layers import MLP, Encoder, Tokenized
 from widemm.models.tabular import TAB_MODELS, FTTransformer, TabMLP, make_tab_model
 from widemm.models.text import TEXT_MODELS, BagEncoder, HFTextEncoder, make_text_model
 from widemm.models.wide import Wide
@@ -22,6 +22,7 @@ __all__ = [
     "HFTextEncoder",
     "ImageEncoder",
     "SmallCNN",
+    "Tokenized",
     "TabMLP",
     "Wide",
     "WideDeep",

@@ -13,6 +13,10 @@ Every fusion takes any number of modalities (slots such as ``tab``, ``text_0``,
 - ``attention``: a small transformer over one token per modality (with a
   modality-type embedding) and a CLS token whose final state is the output;
   absent modalities are masked out of the attention.
+- ``cross_attention``: the same over each modality's short token sequence (text
+  segments, image feature-map cells, the tabular part's output), where a token
+  attends to the other modalities' tokens and the CLS token, not to its own
+  modality's; the CLS token attends to all.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Fusion(nn.Module):
     # False for a fusion that masks absent slots out instead of filling them in:
     # it then holds no "absent" embeddings (they would never get a gradient).
     fills_absent = True
+    # True for a fusion that reads each slot's tokens (see ``WideDeep.tokens``).
+    uses_tokens = False
 
     def __init__(self, input_dims: Mapping[str, int], modality_dropout: float = 0.0):
         super().__init__()
@@ -358,8 +364,109 @@ class AttentionFusion(_Projected):
         return self.norm(out[:, 0])
 
 
+class CrossAttentionFusion(_Projected):
+    """Attention across modalities, over each modality's tokens plus a CLS token.
+
+    A slot gives (B, T, d) tokens and a (B, T) mask (``WideDeep`` passes text
+    segments and image cells, see ``widemm.models.layers.Tokenized``), or a
+    (B, d) embedding as one token. Tokens are projected to ``dim`` and get their
+    slot's type embedding. In every layer a token attends to the CLS token and
+    the other slots' present tokens (text attends to image cells, the tabular
+    token to text segments), never to its own slot's; the CLS token attends to
+    all, and its final state is the output. A row's absent slots and padding
+    tokens are masked out.
+
+    The mask weighs each key's attention (0 or 1) rather than dropping it, and
+    passes through the slot's tap with the tokens: gradient explanations then
+    move a row's mask to the background's smoothly, and their attributions add
+    up to the output (a mask outside the taps would not be part of the path).
+
+    Parameters are those of :class:`AttentionFusion`.
+    """
+
+    fills_absent = False
+    uses_tokens = True
+
+    def __init__(
+        self,
+        input_dims: Mapping[str, int],
+        *,
+        dim: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        dropout: float = 0.1,
+        modality_dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_dims, dim, dropout, modality_dropout)
+        self.cls = nn.Parameter(torch.randn(dim) * 0.02)
+        self.types = nn.Parameter(torch.randn(len(self.slots), dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            _CrossBlock(dim, n_heads, dropout) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.output_dim = dim
+
+    def forward(
+        self, embeddings: Mapping[str, Tensor], present: Mapping[str, Tensor]
+    ) -> Tensor:
+        sequences, weights, groups = [], [], []
+        for i, k in enumerate(self.slots):
+            e = embeddings[k]
+            tokens = e if e.dim() == 3 else e[:, None]
+            n, length = tokens.shape[:2]
+            mask = present.get(k, tokens.new_ones(n, dtype=torch.bool))
+            mask = mask if mask.dim() == 2 else mask[:, None].expand(n, length)
+            if self.training and self.modality_dropout > 0:
+                keep = torch.rand(n, 1, device=mask.device) >= self.modality_dropout
+                mask = mask & keep
+            tapped = self.taps[k](torch.cat([tokens, mask[..., None].to(e.dtype)], -1))
+            sequences.append(self.project[k](tapped[..., :-1]) + self.types[i])
+            weights.append(tapped[..., -1])
+            groups += [i] * length
+        x = torch.cat([self.cls.expand(len(sequences[0]), 1, -1), *sequences], 1)
+        weight = torch.cat([weights[0].new_ones(len(x), 1), *weights], 1)
+        group = torch.tensor([-1, *groups], device=x.device)
+        own_slot = (group[:, None] == group[None, :]) & (group[:, None] >= 0)
+        for block in self.blocks:
+            x = block(x, weight, own_slot)
+        return self.norm(x[:, 0])
+
+
+class _CrossBlock(nn.Module):
+    """Pre-norm multi-head attention with weighted keys and blocked pairs, then FFN."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, weight: Tensor, blocked: Tensor) -> Tensor:
+        """x (B, L, dim); weight (B, L) of each key; blocked (L, L), True: never."""
+        b, length, dim = x.shape
+        q, k, v = (
+            self.qkv(self.norm1(x))
+            .view(b, length, 3, self.n_heads, dim // self.n_heads)
+            .permute(2, 0, 3, 1, 4)
+        )  # each (B, heads, L, dim / heads)
+        scores = (q @ k.transpose(-1, -2)) * (dim // self.n_heads) ** -0.5
+        keys = weight[:, None, None, :]  # (B, 1, 1, L)
+        scores = scores.masked_fill(blocked | (keys == 0), float("-inf"))
+        top = scores.amax(-1, keepdim=True).detach()  # finite: the CLS key
+        scores = (scores - top).exp() * keys
+        attention = self.dropout(scores / scores.sum(-1, keepdim=True))
+        mixed = (attention @ v).transpose(1, 2).reshape(b, length, dim)
+        x = x + self.dropout(self.out(mixed))
+        return x + self.dropout(self.ffn(self.norm2(x)))
+
+
 FUSIONS: dict[str, Callable[..., Fusion]] = {
     "attention": AttentionFusion,
+    "cross_attention": CrossAttentionFusion,
     "concat": ConcatFusion,
     "film": FiLMFusion,
     "gated": GatedFusion,

@@ -89,6 +89,9 @@ class ImageEncoder(BackboneEncoder):
     pretrained : bool
         Load ``weights``; False builds the architecture only (frozen as if the
         weights were loaded), for a caller that sets every weight itself.
+    token_grid : int
+        :meth:`tokens` pools the last feature map to ``token_grid`` x
+        ``token_grid`` cells (for ``fusion="cross_attention"``).
     """
 
     def __init__(
@@ -100,8 +103,10 @@ class ImageEncoder(BackboneEncoder):
         unfreeze_last_n: int = 0,
         lr_scale: float = 0.1,
         pretrained: bool = True,
+        token_grid: int = 3,
     ) -> None:
         super().__init__()
+        self.token_grid = token_grid
         self.backbone = load_backbone(model_name, weights if pretrained else None)
         self.output_dim = _strip_classifier(self.backbone)
         freeze = weights is not None if freeze is None else freeze
@@ -112,6 +117,33 @@ class ImageEncoder(BackboneEncoder):
         """x["pixels"] (B, 3, S, S) -> (B, output_dim)."""
         return self.backbone(x["pixels"])
 
+    def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The cells of the last feature map with ``output_dim`` channels.
+
+        A model whose classifier changes the size after the feature map (VGG's
+        MLP) gives its output as a single token.
+        """
+        maps: list[Tensor] = []
+        hooks = [
+            stage.register_forward_hook(lambda _m, _i, out: maps.append(out))
+            for stage in self.blocks
+        ]
+        try:
+            out = self.backbone(x["pixels"])
+        finally:
+            for hook in hooks:
+                hook.remove()
+        shaped = [m for m in maps if m.dim() == 4 and m.shape[1] == self.output_dim]
+        if not shaped:
+            return out[:, None], out.new_ones(len(out), 1, dtype=torch.bool)
+        return grid_tokens(shaped[-1], self.token_grid)
+
+
+def grid_tokens(maps: Tensor, grid: int) -> tuple[Tensor, Tensor]:
+    """Average-pool (B, C, H, W) feature maps to (B, grid * grid, C) tokens."""
+    cells = nn.functional.adaptive_avg_pool2d(maps, grid).flatten(2).transpose(1, 2)
+    return cells, torch.ones(cells.shape[:2], dtype=torch.bool, device=maps.device)
+
 
 class SmallCNN(Encoder):
     """A small CNN trained from scratch, for small images (icons, thumbnails).
@@ -121,10 +153,16 @@ class SmallCNN(Encoder):
     channels : tuple of int
         Output channels of each conv block (conv-BN-ReLU, then 2x2 max-pool);
         the last is ``output_dim``.
+    token_grid : int
+        :meth:`tokens` pools the last feature map to ``token_grid`` x
+        ``token_grid`` cells (for ``fusion="cross_attention"``).
     """
 
-    def __init__(self, *, channels: tuple[int, ...] = (32, 64, 128)) -> None:
+    def __init__(
+        self, *, channels: tuple[int, ...] = (32, 64, 128), token_grid: int = 3
+    ) -> None:
         super().__init__()
+        self.token_grid = token_grid
         layers: list[nn.Module] = []
         for c_in, c_out in zip((3, *channels), channels, strict=False):
             layers += [
@@ -133,12 +171,16 @@ class SmallCNN(Encoder):
                 nn.ReLU(),
                 nn.MaxPool2d(2),
             ]
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.net = nn.Sequential(*layers)
         self.output_dim = channels[-1]
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         """x["pixels"] (B, 3, S, S) -> (B, output_dim)."""
-        return self.net(x["pixels"])
+        return self.net(x["pixels"]).mean((2, 3))
+
+    def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The cells of the last feature map."""
+        return grid_tokens(self.net(x["pixels"]), self.token_grid)
 
 
 IMAGE_MODELS: dict[str, Callable[..., Encoder]] = {"small_cnn": SmallCNN}

@@ -15,6 +15,20 @@ class Encoder(nn.Module):
     output_dim: int
 
 
+@runtime_checkable
+class Tokenized(Protocol):
+    """An encoder that can also give a short sequence of vectors per row.
+
+    Read by a fusion over tokens (``fusion="cross_attention"``): text segments,
+    image feature-map cells. An encoder without ``tokens`` gives one token, its
+    output.
+    """
+
+    def tokens(self, x: Any) -> tuple[Tensor, Tensor]:
+        """Return (B, T, output_dim) token states and their (B, T) bool mask."""
+        ...
+
+
 # A layer whose output holds some input columns' information, for gradient
 # explanations: (module, "cat" or "cont", column index or None). With an index,
 # the output (B, ...) is that one column; with None, its dim 1 runs over all

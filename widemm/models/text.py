@@ -26,6 +26,23 @@ def trim(x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
     return x["input_ids"][:, :length], x["attention_mask"][:, :length]
 
 
+def segments(states: Tensor, mask: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Mean token states over at most ``n`` consecutive segments of each text.
+
+    A text of ``length`` tokens splits into ``min(n, length)`` runs of nearly
+    equal size (a short text keeps one token per segment). Returns the
+    (B, n, d) segment means and their (B, n) bool mask.
+    """
+    length = mask.sum(1, keepdim=True).clamp(min=1)  # (B, 1)
+    position = mask.cumsum(1) - 1  # index among the valid tokens
+    segment = position * torch.clamp(length, max=n) // length  # (B, L)
+    weights = nn.functional.one_hot(segment.clamp(min=0), n).to(states.dtype)
+    weights = weights * mask.unsqueeze(-1).to(states.dtype)  # (B, L, n)
+    sums = torch.einsum("bln,bld->bnd", weights, states)
+    counts = weights.sum(1)  # (B, n)
+    return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
+
+
 class HFTextEncoder(BackboneEncoder):
     """Any ``transformers.AutoModel`` backbone, pooled to one vector per text.
 
@@ -53,6 +70,8 @@ class HFTextEncoder(BackboneEncoder):
     config : dict, optional
         The backbone's configuration (``PretrainedConfig.to_dict()``), as a saved
         model keeps it so that it loads where ``model_name`` does not exist.
+    n_tokens : int
+        Segments of :meth:`tokens` (for ``fusion="cross_attention"``).
 
     Attributes
     ----------
@@ -71,6 +90,7 @@ class HFTextEncoder(BackboneEncoder):
         lr_scale: float = 0.1,
         pretrained: bool = True,
         config: Mapping[str, Any] | None = None,
+        n_tokens: int = 8,
     ) -> None:
         from transformers import AutoModel
 
@@ -87,6 +107,7 @@ class HFTextEncoder(BackboneEncoder):
         if isinstance(getattr(self.backbone, "pooler", None), nn.Module):
             self.backbone.pooler = None  # type: ignore[assignment] # unused (we pool ourselves): never trains
         self.pooling, self.pool_layers = pooling, pool_layers
+        self.n_tokens = n_tokens
         self.output_dim = int(hf_config.hidden_size) * pool_layers
         layers = _layers(self.backbone, hf_config.num_hidden_layers)
         self.set_trainable(freeze, layers, unfreeze_top_n, lr_scale)
@@ -95,8 +116,8 @@ class HFTextEncoder(BackboneEncoder):
         """Return the layer whose output holds one vector per token."""
         return self.backbone.get_input_embeddings()  # type: ignore[operator]
 
-    def forward(self, x: Mapping[str, Tensor]) -> Tensor:
-        """x: input_ids, attention_mask (B, L) -> (B, hidden_size)."""
+    def states(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Token states (B, L, output_dim) of the pooled layers, and the mask."""
         ids, mask = trim(x)
         many = self.pool_layers > 1
         out = self.backbone(
@@ -105,7 +126,15 @@ class HFTextEncoder(BackboneEncoder):
         layers = (
             out.hidden_states[-self.pool_layers :] if many else [out.last_hidden_state]
         )
-        states = torch.cat(layers, dim=-1)
+        return torch.cat(layers, dim=-1), mask
+
+    def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The means of ``n_tokens`` segments of each text's token states."""
+        return segments(*self.states(x), self.n_tokens)
+
+    def forward(self, x: Mapping[str, Tensor]) -> Tensor:
+        """x: input_ids, attention_mask (B, L) -> (B, output_dim)."""
+        states, mask = self.states(x)
         if self.pooling == "cls":
             return states[:, 0]
         weights = mask.unsqueeze(-1).to(states.dtype)
@@ -160,6 +189,8 @@ class BagEncoder(Encoder):
     lr_scale : float
         Learning rate relative to the Trainer's: sparse word embeddings each get
         few updates, so they learn faster at a higher rate.
+    n_tokens : int
+        Segments of :meth:`tokens` (for ``fusion="cross_attention"``).
     """
 
     def __init__(
@@ -168,9 +199,10 @@ class BagEncoder(Encoder):
         *,
         embed_dim: int = 64,
         lr_scale: float = 10.0,
+        n_tokens: int = 8,
     ) -> None:
         super().__init__()
-        self.lr_scale = lr_scale
+        self.lr_scale, self.n_tokens = lr_scale, n_tokens
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.out = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU())
         self.output_dim = embed_dim
@@ -181,6 +213,12 @@ class BagEncoder(Encoder):
         weights = mask.unsqueeze(-1).to(torch.float32)
         summed = (self.embedding(ids) * weights).sum(1)
         return self.out(summed / weights.sum(1).clamp(min=1.0))
+
+    def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The layer over the mean word embedding of ``n_tokens`` segments."""
+        ids, mask = trim(x)
+        means, present = segments(self.embedding(ids), mask, self.n_tokens)
+        return self.out(means), present
 
     def token_embeddings(self) -> nn.Module:
         """Return the layer whose output holds one vector per token."""

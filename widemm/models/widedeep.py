@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.models.fusion import Fusion
-from widemm.models.layers import Encoder
+from widemm.models.layers import Encoder, Tokenized
 from widemm.models.wide import Wide
 
 
@@ -63,27 +63,71 @@ class WideDeep(nn.Module):
 
         A slot holding ``"embedding"`` (B, output_dim), the cached output of a
         frozen encoder (see ``widemm.cache``), skips its encoder. ``present``
-        holds the (B,) bool masks of slots whose input may be absent.
+        holds the (B,) bool masks of slots whose input may be absent. With a
+        fusion over tokens, a slot's embedding is the mean of its tokens.
         """
+        present = {
+            k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
+        }
+        if self.fusion.uses_tokens:
+            tokens, masks = self.tokens(batch)
+            weights = {k: m.unsqueeze(-1).to(tokens[k].dtype) for k, m in masks.items()}
+            pooled = {
+                k: (t * weights[k]).sum(-2) / weights[k].sum(-2).clamp(min=1)
+                for k, t in tokens.items()
+            }
+            return pooled, present
         embeddings = {
             k: batch[k]["embedding"] if "embedding" in batch[k] else enc(batch[k])
             for k, enc in self.encoders.items()
         }
         for k, projection in self.projections.items():
             embeddings[k] = projection(embeddings[k])
-        present = {
-            k: batch[k]["present"] for k in self.encoders if "present" in batch[k]
-        }
         return embeddings, present
 
+    def tokens(
+        self, batch: Mapping[str, Any]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Each slot's tokens (B, T, d) (projected, when the model projects) and mask.
+
+        A ``Tokenized`` encoder gives its tokens, or the slot holds them cached
+        (``"tokens"``, ``"token_mask"``); any other gives its output as one
+        token: an ensemble's (TabM's) members averaged, since folding them into
+        rows would repeat every other slot's tokens k times (then the members
+        learn as one network). The (B, T) masks are False for padding and for
+        all of an absent input's tokens.
+        """
+        tokens, masks = {}, {}
+        for k, encoder in self.encoders.items():
+            x = batch[k]
+            if "tokens" in x:
+                t, mask = x["tokens"].float(), x["token_mask"]
+            elif isinstance(encoder, Tokenized):
+                t, mask = encoder.tokens(x)
+            else:
+                t = x["embedding"] if "embedding" in x else encoder(x)
+                t = (t.mean(1) if t.dim() == 3 else t)[:, None]
+                mask = torch.ones(t.shape[:2], dtype=torch.bool, device=t.device)
+            if "present" in x:
+                mask = mask & x["present"][:, None]
+            tokens[k] = self.projections[k](t) if k in self.projections else t
+            masks[k] = mask
+        return tokens, masks
+
+    def fused(self, batch: Mapping[str, Any]) -> Tensor:
+        """The fusion's output for the batch (see :meth:`fuse`)."""
+        if self.fusion.uses_tokens:
+            return self.fuse(*self.tokens(batch))
+        return self.fuse(*self.embed(batch))
+
     def fuse(self, embeddings: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        """Fuse :meth:`embed`'s outputs into (B, fusion.output_dim).
+        """Fuse :meth:`embed`'s (or :meth:`tokens`') outputs into (B, output_dim).
 
         With an ensemble encoder (TabM's (B, k, dim)), each member is fused with
         the other slots' embeddings: (B, k, fusion.output_dim).
         """
         k = max((e.shape[1] for e in embeddings.values() if e.dim() == 3), default=0)
-        if not k:
+        if self.fusion.uses_tokens or not k:
             return self.fusion(embeddings, present)
         flat = {  # the k members side by side as rows
             s: e.flatten(0, 1) if e.dim() == 3 else e.repeat_interleave(k, 0)
@@ -104,7 +148,7 @@ class WideDeep(nn.Module):
         (B, output_dim), the cached output of a frozen encoder, skips its encoder
         (see :meth:`embed`).
         """
-        fused = self.fuse(*self.embed(batch))
+        fused = self.fused(batch)
         logits = torch.cat(
             [head(fused.flatten(0, -2)) for head in self.heads.values()], 1
         )
