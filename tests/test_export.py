@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+import widemm
 from tests.conftest import DATA
 from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
 from widemm.exported import load_exported
@@ -120,3 +121,20 @@ def test_image_models_export_their_graph_but_the_runtime_says_it_cannot_prepare_
         load_exported(tmp_path / "img")
     with pytest.raises(ValueError, match="format must be one of"):
         model.export(tmp_path / "x", format="tflite")
+
+
+def test_cross_attention_exports_and_reloads(tmp_path):
+    reviews = pd.read_parquet(DATA / "womens_clothing_reviews.parquet").sample(
+        600, random_state=0
+    )
+    target = reviews.pop("Recommended IND")
+    model = WideDeepClassifier(fusion="cross_attention", max_epochs=2, random_state=0)
+    model.fit(reviews, target)
+    expected = model.predict_proba(reviews)
+    model.export(tmp_path / "onnx")
+    exported = load_exported(tmp_path / "onnx").predict_proba(reviews)
+    np.testing.assert_allclose(exported, expected, atol=1e-5)
+    model.save(tmp_path / "saved")
+    np.testing.assert_array_equal(
+        widemm.load(tmp_path / "saved").predict_proba(reviews), expected
+    )

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import LazyColumn, n_rows, take, to_device
+from widemm.models.layers import Tokenized
 from widemm.runtime import progress, report
 
 
@@ -126,6 +127,7 @@ class FeatureCache:
                 at = order[start : start + self.batch_size]  # positions in rows
                 batch = to_device(take(x, rows[at]), self.device)
                 if tokens:
+                    assert isinstance(encoder, Tokenized)
                     states, mask = encoder.tokens(batch)
                     out = {"tokens": states.half(), "token_mask": mask}
                 else:

@@ -221,9 +221,12 @@ def test_cross_attention_masks_and_keeps_rows_apart():
     fusion = make_fusion("cross_attention", {k: t.shape[-1] for k, t in tokens.items()})
     fusion.eval()
     out = fusion(tokens, masks)
-    assert out.shape == (5, fusion.output_dim) and out.isfinite().all()
+    assert out.shape == (5, fusion.output_dim)
+    assert out.isfinite().all()
     p = torch.randperm(5)
-    moved = fusion({k: t[p] for k, t in tokens.items()}, {k: m[p] for k, m in masks.items()})
+    moved = fusion(
+        {k: t[p] for k, t in tokens.items()}, {k: m[p] for k, m in masks.items()}
+    )
     torch.testing.assert_close(moved, out[p])
     changed = dict(tokens, text_0=tokens["text_0"].clone())
     changed["text_0"][:, 2:] += 5.0  # padding segments
@@ -242,13 +245,12 @@ def test_cross_attention_tokens_attend_only_to_other_slots():
     text = torch.randn(3, 4, 6, requires_grad=True)
     tab = torch.randn(3, 6, requires_grad=True)
     states = []
-    fusion.blocks[0].register_forward_hook(
-        lambda _m, _i, out: states.append(out)
-    )
+    fusion.blocks[0].register_forward_hook(lambda _m, _i, out: states.append(out))
     out = fusion({"text_0": text, "tab": tab}, {})
     first_segment = states[0][:, 2]  # order: CLS, tab, the 4 text segments
     grads = torch.autograd.grad(first_segment.sum(), (text, tab), retain_graph=True)
-    assert grads[0][:, 1:].abs().sum() == 0 and grads[0][:, 0].abs().sum() > 0
+    assert grads[0][:, 1:].abs().sum() == 0  # not the other segments
+    assert grads[0][:, 0].abs().sum() > 0
     assert grads[1].abs().sum() > 0
     weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
     text_grad = torch.autograd.grad((out * weights).sum(), text)[0]  # not a sum:
@@ -275,13 +277,18 @@ def test_encoder_tokens(name):
         pooled = encoder(x)
     expected = {"image:vgg11": 1}.get(name, 4 if name.startswith("image") else 3)
     assert states.shape == (6, expected, encoder.output_dim)
-    assert mask.shape == (6, expected) and mask.dtype == torch.bool
+    assert mask.shape == (6, expected)
+    assert mask.dtype == torch.bool
     if name.startswith("image") and name != "image:vgg11":  # cells average to the pool
         torch.testing.assert_close(states.mean(1), pooled, atol=1e-4, rtol=1e-4)
     if name == "text:minilm":  # segments weighted by their tokens average to it
         lengths = x["attention_mask"].sum(1)
-        sizes = torch.stack([torch.bincount(torch.arange(n) * min(3, n) // n, minlength=3)
-                             for n in lengths.tolist()])
+        sizes = torch.stack(
+            [
+                torch.bincount(torch.arange(n) * min(3, n) // n, minlength=3)
+                for n in lengths.tolist()
+            ]
+        )
         weighted = (states * sizes[..., None]).sum(1) / lengths[:, None]
         torch.testing.assert_close(weighted, pooled, atol=1e-4, rtol=1e-4)
         assert (mask.sum(1) == lengths.clamp(max=3)).all()

@@ -423,8 +423,9 @@ class CrossAttentionFusion(_Projected):
             sequences.append(self.project[k](tapped[..., :-1]) + self.types[i])
             weights.append(tapped[..., -1])
             groups += [i] * length
-        x = torch.cat([self.cls.expand(len(sequences[0]), 1, -1), *sequences], 1)
-        weight = torch.cat([weights[0].new_ones(len(x), 1), *weights], 1)
+        n = sequences[0].shape[0]  # not len(): export keeps the batch size dynamic
+        x = torch.cat([self.cls.expand(n, 1, -1), *sequences], 1)
+        weight = torch.cat([weights[0].new_ones(n, 1), *weights], 1)
         group = torch.tensor([-1, *groups], device=x.device)
         own_slot = (group[:, None] == group[None, :]) & (group[:, None] >= 0)
         for block in self.blocks:
@@ -441,12 +442,15 @@ class _CrossBlock(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.ffn = nn.Sequential(
-            nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
+            nn.Linear(dim, 2 * dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * dim, dim),
         )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, weight: Tensor, blocked: Tensor) -> Tensor:
-        """x (B, L, dim); weight (B, L) of each key; blocked (L, L), True: never."""
+        """Attend: x (B, L, dim), each key's weight (B, L), blocked (L, L) pairs."""
         b, length, dim = x.shape
         q, k, v = (
             self.qkv(self.norm1(x))

@@ -118,7 +118,7 @@ class ImageEncoder(BackboneEncoder):
         return self.backbone(x["pixels"])
 
     def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The cells of the last feature map with ``output_dim`` channels.
+        """Return the cells of the last feature map with ``output_dim`` channels.
 
         A model whose classifier changes the size after the feature map (VGG's
         MLP) gives its output as a single token.
@@ -179,7 +179,7 @@ class SmallCNN(Encoder):
         return self.net(x["pixels"]).mean((2, 3))
 
     def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The cells of the last feature map."""
+        """Return the cells of the last feature map."""
         return grid_tokens(self.net(x["pixels"]), self.token_grid)
 
 

@@ -129,7 +129,7 @@ class HFTextEncoder(BackboneEncoder):
         return torch.cat(layers, dim=-1), mask
 
     def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The means of ``n_tokens`` segments of each text's token states."""
+        """Return the means of ``n_tokens`` segments of each text's token states."""
         return segments(*self.states(x), self.n_tokens)
 
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
@@ -215,7 +215,7 @@ class BagEncoder(Encoder):
         return self.out(summed / weights.sum(1).clamp(min=1.0))
 
     def tokens(self, x: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The layer over the mean word embedding of ``n_tokens`` segments."""
+        """Return the layer over the mean word embedding of ``n_tokens`` segments."""
         ids, mask = trim(x)
         means, present = segments(self.embedding(ids), mask, self.n_tokens)
         return self.out(means), present

@@ -115,7 +115,7 @@ class WideDeep(nn.Module):
         return tokens, masks
 
     def fused(self, batch: Mapping[str, Any]) -> Tensor:
-        """The fusion's output for the batch (see :meth:`fuse`)."""
+        """Return the fusion's output for the batch (see :meth:`fuse`)."""
         if self.fusion.uses_tokens:
             return self.fuse(*self.tokens(batch))
         return self.fuse(*self.embed(batch))
