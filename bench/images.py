@@ -10,7 +10,11 @@ image + tabular (pretrained MobileNetV2, frozen and cached), and image + `name` 
 + tabular. Throughput candidates time decoding + transforms + a MobileNetV2 or
 ResNet-18 forward pass at batch 64 through a DataLoader with 0, 1 and 2 workers.
 The cache candidate trains the same frozen MobileNetV2 model with and without the
-cache for 3 epochs and reports seconds per epoch after the first.
+cache for 3 epochs and reports seconds per epoch after the first; the token cache
+candidate does the same for ``fusion="cross_attention"`` over image + name +
+tabular (cached float16 tokens against the backbones run in every step).
+``widemm_fusions`` trains image + name + tabular with every fusion, 3 seeds each,
+one process and one feature cache (the backbones are frozen: the same outputs).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ ACCURACY = {
     "widemm_image_name_tabular": ["image_path", "name", *TAB],
 }
 THROUGHPUT = [f"{m}_workers{w}" for m in ("mobilenet_v2", "resnet18") for w in range(3)]
-CANDIDATES = [*ACCURACY, "widemm_image_cache_speedup", *THROUGHPUT]
+CACHES = ["widemm_image_cache_speedup", "widemm_token_cache_speedup"]
+CANDIDATES = [*ACCURACY, *CACHES, "widemm_fusions", *THROUGHPUT]
 
 
 def model(cols: list[str], **kwargs):
@@ -81,21 +86,55 @@ def epoch_seconds(est) -> float:
     return statistics.median(seconds[1:] or seconds)
 
 
-def cache_speedup() -> None:
+def cache_speedup(name: str) -> None:
     X_train, _, y_train, _ = emoji()
-    cols = ["image_path", *TAB]
-    params = dict(max_epochs=3, n_iter_no_change=None)
+    if name == "widemm_image_cache_speedup":
+        cols, params = ["image_path", *TAB], {}
+    else:
+        cols, params = ["image_path", "name", *TAB], {"fusion": "cross_attention"}
+    params |= dict(max_epochs=3, n_iter_no_change=None)
     cached = model(cols, **params).fit(X_train[cols], y_train)
     uncached = model(cols, cache_features=False, **params).fit(X_train[cols], y_train)
     emit(
         {
             "bench": "images",
-            "model": "widemm_image_cache_speedup",
+            "model": name,
             "seconds_per_epoch": epoch_seconds(cached),
             "uncached_seconds_per_epoch": epoch_seconds(uncached),
             "cache_speedup": epoch_seconds(uncached) / epoch_seconds(cached),
         }
     )
+
+
+def fusions() -> None:
+    from widemm.models import FUSIONS
+    from widemm.pipeline import FeaturePipeline
+
+    cache = FeaturePipeline.feature_cache
+    shared: dict = {}
+    FeaturePipeline.feature_cache = lambda self: shared.setdefault("c", cache(self))
+    X_train, X_test, y_train, y_test = emoji()
+    cols = ["image_path", "name", *TAB]
+    for fusion in ("concat", "cross_attention"):  # encode each kind of input once
+        model(cols, fusion=fusion, max_epochs=1).fit(X_train[cols], y_train)
+    for fusion in sorted(FUSIONS):
+        scores, fit_s, epochs = [], [], []
+        for seed in range(3):
+            est = model(cols, fusion=fusion).set_params(random_state=seed)
+            _, s = timed(lambda e=est: e.fit(X_train[cols], y_train))
+            scores.append(est.score(X_test[cols], y_test))
+            fit_s.append(s)
+            epochs.append(epoch_seconds(est))
+        emit(
+            {
+                "bench": "images",
+                "model": f"image + name + tabular, fusion={fusion}",
+                "accuracy": statistics.mean(scores),
+                "std": statistics.stdev(scores),
+                "fit_seconds": statistics.mean(fit_s),
+                "seconds_per_epoch": statistics.mean(epochs),
+            }
+        )
 
 
 def throughput(name: str) -> None:
@@ -128,8 +167,10 @@ def throughput(name: str) -> None:
 def run(name: str) -> None:
     if name in ACCURACY:
         accuracy(name)
-    elif name == "widemm_image_cache_speedup":
-        cache_speedup()
+    elif name in CACHES:
+        cache_speedup(name)
+    elif name == "widemm_fusions":
+        fusions()
     else:
         throughput(name)
 

@@ -102,7 +102,7 @@ def test_the_feature_cache_is_bounded_and_not_pickled():
         cache(
             "slot", encoder, torch.full((40, 3), 100.0 * i) + torch.arange(40)[:, None]
         )
-    assert len(cache.entries["slot"]) == 50
+    assert len(cache.entries["slot", False]) == 50
     x = torch.arange(12.0).reshape(4, 3)
     out = cache("slot", encoder, x)["embedding"]
     torch.testing.assert_close(out, encoder(x))

@@ -67,6 +67,33 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     assert_same_weights(tmp_path / "straight.pt", tmp_path / "resumed.pt")
 
 
+def test_a_killed_pretraining_resumes_to_the_same_weights(tmp_path):
+    run(tmp_path / "straight.pt", "--pretrain")
+    killed = run(
+        tmp_path / "never.pt",
+        "--pretrain",
+        "--checkpoint", tmp_path / "ckpt",
+        "--kill-at-epoch", 3,
+        check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    state = torch.load(tmp_path / "ckpt" / "pretrain" / LAST, weights_only=True)
+    assert len(state["history"]) == 2
+    resumed = run(
+        tmp_path / "resumed.pt", "--pretrain", "--checkpoint", tmp_path / "ckpt"
+    )
+    assert "history [1, 2, 3, 4]" in resumed.stderr
+    assert_same_weights(tmp_path / "straight.pt", tmp_path / "resumed.pt")
+
+
+def test_two_process_pretraining_matches_one_process(tmp_path):
+    """Each rank contrasts its share of every batch against all ranks' rows; the
+    last batch of 1,779 rows splits unevenly (51 rows: 26 and 25)."""
+    run(tmp_path / "single.pt", "--pretrain", "--rows", 1779)
+    run(tmp_path / "ddp.pt", "--pretrain", "--rows", 1779, torchrun=True)
+    assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
+
+
 def test_checkpoints_are_written_atomically(tmp_path):
     path = tmp_path / "last.pt"
     atomic_save({"epoch": 1}, path)

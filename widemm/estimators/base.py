@@ -280,8 +280,7 @@ class BaseWideDeep(Pretraining, BaseEstimator):
             ids["pretrained"] = repr(self.pretrain_history_.to_numpy().tolist())
         # Before any random draw: nothing downstream decides the seed again.
         params = self.get_params(deep=False)
-        settings = {k: v for k, v in params.items() if k not in _NOT_RUN}
-        run, seed, state = plan_run(self.checkpoint_dir, settings, ids)
+        run, seed, state = plan_run(self.checkpoint_dir, self._run_settings(), ids)
         if stream is not None:
             sample = stream.sample(self.stream_sample_rows, seed)
             X = check_frame(
@@ -391,14 +390,27 @@ class BaseWideDeep(Pretraining, BaseEstimator):
             )
         return self.pipeline_.training_inputs(data.inputs, self.model_)
 
+    def _run_settings(self) -> dict[str, Any]:
+        """Return the parameters that decide a run (its identity, see ``plan_run``)."""
+        params = self.get_params(deep=False)
+        return {k: v for k, v in params.items() if k not in _NOT_RUN}
+
     def _config(
-        self, seed: int | None = None, objective: Objective | None = None
+        self,
+        seed: int | None = None,
+        objective: Objective | None = None,
+        **schedule: Any,
     ) -> TrainConfig:
+        """Return the Trainer's config.
+
+        ``schedule``: ``batch_size`` and ``max_epochs``, when not the fitted ones
+        (``batch_size_``, ``max_epochs_``).
+        """
         return TrainConfig.with_options(
             self.trainer_params or {},
             **{k: getattr(self, k) for k in _TRAINING},
-            batch_size=self.batch_size_,
-            max_epochs=self.max_epochs_,
+            batch_size=schedule.get("batch_size") or self.batch_size_,
+            max_epochs=schedule.get("max_epochs") or self.max_epochs_,
             task=objective or self._objective(),
             random_state=seed,
         )

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import time
+import dataclasses
+from itertools import combinations
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.utils import check_random_state
 
 from widemm.data import FrameDataset, to_device
 from widemm.pipeline import FeaturePipeline
-from widemm.runtime import progress, resolve_device, seeded
-from widemm.training.contrastive import ContrastiveLoss, corrupt
+from widemm.runtime import seeded
+from widemm.training import Callback, Trainer
+from widemm.training.checkpoint import frame_digest, plan_run
+from widemm.training.contrastive import (
+    Contrasting,
+    ContrastiveObjective,
+    pooled,
+)
 from widemm.validation import check_frame
 
 if TYPE_CHECKING:
@@ -35,79 +42,90 @@ def pretrain(
 
     Returns the per-epoch history. The estimator keeps the pipeline
     (``pipeline_``, with ``projection_dim_``) and the trained weights
-    (``pretrained_``) that its next ``fit`` starts from.
+    (``pretrained_``) that its next ``fit`` starts from. The ``Trainer`` runs
+    it (see ``widemm.training.contrastive.Contrasting``): under ``torchrun``
+    each rank takes its share of every batch; with ``checkpoint_dir`` the run
+    writes ``<checkpoint_dir>/pretrain/last.pt`` after every epoch and resumes
+    from it; the estimator's callbacks and log see its epochs.
     """
     X = check_frame(estimator, X, reset=True)
     params = estimator.get_params(deep=False)
-    seed = int(check_random_state(estimator.random_state).randint(2**31 - 1))
-    device = resolve_device(estimator.device)
+    options = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        projection_dim=projection_dim,
+        corruption=corruption,
+        learning_rate=learning_rate,
+    )
+    settings = estimator._run_settings()
+    folder = estimator.checkpoint_dir
+    folder = None if folder is None else Path(folder) / "pretrain"
+    run, seed, state = plan_run(
+        folder, {**settings, "pretrain": repr(options)}, {"data": frame_digest(X)}
+    )
     with seeded(seed):
         pipeline = FeaturePipeline(
             **{k: params[k] for k in FeaturePipeline._get_param_names()}
         ).fit(X)
         pipeline.projection_dim_ = projection_dim
-        model = pipeline.build_model({}).to(device)
-        data = FrameDataset(pipeline.inputs(X, model))
-        contrast = ContrastiveLoss().to(device)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            [*trainable, *contrast.parameters()], lr=learning_rate
+        model = pipeline.build_model({})
+        data = FrameDataset(pipeline.inputs(X, model), torch.zeros(len(X), 1))
+        _check_pairs(model, data)
+        contrasting = Contrasting(model, corruption)
+        config = dataclasses.replace(
+            estimator._config(
+                seed,
+                ContrastiveObjective(),
+                batch_size=min(batch_size, len(data)),
+                max_epochs=epochs,
+            ),
+            learning_rate=learning_rate,
+            n_iter_no_change=None,
+            checkpoint_dir=folder,
         )
-        loader = data.loader(min(batch_size, len(data)), seed)
-        generator = torch.Generator().manual_seed(seed)
-        history = []
-        model.train()
-        for epoch in progress(
-            range(epochs), verbose=estimator.verbose > 0, desc="pretraining"
-        ):
-            loader.set_epoch(epoch)
-            start, total, n = time.perf_counter(), 0.0, 0
-            for batch in loader:
-                batch = to_device(batch, device)
-                loss, rows = _loss(model, contrast, batch, corruption, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total, n = total + float(loss.detach()) * rows, n + rows
-            history.append({
-                "epoch": epoch + 1,
-                "contrastive_loss": total / max(n, 1),
-                "temperature": float(1 / contrast.logit_scale.detach().exp()),
-                "seconds": time.perf_counter() - start,
-            })  # fmt: skip
+        callbacks = [*(estimator.callbacks or ()), _Temperature()]
+        history = Trainer(config, callbacks, run=run).fit(
+            contrasting, data, None, state
+        )
+    model.cpu()
     estimator.pipeline_ = pipeline
-    estimator.pretrained_ = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return history
-
-
-def _loss(
-    model: WideDeep,
-    contrast: ContrastiveLoss,
-    batch: dict[str, Any],
-    corruption: float,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, int]:
-    """Contrast the batch's modalities (a table alone: with a corrupted copy).
-
-    Returns the loss and the batch's rows.
-    """
-    embeddings, present = model.embed(batch)
-    embeddings = {k: _pooled(e) for k, e in embeddings.items()}
-    rows = len(next(iter(embeddings.values())))
-    if len(embeddings) > 1:
-        return contrast(embeddings, present), rows
-    slot, tab = next(iter(embeddings.items()))
-    noisy = {
-        **batch,
-        slot: {k: corrupt(v, corruption, generator) for k, v in batch[slot].items()},
+    estimator.pretrained_ = {
+        k: v.detach().clone() for k, v in model.state_dict().items()
     }
-    view, _ = model.embed(noisy)
-    return contrast({"a": tab, "b": _pooled(view[slot])}, {}), rows
+    return [
+        {("contrastive_loss" if k == "train_loss" else k): v for k, v in row.items()}
+        for row in history
+    ]
 
 
-def _pooled(e: torch.Tensor) -> torch.Tensor:
-    """Average an ensemble's (B, k, d) members; keep (B, d) as it is."""
-    return e.mean(1) if e.dim() == 3 else e
+class _Temperature(Callback):
+    """Add the learned temperature to each epoch's history row."""
+
+    def on_epoch_end(self, trainer: Any, model: Any, row: dict[str, float]) -> None:
+        row["temperature"] = model.temperature()
+
+
+def _check_pairs(model: WideDeep, data: FrameDataset) -> None:
+    """Refuse data where no pair of modalities is present in 2 rows."""
+    slots = list(model.encoders)
+    if len(slots) == 1:
+        return
+    everyone = torch.ones(len(data), dtype=torch.bool)
+    present = {
+        k: v["present"].bool()
+        for k, v in data.inputs.items()
+        if k in slots and isinstance(v, dict) and "present" in v
+    }
+    for pair in combinations(slots, 2):
+        both = everyone.clone()
+        for slot in pair:
+            both &= present.get(slot, everyone)
+        if int(both.sum()) >= 2:
+            return
+    raise ValueError(
+        "No pair of modalities is present in 2 rows: nothing to contrast. "
+        "Pretraining needs 2+ modalities per row, or a table alone."
+    )
 
 
 def embed(
@@ -130,9 +148,9 @@ def embed(
         for start in range(0, len(data), 1024):
             batch = to_device(data[slice(start, start + 1024)], device)
             if slot is not None:
-                out.append(_pooled(model.embed(batch)[0][slot]).float().cpu())
+                out.append(pooled(model.embed(batch)[0][slot]).float().cpu())
             else:
-                out.append(_pooled(model.fused(batch)).float().cpu())
+                out.append(pooled(model.fused(batch)).float().cpu())
     return torch.cat(out).numpy()
 
 

@@ -4,6 +4,9 @@
     torchrun --nproc_per_node 2 fit_adult.py OUT          # data parallel
     python fit_adult.py OUT --multitask    # income + hours-per-week, learned task
                                            # weights, sample weights
+    python fit_adult.py OUT --pretrain     # contrastive pretraining instead of fit
+                                           # (corruption 0: no draws that differ
+                                           # between ranks)
 
 Writes the final weights to OUT (rank 0 only). --kill-at-epoch sends SIGKILL to
 this process in the middle of that epoch (1-based), as a crash would.
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--strategy", default="ddp")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--multitask", action="store_true")
+    parser.add_argument("--pretrain", action="store_true")
     args = parser.parse_args()
     df = pd.read_parquet(DATA).sample(args.rows, random_state=0)
     y = df.pop("income")
@@ -67,10 +71,15 @@ def main() -> None:
         callbacks=[KillMidEpoch(args.kill_at_epoch)] if args.kill_at_epoch else None,
         trainer_params={"strategy": args.strategy},
     )
-    model.fit(df, y, **fit)
+    if args.pretrain:
+        model.pretrain(df, epochs=4, batch_size=64, corruption=0.0)
+        weights, history = model.pretrained_, model.pretrain_history_
+    else:
+        model.fit(df, y, **fit)
+        weights, history = model.model_.state_dict(), model.history_
     if int(os.environ.get("RANK", "0")) == 0:
-        torch.save(model.model_.state_dict(), args.out)
-        print("history", model.history_["epoch"].tolist(), file=sys.stderr)
+        torch.save(weights, args.out)
+        print("history", history["epoch"].tolist(), file=sys.stderr)
 
 
 if __name__ == "__main__":
