@@ -401,11 +401,7 @@ class BaseWideDeep(Pretraining, BaseEstimator):
         objective: Objective | None = None,
         **schedule: Any,
     ) -> TrainConfig:
-        """Return the Trainer's config.
-
-        ``schedule``: ``batch_size`` and ``max_epochs``, when not the fitted ones
-        (``batch_size_``, ``max_epochs_``).
-        """
+        """Return the Trainer's config; ``schedule`` may set batch_size, max_epochs."""
         return TrainConfig.with_options(
             self.trainer_params or {},
             **{k: getattr(self, k) for k in _TRAINING},
