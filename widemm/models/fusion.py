@@ -302,7 +302,34 @@ class GatedFusion(Fusion):
         return self.dropout((gates.softmax(dim=1) * proposals).sum(1))
 
 
-class AttentionFusion(_Projected):
+class _WithCLS(_Projected):
+    """A fusion over tokens: ``dim``-wide projections, slot types and a CLS token."""
+
+    fills_absent = False
+
+    def __init__(
+        self,
+        input_dims: Mapping[str, int],
+        *,
+        dim: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        dropout: float = 0.1,
+        modality_dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_dims, dim, dropout, modality_dropout)
+        self.cls = nn.Parameter(torch.randn(dim) * 0.02)
+        self.types = nn.Parameter(torch.randn(len(self.slots), dim) * 0.02)
+        self.build(dim, n_layers, n_heads, dropout)
+        self.norm = nn.LayerNorm(dim)
+        self.output_dim = dim
+
+    def build(self, dim: int, n_layers: int, n_heads: int, dropout: float) -> None:
+        """Make the attention layers."""
+        raise NotImplementedError
+
+
+class AttentionFusion(_WithCLS):
     """A small transformer over one token per slot plus a CLS token.
 
     Each slot's embedding is projected to ``dim`` and gets a learned modality-type
@@ -324,29 +351,14 @@ class AttentionFusion(_Projected):
         See :class:`Fusion`.
     """
 
-    fills_absent = False
-
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        *,
-        dim: int = 128,
-        n_layers: int = 2,
-        n_heads: int = 4,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.0,
-    ) -> None:
-        super().__init__(input_dims, dim, dropout, modality_dropout)
-        self.cls = nn.Parameter(torch.randn(dim) * 0.02)
-        self.types = nn.Parameter(torch.randn(len(self.slots), dim) * 0.02)
+    def build(self, dim: int, n_layers: int, n_heads: int, dropout: float) -> None:
+        """Make the transformer."""
         layer = nn.TransformerEncoderLayer(
             dim, n_heads, 2 * dim, dropout, batch_first=True, norm_first=True
         )
         self.transformer = nn.TransformerEncoder(
             layer, n_layers, enable_nested_tensor=False
         )
-        self.norm = nn.LayerNorm(dim)
-        self.output_dim = dim
 
     def forward(
         self, embeddings: Mapping[str, Tensor], present: Mapping[str, Tensor]
@@ -364,7 +376,7 @@ class AttentionFusion(_Projected):
         return self.norm(out[:, 0])
 
 
-class CrossAttentionFusion(_Projected):
+class CrossAttentionFusion(_WithCLS):
     """Attention across modalities, over each modality's tokens plus a CLS token.
 
     A slot gives (B, T, d) tokens and a (B, T) mask (``WideDeep`` passes text
@@ -384,27 +396,13 @@ class CrossAttentionFusion(_Projected):
     Parameters are those of :class:`AttentionFusion`.
     """
 
-    fills_absent = False
     uses_tokens = True
 
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        *,
-        dim: int = 128,
-        n_layers: int = 2,
-        n_heads: int = 4,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.0,
-    ) -> None:
-        super().__init__(input_dims, dim, dropout, modality_dropout)
-        self.cls = nn.Parameter(torch.randn(dim) * 0.02)
-        self.types = nn.Parameter(torch.randn(len(self.slots), dim) * 0.02)
+    def build(self, dim: int, n_layers: int, n_heads: int, dropout: float) -> None:
+        """Make the cross-attention blocks."""
         self.blocks = nn.ModuleList(
             _CrossBlock(dim, n_heads, dropout) for _ in range(n_layers)
         )
-        self.norm = nn.LayerNorm(dim)
-        self.output_dim = dim
 
     def forward(
         self, embeddings: Mapping[str, Tensor], present: Mapping[str, Tensor]
