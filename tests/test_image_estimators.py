@@ -155,3 +155,5 @@ def test_cross_attention_over_cached_tokens(emoji, mobilenet_weights, tab_model)
     assert e.max_error < min(0.05, coarse.max_error)  # through the token taps
     assert (e.values["name"].abs() > 0).all()
     assert (e.values["image_path"].abs() > 0).all()
+    tokens = e.tokens(rows.index[0], "name")  # through the encoder's tokens
+    assert tokens["attribution"].abs().sum() > 0

@@ -105,3 +105,32 @@ def test_every_fusion_trains_through_the_estimator(reviews, fusion):
     name = type(model.model_.fusion).__name__.lower()
     assert name.startswith(fusion.replace("_", ""))
     assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.7
+
+
+def test_a_text_column_in_the_wide_part_reads_its_ngrams(reviews, tmp_path):
+    X_train, X_test, y_train, _ = reviews
+    cats = ["Division Name", "Department Name", "Class Name"]
+    model = WideDeepClassifier(
+        max_epochs=3, random_state=0, wide_cols=[*cats, "Review Text"]
+    ).fit(X_train, y_train)
+    pre = model.pipeline_.preprocessors_["wide"]
+    assert pre.text_cols == ["Review Text"]
+    assert len(pre.ngrams_["Review Text"]) > 1000
+    weight = model.model_.wide.linear.weight
+    assert weight[pre.padding_idx].abs().sum() == 0  # padding never learns
+    assert weight[pre.offsets_[-1] :].abs().sum() > 0  # the n-grams do
+    rows = X_test[:5]
+    e = model.explain(rows, "permutation", background=X_train[:30])
+    assert e.max_error < 1e-4
+    assert list(e.wide_values.columns) == [*cats, "Review Text"]
+    assert "wide" not in e.values.columns  # all folded into the columns
+    model.save(tmp_path / "m")
+    expected = model.predict_proba(X_test)
+    np.testing.assert_array_equal(
+        widemm.load(tmp_path / "m").predict_proba(X_test), expected
+    )
+    from widemm.exported import load_exported
+
+    model.export(tmp_path / "onnx")
+    exported = load_exported(tmp_path / "onnx").predict_proba(X_test)
+    np.testing.assert_allclose(exported, expected, atol=1e-5)

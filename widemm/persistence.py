@@ -24,7 +24,7 @@ from widemm.schema import ColumnSchema
 if TYPE_CHECKING:
     from torch import nn
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
 # "module.QualName" -> (class, its fitted attributes): all that is saved and loaded
 Classes = Mapping[str, tuple[type, Collection[str]]]

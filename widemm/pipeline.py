@@ -137,6 +137,8 @@ or callable
         items' embeddings.
     wide_cols : list of str, optional
         Columns one-hot encoded into the wide part; by default the categorical ones.
+        A text column here joins as the words and word pairs it holds (a linear
+        bag-of-n-grams model beside the text encoder).
     crossed_cols : list of tuples of str, optional
         Column crosses for the wide part, e.g. ``[("education", "occupation")]``.
     scaling : {"standard", "quantile", None}
@@ -262,8 +264,12 @@ or callable
             raise ValueError(f"No usable column: every column was ignored.\n{s}")
         pre: dict[str, Any] = {}
         if self.wide and (s.wide_cols or s.crossed_cols):
+            text = [c for c in s.wide_cols if c in s.text_cols]
             pre["wide"] = WidePreprocessor(
-                s.wide_cols, s.crossed_cols, max_categories=self.max_categories
+                [c for c in s.wide_cols if c not in text],
+                s.crossed_cols,
+                max_categories=self.max_categories,
+                text_cols=text,
             )
         if s.tab_cols:
             pre["tab"] = TabPreprocessor(
@@ -340,7 +346,9 @@ or callable
         input_dims = {k: projection or enc.output_dim for k, enc in encoders.items()}
         fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
         n_outputs = sum(heads.values())
-        wide = Wide(pre["wide"].n_indices_, n_outputs) if "wide" in pre else None
+        wide = None
+        if "wide" in pre:
+            wide = Wide(pre["wide"].n_indices_, n_outputs, pre["wide"].padding_idx)
         return WideDeep(encoders, fusion, heads, wide, projection)
 
     def tab_model_name(self) -> str | Callable[..., Encoder]:

@@ -126,3 +126,26 @@ def test_quantile_scaling_is_deterministic_beyond_subsample(adult):
     a = TabPreprocessor(scaling="quantile").fit_transform(X)
     b = TabPreprocessor(scaling="quantile").fit_transform(X)
     np.testing.assert_array_equal(a, b)
+
+
+def test_wide_text_columns_give_their_ngrams():
+    X = pd.DataFrame(
+        {
+            "kind": ["a", "b", "a", None],
+            "note": ["good fit", "bad fit", "good good fit", None],
+        }
+    )
+    pre = WidePreprocessor(cols=["kind"], text_cols=["note"]).fit(X)
+    # seen in 2+ rows: "fit" (3 rows), "good" (2), "good fit" (2); most frequent first
+    assert list(pre.ngrams_["note"]) == ["fit", "good", "good fit"]
+    assert pre.inputs_ == ["kind", *["note"] * pre.widths_["note"]]
+    codes = pre.transform(X)
+    start, pad = pre.offsets_[1], pre.padding_idx
+    assert pad == pre.n_indices_ - 1
+    np.testing.assert_array_equal(codes[1, 1:], [start, *[pad] * (codes.shape[1] - 2)])
+    assert set(codes[0, 1:]) == {start, start + 1, start + 2}  # fit, good, good fit
+    assert (codes[3, 1:] == pad).all()  # missing text: nothing but padding
+    unseen = pre.transform(pd.DataFrame({"kind": ["a"], "note": ["excellent"]}))
+    assert (unseen[0, 1:] == pad).all()
+    wide = WidePreprocessor(cols=[], text_cols=["note"], max_ngrams=1).fit(X)
+    assert list(wide.ngrams_["note"]) == ["fit"]  # the most frequent kept

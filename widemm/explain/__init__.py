@@ -23,6 +23,7 @@ from widemm.explain.attribution import attribute_gradient, attribute_permutation
 from widemm.explain.players import WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
+from widemm.preprocessing.wide import CROSS_SEP
 from widemm.runtime import seeded
 from widemm.training import Task
 
@@ -335,8 +336,9 @@ def _wide_shares(
     row = weight[x["wide"]]  # (n_x, n_inputs, n_outputs)
     base = weight[background["wide"]].mean(0)  # (n_inputs, n_outputs)
     shares = (row - base)[torch.arange(len(row)), :, target]
-    names = list(pipeline.preprocessors_["wide"].vocab_)
-    return pd.DataFrame(shares.numpy(), columns=names)
+    inputs = pipeline.preprocessors_["wide"].inputs_  # a text column's n-grams:
+    table = pd.DataFrame(shares.numpy().T, index=inputs)  # several index columns
+    return table.groupby(level=0, sort=False).sum().T
 
 
 def _fold(table: pd.DataFrame, wide: pd.DataFrame, pipeline: FeaturePipeline) -> Any:
@@ -345,11 +347,11 @@ def _fold(table: pd.DataFrame, wide: pd.DataFrame, pipeline: FeaturePipeline) ->
     A cross's share is split evenly among its columns; what belongs to no
     explained column stays under ``"wide"`` (dropped when nothing is left).
     """
-    schema = pipeline.schema_
     table = table.copy()
     wide = wide.set_axis(table.index)
-    sources = [(c,) for c in schema.wide_cols] + list(schema.crossed_cols)
-    for name, columns in zip(wide.columns, sources, strict=True):
+    crosses = {CROSS_SEP.join(map(str, c)): c for c in pipeline.schema_.crossed_cols}
+    for name in wide.columns:
+        columns = crosses.get(name, (name,))
         for column in columns:
             if column in table:
                 part = wide[name] / len(columns)

@@ -15,11 +15,17 @@ class Wide(nn.Module):
         Size of the index space (``WidePreprocessor.n_indices_``).
     n_outputs : int
         Logits per row.
+    padding_idx : int, optional
+        An index whose weight stays 0 (fills rows of fewer text n-grams).
     """
 
-    def __init__(self, n_indices: int, n_outputs: int) -> None:
+    def __init__(
+        self, n_indices: int, n_outputs: int, padding_idx: int | None = None
+    ) -> None:
         super().__init__()
-        self.linear = nn.EmbeddingBag(n_indices, n_outputs, mode="sum")
+        self.linear = nn.EmbeddingBag(
+            n_indices, n_outputs, mode="sum", padding_idx=padding_idx
+        )
         nn.init.zeros_(self.linear.weight)
         self.bias = nn.Parameter(torch.zeros(n_outputs))
 

@@ -41,7 +41,10 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
 
     names = ("n_features_in_", "feature_names_in_")
     fitted: dict[type, tuple[str, ...]] = {
-        WidePreprocessor: ("vocab_", "offsets_", "n_indices_", *names),
+        WidePreprocessor: (
+            *("vocab_", "offsets_", "n_indices_", "ngrams_", "widths_", "inputs_"),
+            *names,
+        ),
         TabPreprocessor: (
             *("vocab_", "cardinalities_", "embed_dims_", "nan_cols_", "scaler_"),
             *("bag_widths_", "separators_", "date_parts_", "bounds_"),

@@ -1,4 +1,9 @@
-"""One-hot indices of categorical and crossed columns for the wide (linear) part."""
+"""One-hot indices of categorical and crossed columns for the wide (linear) part.
+
+Text columns may join too, as the word and word-pair n-grams each row holds: the
+wide part is then also a linear bag-of-n-grams model, the classic strong text
+baseline, next to the deep text encoder.
+"""
 
 from __future__ import annotations
 
@@ -33,15 +38,28 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
     max_categories : int
         Known values kept per input, the most frequent; the others count as
         unseen. Bounds the index space of high-cardinality columns and crosses.
+    text_cols : list of str
+        Text columns whose n-grams (words and word pairs, lowercased, seen in 2+
+        rows) become indices: one per n-gram a row holds, as many index columns
+        as 99% of rows need (a longer text keeps its most frequent n-grams).
+    max_ngrams : int
+        N-grams kept per text column, the most frequent.
 
     Attributes
     ----------
     vocab_ : dict of str to pandas.Index
         Known values per input (a column or ``"a_x_b"`` for a cross), in index order.
-    offsets_ : ndarray of shape (n_inputs,)
-        First index of each input's block.
+    ngrams_ : dict of str to pandas.Index
+        Known n-grams per text column, most frequent first.
+    widths_ : dict of str to int
+        Index columns per text column.
+    offsets_ : ndarray of shape (n_inputs + n_text,)
+        First index of each input's block, then of each text column's.
     n_indices_ : int
-        Size of the index space.
+        Size of the index space. With text columns its last index is padding
+        (rows with fewer n-grams than columns), whose weight stays 0.
+    inputs_ : list of str
+        The input (column or cross) of each index column ``transform`` returns.
 
     Examples
     --------
@@ -59,22 +77,43 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         crossed_cols: Sequence[Sequence[str]] = (),
         *,
         max_categories: int = 10_000,
+        text_cols: Sequence[str] = (),
+        max_ngrams: int = 20_000,
     ) -> None:
         self.cols = cols
         self.crossed_cols = crossed_cols
         self.max_categories = max_categories
+        self.text_cols = text_cols
+        self.max_ngrams = max_ngrams
 
     def fit(self, X: Any, y: Any = None) -> Self:
         X = check_frame(self, X, reset=True)
         inputs = self._inputs(X)
         self.vocab_ = {k: self._vocab(v[~pd.isna(v)]) for k, v in inputs.items()}
-        sizes = np.array([N_RESERVED + len(v) for v in self.vocab_.values()])
+        self.ngrams_, self.widths_ = {}, {}
+        for col in map(str, self.text_cols):
+            self.ngrams_[col] = ngrams = _frequent_ngrams(X, col, self.max_ngrams)
+            per_row = np.diff(_held(ngrams, X, col).indptr)
+            self.widths_[col] = max(1, int(np.percentile(per_row, 99)))
+        sizes = np.array(
+            [N_RESERVED + len(v) for v in self.vocab_.values()]
+            + [len(v) for v in self.ngrams_.values()]
+        )
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.n_indices_ = int(sizes.sum())
+        self.n_indices_ = int(sizes.sum()) + bool(self.ngrams_)  # + padding
+        self.inputs_ = list(self.vocab_) + [
+            col for col, w in self.widths_.items() for _ in range(w)
+        ]
         return self
 
+    @property
+    def padding_idx(self) -> int | None:
+        """The padding index (text columns' unused index columns), if any."""
+        check_is_fitted(self)
+        return self.n_indices_ - 1 if self.ngrams_ else None
+
     def transform(self, X: Any) -> np.ndarray:
-        """Return int64 indices of shape (n_rows, n_inputs)."""
+        """Return int64 indices of shape (n_rows, len(inputs_))."""
         check_is_fitted(self)
         return self.transform_frame(check_frame(self, X, reset=False))
 
@@ -92,11 +131,21 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         ):
             found = positions(vocab, keys)
             codes[:, j] = np.where(found >= 0, found + N_RESERVED, pd.isna(keys))
-        return codes + self.offsets_
+        parts = [codes + self.offsets_[: len(self.vocab_)]]
+        starts = self.offsets_[len(self.vocab_) :]
+        for (col, ngrams), start in zip(self.ngrams_.items(), starts, strict=True):
+            held = _held(ngrams, X, col)
+            block = np.full((len(X), self.widths_[col]), self.n_indices_ - 1)
+            for i in range(len(X)):
+                ids = held.indices[held.indptr[i] : held.indptr[i + 1]]
+                ids = ids[: self.widths_[col]]
+                block[i, : len(ids)] = ids + start
+            parts.append(block)
+        return np.concatenate(parts, axis=1)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self)
-        return np.asarray(list(self.vocab_), dtype=object)
+        return np.asarray(self.inputs_, dtype=object)
 
     def _vocab(self, keys: np.ndarray) -> pd.Index:
         """Values in order of first appearance; the most frequent when capped."""
@@ -130,3 +179,35 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         return tags
+
+
+def _frequent_ngrams(X: pd.DataFrame, col: str, most: int) -> pd.Index:
+    """Return the n-grams in 2+ rows of the column, the ``most`` frequent first."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counter = CountVectorizer(ngram_range=(1, 2), min_df=2, binary=True)
+    try:
+        counts = counter.fit_transform(_texts(X, col))
+    except ValueError:  # no n-gram in 2 rows
+        return pd.Index([], dtype=object)
+    frequency = np.asarray(counts.sum(0)).ravel()
+    top = np.argsort(-frequency, kind="stable")[:most]
+    return pd.Index(counter.get_feature_names_out()[top])
+
+
+def _held(ngrams: pd.Index, X: pd.DataFrame, col: str) -> Any:
+    """CSR matrix of the known n-grams each row holds, most frequent first."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if not len(ngrams):
+        return sparse.csr_matrix((len(X), 0))
+    counter = CountVectorizer(ngram_range=(1, 2), binary=True, vocabulary=ngrams)
+    held = counter.transform(_texts(X, col))
+    held.sort_indices()  # ids follow frequency
+    return held
+
+
+def _texts(X: pd.DataFrame, col: str) -> list[str]:
+    """Return the column's texts, missing ones empty."""
+    return X[col].astype(object).where(X[col].notna(), "").astype(str).tolist()
