@@ -31,7 +31,8 @@ class ColumnSchema:
         multi-valued: lists or delimited strings such as ``"Ann, Bob"``), the
         text encoders and the image encoders.
     wide_cols : tuple of str
-        Categorical columns one-hot encoded into the wide (linear) part.
+        Columns of the wide (linear) part: categorical ones one-hot encoded, text
+        ones as the words and word pairs they hold.
     crossed_cols : tuple of tuple of str
         Column crosses (each a tuple of two or more columns) for the wide part.
     ignored : dict of str to str
@@ -148,7 +149,7 @@ def infer_schema(
         list of str, optional
         Columns whose role the user fixes.
     wide_cols : list of str, optional
-        Columns for the wide part; by default every categorical column.
+        Columns for the wide part; by default every categorical and text column.
     crossed_cols : list of tuples of str
         Crosses for the wide part, e.g. ``[("education", "occupation")]``.
 
@@ -188,7 +189,9 @@ def infer_schema(
     if any(len(cross) < 2 for cross in crossed):
         raise ValueError(f"Each cross in crossed_cols needs 2+ columns, got {crossed}.")
     wide = (
-        by_role["cat"] if wide_cols is None else _check_names(X, wide_cols, "wide_cols")
+        by_role["cat"] + by_role["text"]
+        if wide_cols is None
+        else _check_names(X, wide_cols, "wide_cols")
     )
     return ColumnSchema(
         **{f"{role}_cols": cols for role, cols in by_role.items()},

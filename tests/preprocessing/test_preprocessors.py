@@ -144,6 +144,7 @@ def test_wide_text_columns_give_their_ngrams():
     assert pad == pre.n_indices_ - 1
     np.testing.assert_array_equal(codes[1, 1:], [start, *[pad] * (codes.shape[1] - 2)])
     assert set(codes[0, 1:]) == {start, start + 1, start + 2}  # fit, good, good fit
+    assert codes[0, 1] == start + 2  # the rarest first: "good fit"
     assert (codes[3, 1:] == pad).all()  # missing text: nothing but padding
     unseen = pre.transform(pd.DataFrame({"kind": ["a"], "note": ["excellent"]}))
     assert (unseen[0, 1:] == pad).all()

@@ -19,6 +19,7 @@ from widemm.validation import check_frame, keys_of, positions
 
 CROSS_SEP = "_x_"
 N_RESERVED = 2  # per input: index 0 = unseen value, 1 = missing value
+MAX_NGRAMS_PER_ROW = 256  # index columns of a text column at most (2 KB a row)
 
 
 class WidePreprocessor(TransformerMixin, BaseEstimator):
@@ -41,7 +42,8 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
     text_cols : list of str
         Text columns whose n-grams (words and word pairs, lowercased, seen in 2+
         rows) become indices: one per n-gram a row holds, as many index columns
-        as 99% of rows need (a longer text keeps its most frequent n-grams).
+        as 99% of rows need, at most 256 (a longer text keeps its rarest known
+        n-grams, the most specific).
     max_ngrams : int
         N-grams kept per text column, the most frequent.
 
@@ -94,7 +96,8 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         for col in map(str, self.text_cols):
             self.ngrams_[col] = ngrams = _frequent_ngrams(X, col, self.max_ngrams)
             per_row = np.diff(_held(ngrams, X, col).indptr)
-            self.widths_[col] = max(1, int(np.percentile(per_row, 99)))
+            width = int(np.percentile(per_row, 99))
+            self.widths_[col] = int(np.clip(width, 1, MAX_NGRAMS_PER_ROW))
         sizes = np.array(
             [N_RESERVED + len(v) for v in self.vocab_.values()]
             + [len(v) for v in self.ngrams_.values()]
@@ -138,7 +141,7 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
             block = np.full((len(X), self.widths_[col]), self.n_indices_ - 1)
             for i in range(len(X)):
                 ids = held.indices[held.indptr[i] : held.indptr[i + 1]]
-                ids = ids[: self.widths_[col]]
+                ids = ids[::-1][: self.widths_[col]]  # the rarest, when too many
                 block[i, : len(ids)] = ids + start
             parts.append(block)
         return np.concatenate(parts, axis=1)
