@@ -18,6 +18,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 ROLES = ("cat", "cont", "date", "multi", "text", "image")
 _ID_NAME = re.compile(r"(^|[^a-zA-Z])(id|Id|ID)($|[^a-zA-Z])|[a-z](Id|ID)$")
 _SAMPLE = 2000  # rows looked at to tell text, images and ids apart
+# Text columns of this many words a row on average join the wide part as n-grams.
+# Reviews (55 words): Rating R² 0.489 -> 0.527 (learned bag of words); short
+# titles (movies, 2-3 words) only add noise: Meter R² 0.148 -> 0.092.
+WIDE_TEXT_WORDS = 10
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,8 @@ def infer_schema(
         list of str, optional
         Columns whose role the user fixes.
     wide_cols : list of str, optional
-        Columns for the wide part; by default every categorical and text column.
+        Columns for the wide part; by default every categorical column, and the
+        text columns of ``WIDE_TEXT_WORDS`` words a row or more on average.
     crossed_cols : list of tuples of str
         Crosses for the wide part, e.g. ``[("education", "occupation")]``.
 
@@ -188,8 +193,9 @@ def infer_schema(
     crossed = tuple(tuple(_check_names(X, c, "crossed_cols")) for c in crossed_cols)
     if any(len(cross) < 2 for cross in crossed):
         raise ValueError(f"Each cross in crossed_cols needs 2+ columns, got {crossed}.")
+    prose = tuple(c for c in by_role["text"] if _mean_words(X[c]) >= WIDE_TEXT_WORDS)
     wide = (
-        by_role["cat"] + by_role["text"]
+        by_role["cat"] + prose
         if wide_cols is None
         else _check_names(X, wide_cols, "wide_cols")
     )
@@ -262,7 +268,7 @@ def _infer_role(s: pd.Series) -> tuple[str, str]:
         return "multi", ""
     if n_unique == 1:
         return "ignore", "a single value"
-    words = sample.str.split().str.len().mean()
+    words = _mean_words(sample)
     distinct = sample.nunique() / len(sample)
     if words >= 4 or (words >= 1.5 and distinct > 0.5):
         return "text", ""
@@ -302,3 +308,10 @@ def _is_image(sample: pd.Series) -> bool:
         lowered = sample.astype(str).str.lower()
         return bool(lowered.str.endswith(IMAGE_SUFFIXES).mean() > 0.9)
     return False
+
+
+def _mean_words(s: pd.Series) -> float:
+    """Return the mean number of words of the column's texts (a sample of them)."""
+    texts = s.dropna().head(_SAMPLE)
+    texts = texts[texts.map(lambda v: isinstance(v, str))]
+    return float(texts.str.split().str.len().mean()) if len(texts) else 0.0
