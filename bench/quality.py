@@ -187,7 +187,9 @@ def trees(regression: bool) -> dict:
             categorical_features="from_dtype", random_state=0
         ),
         "LightGBM": lambda: lgbm(random_state=0, verbose=-1),
-        "CatBoost": lambda: _CatBoost(cb(random_seed=0, verbose=0, thread_count=2)),
+        "CatBoost": lambda: _CatBoost(
+            cb(random_seed=0, verbose=0, thread_count=2, allow_writing_files=False)
+        ),
     }
 
 
@@ -206,7 +208,9 @@ class _CatBoost:
         return self
 
     def _strings(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X.assign(**{c: X[c].astype(str) for c in self.cats})
+        return X.assign(
+            **{c: X[c].astype(object).where(X[c].notna(), "nan") for c in self.cats}
+        )
 
     def predict(self, X: pd.DataFrame):
         return np.asarray(self.model.predict(self._strings(X))).ravel()
