@@ -150,3 +150,16 @@ def test_wide_text_columns_give_their_ngrams():
     assert (unseen[0, 1:] == pad).all()
     wide = WidePreprocessor(cols=[], text_cols=["note"], max_ngrams=1).fit(X)
     assert list(wide.ngrams_["note"]) == ["fit"]  # the most frequent kept
+
+
+def test_wide_text_rows_longer_than_the_width_keep_their_rarest_ngrams():
+    X = pd.DataFrame({"note": ["red hat"] * 198 + ["red hat blue coat"] * 2})
+    pre = WidePreprocessor(cols=[], text_cols=["note"]).fit(X)
+    # 99% of rows hold 3 n-grams (red, hat, red hat); the long rows hold 7
+    assert pre.widths_["note"] == 3
+    codes = pre.transform(X)
+    ids = {g: pre.offsets_[0] + i for i, g in enumerate(pre.ngrams_["note"])}
+    assert set(codes[0]) == {ids["red"], ids["hat"], ids["red hat"]}
+    rarest = sorted(ids.values())[-3:][::-1]
+    np.testing.assert_array_equal(codes[-1], rarest)  # rarest first
+    assert not {ids["red"], ids["hat"]} & set(codes[-1])

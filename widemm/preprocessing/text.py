@@ -94,7 +94,7 @@ class TextPreprocessor(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> Self:
         X = check_frame(self, X, reset=True)
         cols = list(X.columns if self.cols is None else self.cols)
-        texts = {c: _texts(X[c]) for c in cols}
+        texts = {c: text_list(X[c]) for c in cols}
         tok, model_max = self._make_tokenizer([t for v in texts.values() for t in v])
         tok.no_padding()
         tok.no_truncation()
@@ -125,7 +125,7 @@ class TextPreprocessor(TransformerMixin, BaseEstimator):
         for col, max_length in self.max_lengths_.items():
             tok.enable_truncation(max_length)
             tok.enable_padding(pad_id=self.pad_id_, pad_token=PAD, length=max_length)
-            encoded = tok.encode_batch(_texts(X[col]))
+            encoded = tok.encode_batch(text_list(X[col]))
             present = X[col].notna().to_numpy() & (X[col].astype(str).str.strip() != "")
             out[col] = TextTokens(
                 input_ids=np.array([e.ids for e in encoded], dtype=np.int64),
@@ -168,6 +168,6 @@ class TextPreprocessor(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _texts(s: pd.Series) -> list[str]:
+def text_list(s: pd.Series) -> list[str]:
     """Missing text becomes the empty string (flagged absent by ``present``)."""
     return s.astype(object).where(s.notna(), "").astype(str).tolist()

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from widemm.preprocessing.text import text_list
 from widemm.validation import check_frame, keys_of, positions
 
 CROSS_SEP = "_x_"
@@ -94,9 +95,8 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         self.vocab_ = {k: self._vocab(v[~pd.isna(v)]) for k, v in inputs.items()}
         self.ngrams_, self.widths_ = {}, {}
         for col in map(str, self.text_cols):
-            self.ngrams_[col] = ngrams = _frequent_ngrams(X, col, self.max_ngrams)
-            per_row = np.diff(_held(ngrams, X, col).indptr)
-            width = int(np.percentile(per_row, 99))
+            self.ngrams_[col], held = _frequent_ngrams(X[col], self.max_ngrams)
+            width = int(np.percentile(np.diff(held.indptr), 99))
             self.widths_[col] = int(np.clip(width, 1, MAX_NGRAMS_PER_ROW))
         sizes = np.array(
             [N_RESERVED + len(v) for v in self.vocab_.values()]
@@ -137,13 +137,9 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         parts = [codes + self.offsets_[: len(self.vocab_)]]
         starts = self.offsets_[len(self.vocab_) :]
         for (col, ngrams), start in zip(self.ngrams_.items(), starts, strict=True):
-            held = _held(ngrams, X, col)
-            block = np.full((len(X), self.widths_[col]), self.n_indices_ - 1)
-            for i in range(len(X)):
-                ids = held.indices[held.indptr[i] : held.indptr[i + 1]]
-                ids = ids[::-1][: self.widths_[col]]  # the rarest, when too many
-                block[i, : len(ids)] = ids + start
-            parts.append(block)
+            held = _held(ngrams, X[col])
+            width, padding = self.widths_[col], self.n_indices_ - 1
+            parts.append(_last_ids(held, width, start, padding))
         return np.concatenate(parts, axis=1)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -184,33 +180,46 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _frequent_ngrams(X: pd.DataFrame, col: str, most: int) -> pd.Index:
-    """Return the n-grams in 2+ rows of the column, the ``most`` frequent first."""
+def _counter(**kwargs: Any) -> Any:
+    """Return the n-gram counter: lowercased words and word pairs, present or not."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    counter = CountVectorizer(ngram_range=(1, 2), min_df=2, binary=True)
+    return CountVectorizer(ngram_range=(1, 2), binary=True, **kwargs)
+
+
+def _frequent_ngrams(s: pd.Series, most: int) -> tuple[pd.Index, Any]:
+    """Return the n-grams in 2+ rows, the ``most`` frequent first, and ``_held``."""
+    counter = _counter(min_df=2)
     try:
-        counts = counter.fit_transform(_texts(X, col))
+        counts = counter.fit_transform(text_list(s))
     except ValueError:  # no n-gram in 2 rows
-        return pd.Index([], dtype=object)
+        none = pd.Index([], dtype=object)
+        return none, _held(none, s)
     frequency = np.asarray(counts.sum(0)).ravel()
     top = np.argsort(-frequency, kind="stable")[:most]
-    return pd.Index(counter.get_feature_names_out()[top])
+    held = counts[:, top].tocsr()
+    held.sort_indices()
+    return pd.Index(counter.get_feature_names_out()[top]), held
 
 
-def _held(ngrams: pd.Index, X: pd.DataFrame, col: str) -> Any:
+def _held(ngrams: pd.Index, s: pd.Series) -> Any:
     """CSR matrix of the known n-grams each row holds, most frequent first."""
     from scipy import sparse
-    from sklearn.feature_extraction.text import CountVectorizer
 
     if not len(ngrams):
-        return sparse.csr_matrix((len(X), 0))
-    counter = CountVectorizer(ngram_range=(1, 2), binary=True, vocabulary=ngrams)
-    held = counter.transform(_texts(X, col))
+        return sparse.csr_matrix((len(s), 0), dtype=np.int64)
+    held = _counter(vocabulary=ngrams).transform(text_list(s))
     held.sort_indices()  # ids follow frequency
     return held
 
 
-def _texts(X: pd.DataFrame, col: str) -> list[str]:
-    """Return the column's texts, missing ones empty."""
-    return X[col].astype(object).where(X[col].notna(), "").astype(str).tolist()
+def _last_ids(held: Any, width: int, start: int, padding: int) -> np.ndarray:
+    """Each row's last (rarest) ``width`` ids + ``start``, rarest first, padded."""
+    n_rows = held.shape[0]
+    kept = np.minimum(np.diff(held.indptr), width)
+    rows = np.repeat(np.arange(n_rows), kept)
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(kept) - kept, kept)
+    source = np.repeat(held.indptr[1:], kept) - 1 - slot
+    block = np.full((n_rows, width), padding, dtype=np.int64)
+    block[rows, slot] = held.indices[source] + start
+    return block
