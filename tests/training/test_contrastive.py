@@ -31,12 +31,12 @@ def test_pair_loss_is_the_closed_form_and_symmetric():
     loss = ContrastiveLoss(temperature=0.5)
     got = loss.pair(torch.tensor(a), torch.tensor(b)).detach()
     assert float(got) == pytest.approx(closed_form(a, b, 2.0), rel=1e-6)
-    assert float(loss.pair(torch.tensor(b), torch.tensor(a))) == pytest.approx(
+    assert float(loss.pair(torch.tensor(b), torch.tensor(a)).detach()) == pytest.approx(
         float(got), rel=1e-6
     )
     # Aligned pairs far apart from the others: a small loss.
     eye = torch.eye(3) * 5
-    assert float(ContrastiveLoss(temperature=0.05).pair(eye, eye)) < 1e-3
+    assert float(ContrastiveLoss(temperature=0.05).pair(eye, eye).detach()) < 1e-3
 
 
 def test_absent_rows_leave_their_pairs_and_the_temperature_is_capped():
@@ -110,3 +110,15 @@ def test_pretrain_then_fit_starts_from_it_and_saves(tmp_path):
     model.fit(X.iloc[:200], y.iloc[:200])  # afresh: no pretraining behind it
     assert model.pipeline_.n_rows_ == 200
     assert not hasattr(model, "pretrain_history_")
+
+
+def test_pretrain_for_zero_epochs_keeps_the_initial_projections():
+    """The baseline of bench/pretrain.py's retrieval (it raised AttributeError)."""
+    df = pd.read_parquet(DATA / "adult.parquet").sample(300, random_state=0)
+    X = df.drop(columns="income")
+    model = widemm.WideDeepClassifier(random_state=0, tab_model="mlp")
+    model.pretrain(X, epochs=0)
+    assert model.pretrain_history_.empty
+    assert model.embed(X.iloc[:5], column="age").shape == (5, 128)
+    with pytest.raises(ValueError, match="epochs"):
+        model.pretrain(X, epochs=-1)

@@ -399,14 +399,15 @@ class BaseWideDeep(Pretraining, BaseEstimator):
         self,
         seed: int | None = None,
         objective: Objective | None = None,
-        **schedule: Any,
+        batch_size: int | None = None,
+        max_epochs: int | None = None,
     ) -> TrainConfig:
-        """Return the Trainer's config; ``schedule`` may set batch_size, max_epochs."""
+        """Return the Trainer's config; None: the fitted batch size and epochs."""
         return TrainConfig.with_options(
             self.trainer_params or {},
             **{k: getattr(self, k) for k in _TRAINING},
-            batch_size=schedule.get("batch_size") or self.batch_size_,
-            max_epochs=schedule.get("max_epochs") or self.max_epochs_,
+            batch_size=self.batch_size_ if batch_size is None else batch_size,
+            max_epochs=self.max_epochs_ if max_epochs is None else max_epochs,
             task=objective or self._objective(),
             random_state=seed,
         )

@@ -49,6 +49,17 @@ def pretrain(
     from it; the estimator's callbacks and log see its epochs.
     """
     X = check_frame(estimator, X, reset=True)
+    for name, value, low in (
+        ("epochs", epochs, 0),
+        ("batch_size", batch_size, 2),
+        ("projection_dim", projection_dim, 1),
+    ):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(
+                f"pretrain: {name} must be an int >= {low}, got {value!r}."
+            )
+    if not 0 <= corruption < 1:
+        raise ValueError(f"pretrain: corruption must be in [0, 1), got {corruption!r}.")
     params = estimator.get_params(deep=False)
     options = dict(
         epochs=epochs,
