@@ -54,13 +54,13 @@ def test_absent_rows_leave_their_pairs_and_the_temperature_is_capped():
     with torch.no_grad():
         loss.logit_scale.fill_(10.0)  # beyond log(100): clamped
     a, b = emb["tab"].double().numpy(), emb["text_0"].double().numpy()
-    assert float(loss.pair(emb["tab"], emb["text_0"])) == pytest.approx(
+    assert float(loss.pair(emb["tab"], emb["text_0"]).detach()) == pytest.approx(
         closed_form(a, b, 100.0), rel=1e-5
     )
     # A batch with no pair in 2 rows adds nothing (the Trainer's last batch can
     # hold one row), and stays in the graph.
     alone = loss({"tab": emb["tab"][:1], "text_0": emb["text_0"][:1]}, {})
-    assert float(alone) == 0.0
+    assert float(alone.detach()) == 0.0
     assert alone.requires_grad
 
 
@@ -92,8 +92,10 @@ def test_pretrain_then_fit_starts_from_it_and_saves(tmp_path):
     zero.pretrain(X, epochs=3)
     zero.fit(X.iloc[:200], y.iloc[:200])
     state = zero.model_.state_dict()
+    fusion = [k for k in pretrained if k.startswith("fusion.")]
+    assert fusion  # the fusion is pretrained too: fit trains only the heads anew
     for key, value in pretrained.items():
-        if key.startswith(("encoders.", "projections.")):
+        if key.startswith(("encoders.", "projections.", "fusion.")):
             torch.testing.assert_close(state[key], value)
     assert model.embed(X.iloc[:7]).shape == (7, model.model_.fusion.output_dim)
     assert model.embed(X.iloc[:7], column="age").shape == (7, 128)
@@ -120,5 +122,46 @@ def test_pretrain_for_zero_epochs_keeps_the_initial_projections():
     model.pretrain(X, epochs=0)
     assert model.pretrain_history_.empty
     assert model.embed(X.iloc[:5], column="age").shape == (5, 128)
+    untrained = model.pretrained_
+    model.pretrain(X, epochs=2)  # the same seed: the same start, then it learns
+    parts = ("encoders.", "projections.", "fusion.")
+    learned = [k for k in untrained if k.startswith(parts) and k.endswith(".weight")]
+    assert any(k.startswith("fusion.") for k in learned)
+    for key in learned:
+        assert not torch.equal(model.pretrained_[key], untrained[key]), key
     with pytest.raises(ValueError, match="epochs"):
         model.pretrain(X, epochs=-1)
+
+
+def test_views_corrupt_the_table_and_drop_texts_and_images_at_the_rate():
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from widemm.training.contrastive import Contrasting
+
+    fusion = nn.Identity()
+    fusion.output_dim = 4
+    model = SimpleNamespace(
+        encoders=nn.ModuleDict({"tab": nn.Identity(), "text_0": nn.Identity()}),
+        projections=nn.ModuleDict(),
+        fusion=fusion,
+        embed=None,
+        fused=None,
+    )
+    codes = torch.arange(4000).reshape(1000, 4)
+    batch = {
+        "tab": {"codes": codes},
+        "text_0": {"ids": codes, "present": torch.arange(1000) % 10 > 0},
+    }
+    same = Contrasting(model, 0.0).view(batch)  # type: ignore[arg-type]
+    assert torch.equal(same["tab"]["codes"], codes)
+    assert torch.equal(same["text_0"]["present"], batch["text_0"]["present"])
+    torch.manual_seed(0)
+    view = Contrasting(model, 0.3).view(batch)  # type: ignore[arg-type]
+    swapped = float((view["tab"]["codes"] != codes).float().mean())
+    assert math.isclose(swapped, 0.3, abs_tol=0.05)
+    present = view["text_0"]["present"]
+    assert not (present & ~batch["text_0"]["present"]).any()  # absent stays absent
+    assert math.isclose(float(present.float().mean()), 0.9 * 0.7, abs_tol=0.05)
+    assert torch.equal(view["text_0"]["ids"], codes)  # the text itself is kept

@@ -194,15 +194,17 @@ class Pretraining:
         """Learn from rows without labels; the next ``fit`` starts from what it learns.
 
         Fits the column roles and preprocessors on ``X`` and trains each
-        modality's encoder and a linear projection to ``projection_dim`` with
-        :class:`~widemm.training.contrastive.ContrastiveLoss`: the projections
-        of a row's table, texts and images are pulled together, other rows'
-        pushed apart. A table alone is contrasted with a copy of each row whose
-        values are replaced by other rows' at rate ``corruption`` (SCARF).
-        Frozen backbones are encoded once (the feature cache), so only the
-        projections and trainable parts learn. ``fit`` then reuses these
-        preprocessors and weights (its rows need the same columns) and trains
-        everything on the labels; a later ``fit`` starts afresh.
+        modality's encoder, a linear projection to ``projection_dim`` and the
+        fusion with :class:`~widemm.training.contrastive.Contrasting`: the
+        projections of a row's table, texts and images are pulled together,
+        other rows' pushed apart (CLIP); and so are two views of the row after
+        the fusion, each with its table's values replaced by other rows' at
+        rate ``corruption`` (SCARF) and each text or image dropped at that rate.
+        A table alone has the views' term only. Frozen backbones are encoded
+        once (the feature cache), so only the projections, the fusion and
+        trainable parts learn. ``fit`` then reuses these preprocessors and
+        weights (its rows need the same columns) and trains everything on the
+        labels, the heads from scratch; a later ``fit`` starts afresh.
         ``pretrain_history_`` has the loss per epoch.
         """
         self.pretrain_history_ = pd.DataFrame(
@@ -260,7 +262,9 @@ class Pretraining:
 
 
 def _encoders_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Return the encoders' and projections' weights of a model's state."""
+    """Return the encoders', projections' and fusion's weights of a model's state."""
     return {
-        k: v for k, v in state.items() if k.startswith(("encoders.", "projections."))
+        k: v
+        for k, v in state.items()
+        if k.startswith(("encoders.", "projections.", "fusion."))
     }

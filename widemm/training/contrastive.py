@@ -4,9 +4,11 @@ Each row's modalities (its table, each text column, each image column) are
 embeddings of one item: the loss pulls a row's pair of embeddings together and
 pushes apart those of other rows in the batch (Radford et al., 2021; as
 TorchMultimodal's ``ContrastiveLossWithTemperature``). A row missing one of the
-pair is left out of that pair's term. A table with no second modality is
-contrasted with a corrupted copy of itself (SCARF, Bahri et al., 2022): a share
-of its values replaced by other rows' values.
+pair is left out of that pair's term. The fusion learns from a second term:
+two views of each row, each with a share of its table's values replaced by
+other rows' (SCARF, Bahri et al., 2022) and its texts and images dropped at the
+same rate, are contrasted after the fusion and a small head (SimCLR, Chen et
+al., 2020). A table with no second modality has that term alone.
 
 ``Contrasting`` and ``ContrastiveObjective`` let the ``Trainer`` run this loss,
 so pretraining gets what fitting has: data parallelism over ranks (each rank's
@@ -96,39 +98,60 @@ class ContrastiveLoss(nn.Module):
 class Contrasting(nn.Module):
     """A ``WideDeep`` and a ``ContrastiveLoss``, trained by the ``Trainer``.
 
-    ``forward(batch)`` gives each row's share of the batch's contrastive loss
-    as (B, 1) "logits", which ``ContrastiveObjective`` sums: the ``Trainer``'s
-    per-row averaging over ranks then yields the loss of the whole batch.
+    Two terms, summed: every pair of modalities (a row's table, texts and
+    images: the loss's pairs), and two views of each row after the fusion (its
+    table's values replaced at rate ``corruption`` by other rows', as SCARF,
+    and each text or image dropped at that rate), so the fusion learns too and
+    ``fit`` starts with only the heads untrained. A table alone has the views'
+    term only. The views run the encoders twice more per batch: free for
+    frozen, cached backbones, 3x the work for trainable ones.
+
+    ``forward(batch)`` gives each row's share of the batch's loss as (B, 1)
+    "logits", which ``ContrastiveObjective`` sums: the ``Trainer``'s per-row
+    averaging over ranks then yields the loss of the whole batch.
 
     Parameters
     ----------
     model : WideDeep
-        Its encoders and projections learn (``model.embed``); the module holds
-        them alone (its ``state_dict`` too), with the loss's temperature.
+        Its encoders, projections and fusion learn; the module holds them alone
+        (its ``state_dict`` too), with the loss's temperature.
     corruption : float
-        A table alone is contrasted with a copy of each row whose values are
-        replaced at this rate by other rows' (SCARF).
+        Rate of the views' replaced values and dropped texts and images.
     """
 
     def __init__(self, model: WideDeep, corruption: float) -> None:
         super().__init__()
-        # Only the parts ``embed`` uses are this module's: DDP wants every
-        # parameter of the module it wraps to get a gradient (not the fusion's).
-        self.parts = nn.ModuleList([model.encoders, model.projections])
-        self.embed = model.embed  # a method: not registered as a module
+        # Only the parts used here are this module's: DDP wants every parameter
+        # of the module it wraps to get a gradient (not the heads' or wide's).
+        self.parts = nn.ModuleList([model.encoders, model.projections, model.fusion])
+        self.embed, self.fused = model.embed, model.fused  # methods, not modules
+        # The views' head (SimCLR's), dropped after pretraining: the fusion's
+        # output may be near 0 (a ReLU's), where normalising it is ill-conditioned.
+        dim = model.fusion.output_dim
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
         self.loss, self.corruption = ContrastiveLoss(), corruption
 
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
-        embeddings, present = self.embed(batch)
-        embeddings = {k: pooled(e) for k, e in embeddings.items()}
-        if len(embeddings) == 1:  # a table alone: against a corrupted copy
-            slot, tab = next(iter(embeddings.items()))
-            noisy = {k: corrupt(v, self.corruption) for k, v in batch[slot].items()}
-            view, _ = self.embed({**batch, slot: noisy})
-            embeddings, present = {"a": tab, "b": pooled(view[slot])}, {}
-        rows = len(next(iter(embeddings.values())))
-        loss = self.loss(embeddings, present, reduction="sum")
+        a, b = (self.head(pooled(self.fused(self.view(batch)))) for _ in range(2))
+        rows = len(a)
+        loss = self.loss.pair(a, b, reduction="sum")
+        if len(self.parts[0]) > 1:
+            embeddings, present = self.embed(batch)
+            embeddings = {k: pooled(e) for k, e in embeddings.items()}
+            loss = loss + self.loss(embeddings, present, reduction="sum")
         return (loss / max(rows, 1)).expand(rows, 1)
+
+    def view(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the batch with the table corrupted and texts and images dropped."""
+        out = dict(batch)
+        for slot in self.parts[0]:
+            x = batch[slot]
+            if slot == "tab":
+                out[slot] = {k: corrupt(v, self.corruption) for k, v in x.items()}
+            elif "present" in x:
+                keep = torch.rand(x["present"].shape, device=x["present"].device)
+                out[slot] = {**x, "present": x["present"] & (keep >= self.corruption)}
+        return out
 
     def temperature(self) -> float:
         """Return the learned temperature (after the clamp)."""
