@@ -71,6 +71,7 @@ COLUMNS = {
     "accuracy_without": "accuracy, no pretraining",
     "accuracy_with": "accuracy, pretrained",
     "gain": "gain",
+    "seeds_gained": "seeds gained (of 3)",
     "std_with": "± pretrained (3 seeds)",
     "fit_seconds_without": "fit s",
     "pretrain_and_fit_seconds": "pretrain + fit s",

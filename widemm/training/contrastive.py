@@ -125,6 +125,7 @@ class Contrasting(nn.Module):
         # of the module it wraps to get a gradient (not the heads' or wide's).
         self.parts = nn.ModuleList([model.encoders, model.projections, model.fusion])
         self.embed, self.fused = model.embed, model.fused  # methods, not modules
+        self.slots = list(model.encoders)
         # The views' head (SimCLR's), dropped after pretraining: the fusion's
         # output may be near 0 (a ReLU's), where normalising it is ill-conditioned.
         dim = model.fusion.output_dim
@@ -135,7 +136,7 @@ class Contrasting(nn.Module):
         a, b = (self.head(pooled(self.fused(self.view(batch)))) for _ in range(2))
         rows = len(a)
         loss = self.loss.pair(a, b, reduction="sum")
-        if len(self.parts[0]) > 1:
+        if len(self.slots) > 1:
             embeddings, present = self.embed(batch)
             embeddings = {k: pooled(e) for k, e in embeddings.items()}
             loss = loss + self.loss(embeddings, present, reduction="sum")
@@ -144,7 +145,7 @@ class Contrasting(nn.Module):
     def view(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Return the batch with the table corrupted and texts and images dropped."""
         out = dict(batch)
-        for slot in self.parts[0]:
+        for slot in self.slots:
             x = batch[slot]
             if slot == "tab":
                 out[slot] = {k: corrupt(v, self.corruption) for k, v in x.items()}
