@@ -19,7 +19,8 @@ per process and shared by every model (the same weights, so the same outputs).
 ``scarce_P_cnn``: the same with a small CNN learning the images from scratch (at
 48 px) instead of the frozen MobileNetV2: pretraining can teach it from the
 unlabeled rows (aligning it with the names), where a frozen encoder only gets a
-new linear projection.
+new linear projection. ``scarce_P_bag``: the names read by the default text
+model, a bag of words learned from the data, instead of the frozen MiniLM.
 """
 
 from __future__ import annotations
@@ -32,14 +33,21 @@ SHARES = (5, 10, 25)
 CANDIDATES = [
     *(f"scarce_{p}" for p in SHARES),
     *(f"scarce_{p}_cnn" for p in SHARES[:2]),
+    *(f"scarce_{p}_bag" for p in SHARES[:2]),
     "retrieval",
 ]
 CNN_SIZE = 48
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+VARIANTS = {
+    "": "",
+    "cnn": f", small CNN at {CNN_SIZE} px",
+    "bag": ", bag-of-words names",
+}
 SEEDS = 3
 _SHARED = None
 
 
-def model(seed: int, cnn: bool = False):
+def model(seed: int, variant: str = ""):
     from widemm import WideDeepClassifier
     from widemm.pipeline import FeaturePipeline
 
@@ -52,7 +60,7 @@ def model(seed: int, cnn: bool = False):
             return cache.setdefault("cache", _SHARED(self))
 
         FeaturePipeline.feature_cache = shared
-    if cnn:  # a small CNN that learns from scratch
+    if variant == "cnn":  # a small CNN that learns from scratch
         image = {"image_model": "small_cnn", "image_size": CNN_SIZE}
     else:
         image = {"image_model": "mobilenet_v2", "image_params": {"weights": WEIGHTS}}
@@ -61,23 +69,23 @@ def model(seed: int, cnn: bool = False):
         **image,
         image_root=str(EMOJI),
         text_cols=["name"],
-        text_model="sentence-transformers/all-MiniLM-L6-v2",
+        text_model="bag" if variant == "bag" else MINILM,
         random_state=seed,
     )
 
 
-def scarce(share: int, cnn: bool = False) -> None:
+def scarce(share: int, variant: str = "") -> None:
     X_train, X_test, y_train, y_test = emoji()
     rows = {"without": [], "with": []}
     seconds = {"without": 0.0, "with": 0.0}
     for seed in range(SEEDS):
         labeled = y_train.sample(frac=share / 100, random_state=seed).index
-        plain = model(seed, cnn)
+        plain = model(seed, variant)
         X_few, y_few = X_train.loc[labeled], y_train[labeled]
         _, s = timed(lambda m=plain, X=X_few, y=y_few: m.fit(X, y))
         rows["without"].append(plain.score(X_test, y_test))
         seconds["without"] += s
-        pre = model(seed, cnn)
+        pre = model(seed, variant)
         _, s = timed(
             lambda m=pre, X=X_few, y=y_few: m.pretrain(X_train, epochs=20).fit(X, y)
         )
@@ -85,7 +93,7 @@ def scarce(share: int, cnn: bool = False) -> None:
         seconds["with"] += s
     emit({
         "model": f"{share}% labeled ({len(labeled)} rows)"
-        + (f", small CNN at {CNN_SIZE} px" if cnn else ""),
+        + VARIANTS[variant],
         "accuracy_without": float(np.mean(rows["without"])),
         "accuracy_with": float(np.mean(rows["with"])),
         "gain": float(np.mean(rows["with"]) - np.mean(rows["without"])),
@@ -127,7 +135,8 @@ def retrieval() -> None:
 def run(name: str) -> None:
     if name == "retrieval":
         return retrieval()
-    return scarce(int(name.split("_")[1]), name.endswith("_cnn"))
+    _, share, *variant = name.split("_")
+    return scarce(int(share), *variant)
 
 
 if __name__ == "__main__":
