@@ -232,7 +232,7 @@ class Pretraining:
         model = getattr(self, "model_", None)
         if model is None and hasattr(self, "pretrained_"):  # pretrained, not fitted
             model = self.pipeline_.build_model({})  # type: ignore[attr-defined]
-            model.load_state_dict(_encoders_of(self.pretrained_), strict=False)
+            model.load_state_dict(_pretrained_parts(self.pretrained_), strict=False)
         if model is None:
             from sklearn.exceptions import NotFittedError
 
@@ -258,10 +258,10 @@ class Pretraining:
         """Load the pretrained encoders and projections into ``model`` (once)."""
         state = self.__dict__.pop("pretrained_", None)
         if state is not None:
-            model.load_state_dict(_encoders_of(state), strict=False)
+            model.load_state_dict(_pretrained_parts(state), strict=False)
 
 
-def _encoders_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _pretrained_parts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Return the encoders', projections' and fusion's weights of a model's state."""
     return {
         k: v
