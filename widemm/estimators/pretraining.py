@@ -255,7 +255,7 @@ class Pretraining:
         return pipeline
 
     def _start_from_pretrained(self, model: WideDeep) -> None:
-        """Load the pretrained encoders and projections into ``model`` (once)."""
+        """Load the pretrained encoders, projections and fusion into ``model``, once."""
         state = self.__dict__.pop("pretrained_", None)
         if state is not None:
             model.load_state_dict(_pretrained_parts(state), strict=False)
