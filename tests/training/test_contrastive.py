@@ -165,3 +165,15 @@ def test_views_corrupt_the_table_and_drop_texts_and_images_at_the_rate():
     assert not (present & ~batch["text_0"]["present"]).any()  # absent stays absent
     assert math.isclose(float(present.float().mean()), 0.9 * 0.7, abs_tol=0.05)
     assert torch.equal(view["text_0"]["ids"], codes)  # the text itself is kept
+
+
+def test_embed_takes_a_column_by_the_name_the_user_gave_it():
+    """X's column names become strings inside; embed(column=0) must still find 0."""
+    df = pd.read_parquet(DATA / "adult.parquet").sample(300, random_state=0)
+    X = df.drop(columns="income")
+    X = X.set_axis(range(X.shape[1]), axis=1)  # integer column names
+    model = widemm.WideDeepClassifier(random_state=0, tab_model="mlp")
+    model.pretrain(X, epochs=1)
+    assert model.embed(X.iloc[:4], column=0).shape == (4, 128)
+    with pytest.raises(ValueError, match="embed\\(column=99\\): not a column"):
+        model.embed(X.iloc[:4], column=99)

@@ -168,9 +168,10 @@ def embed(
 def _slot(pipeline: FeaturePipeline, column: Any) -> str:
     schema = pipeline.schema_
     slots = {c: s for s, c in {**schema.text_slots, **schema.image_slots}.items()}
-    if column in slots:
-        return slots[column]
-    if column in schema.tab_cols:
+    name = str(column)  # as check_frame names X's columns (0 -> "0")
+    if name in slots:
+        return slots[name]
+    if name in schema.tab_cols:
         return "tab"
     raise ValueError(
         f"embed(column={column!r}): not a column the model reads. Its columns: "
