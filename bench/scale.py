@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +44,7 @@ def throughput() -> None:
 
     from widemm import WideDeepClassifier
     from widemm.data import FrameDataset
-    from widemm.training import Trainer
+    from widemm.training import TrainConfig, Trainer
 
     X_train, _, y_train, _ = split("adult", "income")
     model = WideDeepClassifier(max_epochs=1, random_state=0).fit(X_train, y_train)
@@ -53,8 +52,12 @@ def throughput() -> None:
     data = FrameDataset(model.pipeline_.inputs(X_train, model.model_), target)
     for batch_size in (64, 256, 1024, 4096):
         for workers in (0, 1, 2):
-            config = replace(
-                model._config(0), batch_size=batch_size, num_workers=workers
+            config = TrainConfig(
+                task="binary",
+                max_epochs=1,
+                batch_size=batch_size,
+                num_workers=workers,
+                random_state=0,
             )
             start = time.perf_counter()
             Trainer(config).fit(model.model_, data)

@@ -27,18 +27,18 @@ def _fast_tab_model():
     (marked) and benchmark (``bench/quality.py``). Session-wide, so that
     module-scoped fixtures see it too; subprocesses keep the real rule.
     """
-    import widemm.pipeline
+    import widemm.pipeline.network
 
-    real = widemm.pipeline.TABM_ROWS
-    widemm.pipeline.TABM_ROWS = (0, 0)
+    real = widemm.pipeline.network.TABM_ROWS
+    widemm.pipeline.network.TABM_ROWS = (0, 0)
     yield real
-    widemm.pipeline.TABM_ROWS = real
+    widemm.pipeline.network.TABM_ROWS = real
 
 
 @pytest.fixture(autouse=True)
 def _default_tab_model(request, _fast_tab_model, monkeypatch):
     if request.node.get_closest_marker("default_tab_model") is not None:
-        monkeypatch.setattr("widemm.pipeline.TABM_ROWS", _fast_tab_model)
+        monkeypatch.setattr("widemm.pipeline.network.TABM_ROWS", _fast_tab_model)
 
 
 @pytest.fixture(scope="session")

@@ -97,8 +97,13 @@ class FeatureCache:
             start = time.perf_counter()
             outputs = self._encode(encoder, x, rows, what, tokens)
             seconds = time.perf_counter() - start
-            report("encoded %s in %.1f s (%.0f rows/s)", what, seconds,
-                   len(rows) / max(seconds, 1e-9), verbose=self.verbose)  # fmt: skip
+            report(
+                "encoded %s in %.1f s (%.0f rows/s)",
+                what,
+                seconds,
+                len(rows) / max(seconds, 1e-9),
+                verbose=self.verbose,
+            )
             fresh = {
                 k: {name: v[j] for name, v in outputs.items()}
                 for j, k in enumerate(new)

@@ -76,31 +76,42 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS,
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
             help="show tracebacks",
-        )  # fmt: skip
+        )
         sub.set_defaults(run=run)
         return sub
 
     fit = command("fit", _fit, "Train a model on a CSV or parquet file and save it.")
     fit.add_argument("data", help="CSV or parquet file, or a folder of parquet files")
     fit.add_argument(
-        "--target", action="append", required=True,
+        "--target",
+        action="append",
+        required=True,
         help="target column; give it several times for one multi-task model",
-    )  # fmt: skip
+    )
     fit.add_argument("--out", required=True, help="folder to save the model in")
     fit.add_argument(
-        "--task", choices=("auto", "classify", "regress"), default="auto",
+        "--task",
+        choices=("auto", "classify", "regress"),
+        default="auto",
         help="auto: regress a continuous numeric target, else classify",
-    )  # fmt: skip
+    )
     fit.add_argument(
-        "--test-fraction", type=float, default=0.2,
+        "--test-fraction",
+        type=float,
+        default=0.2,
         help="rows held out to evaluate and report on (0 for none; not for folders)",
-    )  # fmt: skip
+    )
     fit.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="an estimator option, value as JSON or text (e.g. max_epochs=5)",
-    )  # fmt: skip
+    )
     fit.add_argument("--random-state", type=int, default=0)
     fit.add_argument("--verbose", type=int, default=1, help="0 silent, 1 per epoch")
 
@@ -214,9 +225,12 @@ def _fit(args: argparse.Namespace) -> None:
         if args.test_fraction > 0:
             stratify = y if task == "classify" and y.value_counts().min() > 1 else None
             frame, test_X, y, test_y = train_test_split(
-                frame, y, test_size=args.test_fraction,
-                stratify=stratify, random_state=args.random_state,
-            )  # fmt: skip
+                frame,
+                y,
+                test_size=args.test_fraction,
+                stratify=stratify,
+                random_state=args.random_state,
+            )
             test = (test_X, test_y)
         model.fit(frame, y)
     out = Path(args.out)

@@ -79,10 +79,16 @@ def export(
         expected = model(sample).numpy()
         if fmt == "onnx":
             torch.onnx.export(
-                wrapper, (), str(graph), kwargs={"inputs": inputs},
-                input_names=list(inputs), output_names=["logits"],
-                dynamic_shapes={"inputs": dynamic}, dynamo=True, verbose=False,
-            )  # fmt: skip
+                wrapper,
+                (),
+                str(graph),
+                kwargs={"inputs": inputs},
+                input_names=list(inputs),
+                output_names=["logits"],
+                dynamic_shapes={"inputs": dynamic},
+                dynamo=True,
+                verbose=False,
+            )
             got = run_onnx(graph, {k: v.numpy() for k, v in inputs.items()})
         else:
             program = torch.export.export(

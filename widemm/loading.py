@@ -7,8 +7,7 @@ from pathlib import Path
 
 from widemm import persistence
 from widemm.estimators import ESTIMATORS, BaseWideDeep
-from widemm.pipeline import pipeline_classes
-from widemm.targets import target_classes
+from widemm.estimators.base import saved_classes
 
 
 def load(path: str | os.PathLike[str]) -> BaseWideDeep:
@@ -23,9 +22,7 @@ def load(path: str | os.PathLike[str]) -> BaseWideDeep:
     -------
     WideDeepClassifier, WideDeepRegressor or WideDeepMultiTask
     """
-    own = {persistence.class_key(c): (c, c._fitted) for c in ESTIMATORS}
-    classes = {**pipeline_classes(), **target_classes(), **own}
-    estimator = persistence.load(path, classes)
+    estimator = persistence.load(path, saved_classes(ESTIMATORS))
     if not isinstance(estimator, BaseWideDeep):
         raise ValueError(f"{path} holds a {type(estimator).__name__}, not a model.")
     heads = {t.name: t.n_outputs for t in estimator.targets_}

@@ -59,15 +59,19 @@ def save_model(model: Any, path: str | os.PathLike[str], **options: Any) -> None
     """Write ``model`` as an MLflow pyfunc model folder (``pyfunc.save_model``)."""
     with tempfile.TemporaryDirectory() as folder:
         mlflow.pyfunc.save_model(
-            str(path), python_model=WideDeepPyfunc(), **_saved(model, folder),
+            str(path),
+            python_model=WideDeepPyfunc(),
+            **_saved(model, folder),
             **options,
-        )  # fmt: skip
+        )
 
 
 def log_model(model: Any, name: str = "model", **options: Any) -> Any:
     """Log ``model`` to the active MLflow run; return its ``ModelInfo``."""
     with tempfile.TemporaryDirectory() as folder:
         return mlflow.pyfunc.log_model(
-            name=name, python_model=WideDeepPyfunc(), **_saved(model, folder),
+            name=name,
+            python_model=WideDeepPyfunc(),
+            **_saved(model, folder),
             **options,
-        )  # fmt: skip
+        )

@@ -36,13 +36,18 @@ def class_key(cls: type) -> str:
 
 
 def save(
-    path: str | os.PathLike[str], obj: BaseEstimator, model: nn.Module, classes: Classes
+    path: str | os.PathLike[str],
+    obj: BaseEstimator,
+    model: nn.Module,
+    classes: Classes,
+    unsaved: Collection[str] = (),
 ) -> None:
     """Write ``obj`` (JSON: its parameters and fitted state) and ``model``'s weights.
 
     The fitted state is every attribute ending in ``_`` but ``model_`` (the
     weights file holds that). Every object inside must be of ``classes``, and
-    its fitted attributes among those declared there.
+    its fitted attributes among those declared there. ``obj``'s parameters
+    named in ``unsaved`` are written as None.
     """
     from safetensors.torch import save_model
 
@@ -50,7 +55,7 @@ def save(
     path.mkdir(parents=True, exist_ok=True)
     config = {
         "format_version": FORMAT_VERSION,
-        "estimator": _encode_object(obj, classes, skip={"model_"}),
+        "estimator": _encode_object(obj, classes, {"model_"}, set(unsaved)),
     }
     (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     save_model(model, str(path / WEIGHTS_FILE))  # shared weights once
@@ -125,22 +130,21 @@ def _check_keys(entry: Mapping[str, Any], allowed: set[str], where: str) -> None
 
 
 def _encode_object(
-    obj: BaseEstimator, classes: Classes, skip: set[str] | None = None
+    obj: BaseEstimator,
+    classes: Classes,
+    skip: Collection[str] = (),
+    unsaved: Collection[str] = (),
 ) -> dict[str, Any]:
     name = class_key(type(obj))
     if name not in classes:
         raise TypeError(f"Cannot save a {name}: only widemm's own classes are saved.")
     declared = set(classes[name][1])
-    params = obj.get_params(deep=False)
-    if params.get("callbacks"):  # training-time objects: not needed to predict
-        params["callbacks"] = None
+    params = {
+        k: None if k in unsaved else v for k, v in obj.get_params(deep=False).items()
+    }
     if isinstance(params.get("checkpoint_dir"), os.PathLike):
         params["checkpoint_dir"] = str(params["checkpoint_dir"])
-    state = {
-        k: v
-        for k, v in vars(obj).items()
-        if _is_state_key(k) and k not in (skip or set())
-    }
+    state = {k: v for k, v in vars(obj).items() if _is_state_key(k) and k not in skip}
     if set(state) - declared:
         raise TypeError(
             f"{name} has fitted attributes {sorted(set(state) - declared)} that its "

@@ -112,9 +112,12 @@ def write_report(
         sections.append(("Explanations", _explanations(model, X)))
     else:
         sections.append(
-            ("Held-out rows", '<p class="note">None given: run <code>widemm report '
-             'MODEL --data FILE</code> to add metrics, plots and explanations.</p>')
-        )  # fmt: skip
+            (
+                "Held-out rows",
+                '<p class="note">None given: run <code>widemm report '
+                "MODEL --data FILE</code> to add metrics, plots and explanations.</p>",
+            )
+        )
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     body = "\n".join(f"<h2>{html.escape(t)}</h2>\n{content}" for t, content in sections)
     page = (
@@ -156,8 +159,10 @@ def _settings(model: Any) -> pd.DataFrame:
         for k, v in model.get_params().items()
         if repr(v) != repr(defaults[k])
     ]
-    rows += [("batch_size_ (used)", model.batch_size_), ("max_epochs_ (used)",
-             model.max_epochs_)]  # fmt: skip
+    rows += [
+        ("batch_size_ (used)", model.batch_size_),
+        ("max_epochs_ (used)", model.max_epochs_),
+    ]
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
@@ -214,9 +219,13 @@ def _errors(model: Any, X: pd.DataFrame, y: Any) -> str:
     proba = model.predict_proba(X)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ConfusionMatrixDisplay.from_predictions(
-        y, model.classes_[proba.argmax(1)], labels=model.classes_, ax=axes[0],
-        colorbar=False, xticks_rotation=45,
-    )  # fmt: skip
+        y,
+        model.classes_[proba.argmax(1)],
+        labels=model.classes_,
+        ax=axes[0],
+        colorbar=False,
+        xticks_rotation=45,
+    )
     axes[0].set_title("Confusion matrix")
     hit = model.classes_[proba.argmax(1)] == y  # calibration of the top class
     true, predicted = calibration_curve(
@@ -262,11 +271,17 @@ def _explanations(model: Any, X: pd.DataFrame) -> str:
 def _card(model: Any, settings: pd.DataFrame, metrics: dict[str, float]) -> str:
     s = model.schema_
     roles = ", ".join(
-        f"{role} {list(cols)}" for role, cols in
-        (("categorical", s.cat_cols), ("continuous", s.cont_cols),
-         ("dates", s.date_cols), ("multi-valued", s.multi_cols),
-         ("text", s.text_cols), ("image", s.image_cols)) if cols
-    )  # fmt: skip
+        f"{role} {list(cols)}"
+        for role, cols in (
+            ("categorical", s.cat_cols),
+            ("continuous", s.cont_cols),
+            ("dates", s.date_cols),
+            ("multi-valued", s.multi_cols),
+            ("text", s.text_cols),
+            ("image", s.image_cols),
+        )
+        if cols
+    )
     ignored = ", ".join(f"{c} ({why})" for c, why in s.ignored.items())
     lines = [
         f"# Model card: {type(model).__name__}",

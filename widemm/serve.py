@@ -379,8 +379,14 @@ def serve(
 
     if workers > 1:
         os.environ["WIDEMM_SERVE_MODEL"] = str(folder)
-        uvicorn.run("widemm.serve:app_from_environment", factory=True, host=host,
-                    port=port, workers=workers, log_level="info")  # fmt: skip
+        uvicorn.run(
+            "widemm.serve:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
         return
     uvicorn.run(create_app(widemm.load(folder)), host=host, port=port, log_level="info")
 

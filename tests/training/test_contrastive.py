@@ -1,14 +1,11 @@
-"""The contrastive loss against its closed form; pretraining, then fitting (#18)."""
+"""The contrastive loss against its closed form, the views it contrasts."""
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-import widemm
-from tests.conftest import DATA
 from widemm.training.contrastive import ContrastiveLoss, corrupt
 
 
@@ -74,65 +71,6 @@ def test_corruption_swaps_values_within_columns():
     assert math.isclose(float((corrupt(x, 0.3) != x).float().mean()), 0.3, abs_tol=0.2)
 
 
-def test_pretrain_then_fit_starts_from_it_and_saves(tmp_path):
-    df = pd.read_parquet(DATA / "adult.parquet").sample(1200, random_state=0)
-    X, y = df.drop(columns="income"), df["income"]
-    model = widemm.WideDeepClassifier(max_epochs=2, random_state=0, tab_model="mlp")
-    model.pretrain(X, epochs=3)
-    losses = model.pretrain_history_["contrastive_loss"]
-    assert losses.iloc[-1] < losses.iloc[0]
-    pretrained = {k: v.clone() for k, v in model.pretrained_.items()}
-    model.fit(X.iloc[:200], y.iloc[:200])
-    assert model.pipeline_.n_rows_ == 1200  # the pretraining's preprocessors
-    assert not hasattr(model, "pretrained_")  # consumed by this fit
-    # fit started from the pretrained weights: with no training they would stay.
-    zero = widemm.WideDeepClassifier(
-        max_epochs=1, random_state=0, tab_model="mlp", learning_rate=0.0
-    )
-    zero.pretrain(X, epochs=3)
-    zero.fit(X.iloc[:200], y.iloc[:200])
-    state = zero.model_.state_dict()
-    fusion = [k for k in pretrained if k.startswith("fusion.")]
-    assert fusion  # the fusion is pretrained too: fit trains only the heads anew
-    for key, value in pretrained.items():
-        if key.startswith(("encoders.", "projections.", "fusion.")):
-            torch.testing.assert_close(state[key], value)
-    assert model.embed(X.iloc[:7]).shape == (7, model.model_.fusion.output_dim)
-    assert model.embed(X.iloc[:7], column="age").shape == (7, 128)
-    model.save(tmp_path / "m")
-    again = widemm.load(tmp_path / "m")
-    np.testing.assert_allclose(
-        again.predict_proba(X), model.predict_proba(X), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        again.embed(X.iloc[:7]), model.embed(X.iloc[:7]), atol=1e-6
-    )
-    with pytest.raises(ValueError, match="not a column the model reads"):
-        model.embed(X.iloc[:2], column="nope")
-    model.fit(X.iloc[:200], y.iloc[:200])  # afresh: no pretraining behind it
-    assert model.pipeline_.n_rows_ == 200
-    assert not hasattr(model, "pretrain_history_")
-
-
-def test_pretrain_for_zero_epochs_keeps_the_initial_projections():
-    """The baseline of bench/pretrain.py's retrieval (it raised AttributeError)."""
-    df = pd.read_parquet(DATA / "adult.parquet").sample(300, random_state=0)
-    X = df.drop(columns="income")
-    model = widemm.WideDeepClassifier(random_state=0, tab_model="mlp")
-    model.pretrain(X, epochs=0)
-    assert model.pretrain_history_.empty
-    assert model.embed(X.iloc[:5], column="age").shape == (5, 128)
-    untrained = model.pretrained_
-    model.pretrain(X, epochs=2)  # the same seed: the same start, then it learns
-    parts = ("encoders.", "projections.", "fusion.")
-    learned = [k for k in untrained if k.startswith(parts) and k.endswith(".weight")]
-    assert any(k.startswith("fusion.") for k in learned)
-    for key in learned:
-        assert not torch.equal(model.pretrained_[key], untrained[key]), key
-    with pytest.raises(ValueError, match="epochs"):
-        model.pretrain(X, epochs=-1)
-
-
 def test_views_corrupt_the_table_and_drop_texts_and_images_at_the_rate():
     from types import SimpleNamespace
 
@@ -165,15 +103,3 @@ def test_views_corrupt_the_table_and_drop_texts_and_images_at_the_rate():
     assert not (present & ~batch["text_0"]["present"]).any()  # absent stays absent
     assert math.isclose(float(present.float().mean()), 0.9 * 0.7, abs_tol=0.05)
     assert torch.equal(view["text_0"]["ids"], codes)  # the text itself is kept
-
-
-def test_embed_takes_a_column_by_the_name_the_user_gave_it():
-    """X's column names become strings inside; embed(column=0) must still find 0."""
-    df = pd.read_parquet(DATA / "adult.parquet").sample(300, random_state=0)
-    X = df.drop(columns="income")
-    X = X.set_axis(range(X.shape[1]), axis=1)  # integer column names
-    model = widemm.WideDeepClassifier(random_state=0, tab_model="mlp")
-    model.pretrain(X, epochs=1)
-    assert model.embed(X.iloc[:4], column=0).shape == (4, 128)
-    with pytest.raises(ValueError, match="embed\\(column=99\\): not a column"):
-        model.embed(X.iloc[:4], column=99)

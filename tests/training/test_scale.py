@@ -151,9 +151,15 @@ def train(config, callbacks=(), model=None, dataset=None):
 
 
 def test_accumulated_micro_batches_equal_one_big_batch():
-    big = train(TrainConfig("binary", max_epochs=3, batch_size=128, random_state=0))
+    big = train(
+        TrainConfig(task="binary", max_epochs=3, batch_size=128, random_state=0)
+    )
     cfg = TrainConfig(
-        "binary", max_epochs=3, batch_size=32, accumulate_grad_batches=4, random_state=0
+        task="binary",
+        max_epochs=3,
+        batch_size=32,
+        accumulate_grad_batches=4,
+        random_state=0,
     )
     small = train(cfg)
     for a, b in zip(big.parameters(), small.parameters(), strict=True):
@@ -171,7 +177,7 @@ def test_gradients_are_clipped():
 
             trainer.optimizer.register_step_pre_hook(hook)
 
-    cfg = TrainConfig("binary", max_epochs=2, batch_size=32, clip_grad_norm=0.01)
+    cfg = TrainConfig(task="binary", max_epochs=2, batch_size=32, clip_grad_norm=0.01)
     train(cfg, [RecordNorm()])
     assert len(norms) == 32
     assert max(norms) <= 0.01 + 1e-6
@@ -180,7 +186,11 @@ def test_gradients_are_clipped():
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains(precision):
     cfg = TrainConfig(
-        "binary", max_epochs=10, batch_size=32, learning_rate=0.01, precision=precision
+        task="binary",
+        max_epochs=10,
+        batch_size=32,
+        learning_rate=0.01,
+        precision=precision,
     )
     model = train(cfg)
     dataset = data(seed=1)
@@ -200,7 +210,8 @@ def test_a_nan_loss_names_the_batch():
 
     with pytest.raises(FloatingPointError, match="epoch 1, batch 3 of 16"):
         train(
-            TrainConfig("binary", max_epochs=1, batch_size=32), model=NaNAtThirdBatch()
+            TrainConfig(task="binary", max_epochs=1, batch_size=32),
+            model=NaNAtThirdBatch(),
         )
 
 
@@ -212,7 +223,7 @@ def test_cosine_warmup_rises_then_decays():
             lrs.append(trainer.optimizer.param_groups[0]["lr"])
 
     cfg = TrainConfig(
-        "binary",
+        task="binary",
         max_epochs=4,
         batch_size=64,
         lr_scheduler="cosine",
@@ -244,7 +255,7 @@ def test_hooks_run_in_order_and_loggers_write(tmp_path):
         def on_fit_end(self, trainer, model):
             calls.append("fit_end")
 
-    cfg = TrainConfig("binary", max_epochs=2, batch_size=256)
+    cfg = TrainConfig(task="binary", max_epochs=2, batch_size=256)
     callbacks = [
         Record(),
         CSVLogger(tmp_path / "history.csv"),
@@ -292,7 +303,7 @@ def test_backbones_unfreeze_on_schedule():
             pairs = zip(before, now, strict=True)
             seen.append(any(not torch.equal(a, b) for a, b in pairs))
 
-    cfg = TrainConfig("binary", max_epochs=3, batch_size=8)
+    cfg = TrainConfig(task="binary", max_epochs=3, batch_size=8)
     train(cfg, [UnfreezeBackbones(at_epoch=2), Watch()], model, image_data())
     assert seen == [False, True, True]
     assert all(p.requires_grad for p in model.encoder.parameters())
@@ -304,7 +315,7 @@ def seeded_images():
 
 
 def test_activation_checkpointing_gives_the_same_weights():
-    cfg = TrainConfig("binary", max_epochs=1, batch_size=16, random_state=0)
+    cfg = TrainConfig(task="binary", max_epochs=1, batch_size=16, random_state=0)
     plain = train(cfg, model=seeded_images(), dataset=image_data())
     ckpt = train(
         replace(cfg, activation_checkpointing=True),

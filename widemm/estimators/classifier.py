@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,16 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
     DataFrame, one column per label): multilabel, one logit per label, as in
     scikit-learn (``predict`` returns the indicator, ``predict_proba`` each
     label's probability); :func:`widemm.targets.split_labels` makes one from a
-    column of delimited labels. Parameters: see :class:`BaseWideDeep`
-    (``class_weight``, ``focal_gamma`` and ``calibrate`` apply here).
+    column of delimited labels.
+
+    Parameters
+    ----------
+    class_weight : "balanced", dict or None
+        Weight of each class in the loss (``"balanced"``: inverse class
+        frequency); multiplies ``sample_weight``. Not for multilabel ``y``.
+    focal_gamma : float, optional
+        Focal loss with this gamma instead of cross-entropy.
+    Others: see :class:`BaseWideDeep`.
 
     Attributes
     ----------
@@ -47,7 +56,16 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
     >>> model.predict_proba(X_test)[:, 1]  # doctest: +SKIP
     """
 
-    _options = ("class_weight", "focal_gamma", "calibrate")
+    def __init__(
+        self,
+        *,
+        class_weight: str | Mapping[Any, float] | None = None,
+        focal_gamma: float | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(**params)
+        self.class_weight = class_weight
+        self.focal_gamma = focal_gamma
 
     @property
     def classes_(self) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from widemm.targets import (
     label_kind,
     make_target,
 )
-from widemm.training.objective import KINDS, Kind
+from widemm.training.objective import KINDS, Kind, Objective, Weighting
 
 
 class WideDeepMultiTask(BaseWideDeep):
@@ -48,8 +48,9 @@ class WideDeepMultiTask(BaseWideDeep):
         ``"fixed"``: the tasks' ``weight``\s. ``"uncertainty"``: weights learned
         with the model (homoscedastic uncertainty, Kendall et al. 2018),
         reported per epoch in ``history_`` (``weight_<task>``).
-    class_weight, focal_gamma, calibrate, quantiles
-        Defaults for every classification (or regression) task.
+    class_weight, focal_gamma, quantiles
+        Defaults for every classification (or regression) task: see
+        :class:`WideDeepClassifier` and :class:`WideDeepRegressor`.
     Other parameters: see :class:`BaseWideDeep`.
 
     Attributes
@@ -69,14 +70,25 @@ class WideDeepMultiTask(BaseWideDeep):
     >>> model.predict(movies[inputs])  # a column per task  # doctest: +SKIP
     """
 
-    _options = (
-        "class_weight",
-        "focal_gamma",
-        "calibrate",
-        "quantiles",
-        "tasks",
-        "task_weighting",
-    )
+    def __init__(
+        self,
+        *,
+        tasks: Mapping[str, Any] | None = None,
+        task_weighting: Weighting = "fixed",
+        class_weight: str | Mapping[Any, float] | None = None,
+        focal_gamma: float | None = None,
+        quantiles: Sequence[float] | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(**params)
+        self.tasks = tasks
+        self.task_weighting = task_weighting
+        self.class_weight = class_weight
+        self.focal_gamma = focal_gamma
+        self.quantiles = quantiles
+
+    def _objective(self) -> Objective:
+        return Objective([t.head() for t in self.targets_], self.task_weighting)
 
     @property
     def task_names_(self) -> list[str]:

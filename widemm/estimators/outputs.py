@@ -16,7 +16,7 @@ def explained(
     ``target``: a task's name, or a column of a multi-target regressor
     (``columns``); None: the first task (its first column).
     """
-    from widemm.explain import Output
+    from widemm.explain.explanation import Output
 
     names = [t.name for t in targets]
     if target is None or (len(targets) > 1 and target in names):

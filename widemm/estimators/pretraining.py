@@ -1,54 +1,116 @@
-"""Contrastive pretraining on unlabeled rows, and row embeddings."""
+"""Contrastive pretraining on unlabeled rows (``Pretrained``), and row embeddings.
+
+What ``pretrain`` learns is a fitted object, :class:`Pretrained`, that an
+estimator holds in its ``pretrained`` parameter, as scikit-learn's gradient
+boosting holds its ``init`` estimator: ``clone``, ``GridSearchCV`` and
+``cross_val_score`` keep it, and every ``fit`` of such an estimator starts from it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from widemm.data import FrameDataset, to_device
+from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
 from widemm.runtime import seeded
-from widemm.training import Callback, Trainer
+from widemm.training import Callback, TrainConfig, Trainer
 from widemm.training.checkpoint import frame_digest, plan_run
-from widemm.training.contrastive import (
-    Contrasting,
-    ContrastiveObjective,
-    pooled,
-)
-from widemm.validation import check_frame
+from widemm.training.contrastive import Contrasting, pooled
 
-if TYPE_CHECKING:
-    from widemm.estimators.base import BaseWideDeep
-    from widemm.models import WideDeep
+PARTS = ("encoders.", "projections.", "fusion.")  # what a pretrained start loads
+
+
+@dataclass(frozen=True, eq=False)
+class Pretrained:
+    """What ``pretrain`` learned from unlabeled rows; ``fit`` starts from it.
+
+    Immutable: copies (``clone``) share it, and a ``fit`` starting from it
+    trains a copy of its pipeline and weights.
+
+    Attributes
+    ----------
+    pipeline : FeaturePipeline
+        Column roles and preprocessors fitted on the unlabeled rows (with their
+        ``projection_dim_``).
+    weights : dict of str to Tensor
+        The trained encoders', projections' and fusion's weights.
+    history : DataFrame
+        Per epoch: ``contrastive_loss``, ``temperature``, ``lr``, ``seconds``.
+    digest : str
+        Identifies this pretraining (its data, settings and weights) in a run's
+        fingerprint, so a checkpoint of another start is not resumed.
+    """
+
+    pipeline: FeaturePipeline
+    weights: Mapping[str, torch.Tensor]
+    history: pd.DataFrame
+    digest: str
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Pretrained:
+        return self  # immutable: clone shares it rather than copying the weights
+
+    def __repr__(self) -> str:
+        return (
+            f"Pretrained(rows={self.pipeline.n_rows_}, epochs={len(self.history)}, "
+            f"digest={self.digest[:12]!r})"
+        )
+
+    def start(self, heads: Mapping[str, int]) -> tuple[FeaturePipeline, WideDeep]:
+        """Return a copy of the pipeline and a model with ``heads`` on these weights.
+
+        The copy shares the pipeline's feature cache: its frozen encoders are
+        the pretraining's, so their cached outputs stay valid.
+        """
+        pipeline = self.pipeline.copy()
+        model = pipeline.build_model(heads)
+        model.load_state_dict(dict(self.weights), strict=False)
+        return pipeline, model
 
 
 def pretrain(
-    estimator: BaseWideDeep,
     X: pd.DataFrame,
+    pipeline: FeaturePipeline,
+    config: TrainConfig,
+    callbacks: list[Callback],
+    settings: Mapping[str, Any],
     *,
     epochs: int,
     batch_size: int,
     projection_dim: int,
     corruption: float,
-    learning_rate: float,
-) -> list[dict[str, float]]:
-    """Fit the estimator's pipeline on ``X`` and train its encoders without labels.
+) -> Pretrained:
+    """Fit ``pipeline`` (unfitted) on ``X`` and train its encoders without labels.
 
-    Returns the per-epoch history. The estimator keeps the pipeline
-    (``pipeline_``, with ``projection_dim_``) and the trained weights
-    (``pretrained_``) that its next ``fit`` starts from. The ``Trainer`` runs
-    it (see ``widemm.training.contrastive.Contrasting``): under ``torchrun``
-    each rank takes its share of every batch; with ``checkpoint_dir`` the run
-    writes ``<checkpoint_dir>/pretrain/last.pt`` after every epoch and resumes
-    from it; the estimator's callbacks and log see its epochs.
+    Each modality's encoder, a linear projection to ``projection_dim`` and the
+    fusion learn with :class:`~widemm.training.contrastive.Contrasting`: the
+    projections of a row's table, texts and images are pulled together, other
+    rows' pushed apart (CLIP); and so are two views of the row after the
+    fusion, each with its table's values replaced by other rows' at rate
+    ``corruption`` (SCARF) and each text or image dropped at that rate. A table
+    alone has the views' term only. Frozen backbones are encoded once (the
+    feature cache), so only the projections, the fusion and trainable parts
+    learn.
+
+    ``config`` is the estimator's (device, precision, ``checkpoint_dir``, ...)
+    with a ``ContrastiveObjective``, ``epochs`` and the learning rate; its rows
+    per step are at most ``batch_size``. ``settings`` are the parameters that
+    identify the estimator's runs. The ``Trainer`` runs it (see
+    ``widemm.training.contrastive.Contrasting``): under ``torchrun`` each rank
+    takes its share of every batch; with a ``checkpoint_dir`` the run writes
+    ``<checkpoint_dir>/pretrain/last.pt`` after every epoch and resumes from it;
+    ``callbacks`` and the log see its epochs.
     """
-    X = check_frame(estimator, X, reset=True)
     for name, value, low in (
         ("epochs", epochs, 0),
         ("batch_size", batch_size, 2),
@@ -60,53 +122,45 @@ def pretrain(
             )
     if not 0 <= corruption < 1:
         raise ValueError(f"pretrain: corruption must be in [0, 1), got {corruption!r}.")
-    params = estimator.get_params(deep=False)
     options = dict(
         epochs=epochs,
         batch_size=batch_size,
         projection_dim=projection_dim,
         corruption=corruption,
-        learning_rate=learning_rate,
+        learning_rate=config.learning_rate,
     )
-    settings = estimator._run_settings()
-    folder = estimator.checkpoint_dir
+    folder = config.checkpoint_dir
     folder = None if folder is None else Path(folder) / "pretrain"
+    data_id = frame_digest(X)
     run, seed, state = plan_run(
-        folder, {**settings, "pretrain": repr(options)}, {"data": frame_digest(X)}
+        folder, {**settings, "pretrain": repr(options)}, {"data": data_id}
     )
     with seeded(seed):
-        pipeline = FeaturePipeline(
-            **{k: params[k] for k in FeaturePipeline._get_param_names()}
-        ).fit(X)
-        pipeline.projection_dim_ = projection_dim
+        pipeline = pipeline.fit(X, projection_dim=projection_dim)
         model = pipeline.build_model({})
         data = FrameDataset(pipeline.inputs(X, model), torch.zeros(len(X), 1))
         _check_pairs(model, data)
         contrasting = Contrasting(model, corruption)
         config = dataclasses.replace(
-            estimator._config(
-                seed,
-                ContrastiveObjective(),
-                batch_size=min(batch_size, len(data)),
-                max_epochs=epochs,
-            ),
-            learning_rate=learning_rate,
-            n_iter_no_change=None,
+            config,
+            batch_size=min(batch_size, len(data)),
+            random_state=seed,
             checkpoint_dir=folder,
         )
-        callbacks = [*(estimator.callbacks or ()), _Temperature()]
-        history = Trainer(config, callbacks, run=run).fit(
-            contrasting, data, None, state
-        )
+        trainer = Trainer(config, [*callbacks, _Temperature()], run=run)
+        history = trainer.fit(contrasting, data, None, state)
     model.cpu()
-    estimator.pipeline_ = pipeline
-    estimator.pretrained_ = {
-        k: v.detach().clone() for k, v in model.state_dict().items()
+    weights = {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if k.startswith(PARTS)
     }
-    return [
+    digest = hashlib.blake2b(repr((run, history)).encode(), digest_size=16)
+    rows = [
         {("contrastive_loss" if k == "train_loss" else k): v for k, v in row.items()}
         for row in history
     ]
+    return Pretrained(pipeline, weights, pd.DataFrame(rows), digest.hexdigest())
 
 
 class _Temperature(Callback):
@@ -140,16 +194,14 @@ def _check_pairs(model: WideDeep, data: FrameDataset) -> None:
 
 
 def embed(
-    estimator: BaseWideDeep, model: WideDeep, X: pd.DataFrame, column: Any = None
+    pipeline: FeaturePipeline, model: WideDeep, X: pd.DataFrame, column: Any = None
 ) -> np.ndarray:
     """Return each row's fused embedding, or one input column's embedding.
 
-    ``column``: an input column (text or image: its slot's embedding; a tabular
-    column: the whole table's). Embeddings are the projected ones when the model
-    was pretrained.
+    ``X`` is checked against the fit columns already. ``column``: an input
+    column (text or image: its slot's embedding; a tabular column: the whole
+    table's). Embeddings are the projected ones when the model was pretrained.
     """
-    pipeline = estimator.pipeline_
-    X = check_frame(estimator, X, reset=False)
     slot = None if column is None else _slot(pipeline, column)
     data = FrameDataset(pipeline.inputs(X, model))
     device = next(model.parameters()).device
@@ -177,95 +229,3 @@ def _slot(pipeline: FeaturePipeline, column: Any) -> str:
         f"embed(column={column!r}): not a column the model reads. Its columns: "
         f"{list(schema.deep_cols)}."
     )
-
-
-class Pretraining:
-    """``pretrain`` and ``embed`` for the estimators (mixed into ``BaseWideDeep``)."""
-
-    def pretrain(
-        self,
-        X: pd.DataFrame,
-        *,
-        epochs: int = 20,
-        batch_size: int = 256,
-        projection_dim: int = 128,
-        corruption: float = 0.3,
-        learning_rate: float = 1e-3,
-    ) -> Any:
-        """Learn from rows without labels; the next ``fit`` starts from what it learns.
-
-        Fits the column roles and preprocessors on ``X`` and trains each
-        modality's encoder, a linear projection to ``projection_dim`` and the
-        fusion with :class:`~widemm.training.contrastive.Contrasting`: the
-        projections of a row's table, texts and images are pulled together,
-        other rows' pushed apart (CLIP); and so are two views of the row after
-        the fusion, each with its table's values replaced by other rows' at
-        rate ``corruption`` (SCARF) and each text or image dropped at that rate.
-        A table alone has the views' term only. Frozen backbones are encoded
-        once (the feature cache), so only the projections, the fusion and
-        trainable parts learn. ``fit`` then reuses these preprocessors and
-        weights (its rows need the same columns) and trains everything on the
-        labels, the heads from scratch; a later ``fit`` starts afresh.
-        ``pretrain_history_`` has the loss per epoch.
-        """
-        self.pretrain_history_ = pd.DataFrame(
-            pretrain(
-                self,  # type: ignore[arg-type]
-                X,
-                epochs=epochs,
-                batch_size=batch_size,
-                projection_dim=projection_dim,
-                corruption=corruption,
-                learning_rate=learning_rate,
-            )
-        )
-        return self
-
-    def embed(self, X: pd.DataFrame, column: Any = None) -> np.ndarray:
-        """Each row's fused embedding (n_rows, fusion output), or one column's.
-
-        ``column`` names a text or image column (its encoder's embedding,
-        projected after ``pretrain``) or a tabular one (the table's). After
-        ``pretrain`` (and before ``fit``) the embeddings are the pretrained ones:
-        a row's text and image embeddings are aligned, and cosine similarity
-        between them retrieves one from the other.
-        """
-        model = getattr(self, "model_", None)
-        if model is None and hasattr(self, "pretrained_"):  # pretrained, not fitted
-            model = self.pipeline_.build_model({})  # type: ignore[attr-defined]
-            model.load_state_dict(_pretrained_parts(self.pretrained_), strict=False)
-        if model is None:
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("embed needs a model: call pretrain or fit first.")
-        return embed(self, model, X, column)  # type: ignore[arg-type]
-
-    def _fit_pipeline(self, X: pd.DataFrame, params: dict[str, Any]) -> FeaturePipeline:
-        """Return the pretrained pipeline when ``pretrain`` ran, else fit one on X."""
-        if not hasattr(self, "pretrained_"):
-            self.__dict__.pop("pretrain_history_", None)  # an earlier, used-up start
-            names = FeaturePipeline._get_param_names()
-            return FeaturePipeline(**{k: params[k] for k in names}).fit(X)
-        pipeline: FeaturePipeline = self.pipeline_  # type: ignore[attr-defined]
-        missing = [c for c in pipeline.schema_.deep_cols if c not in X.columns]
-        if missing:
-            raise ValueError(
-                f"fit after pretrain needs the pretraining's columns; X lacks "
-                f"{missing}."
-            )
-        return pipeline
-
-    def _start_from_pretrained(self, model: WideDeep) -> None:
-        """Load the pretrained encoders, projections and fusion into ``model``, once."""
-        state = self.__dict__.pop("pretrained_", None)
-        if state is not None:
-            model.load_state_dict(_pretrained_parts(state), strict=False)
-
-
-def _pretrained_parts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Return the encoders', projections' and fusion's weights of a model's state."""
-    return {
-        k: v
-        for k, v in state.items()
-        if k.startswith(("encoders.", "projections.", "fusion."))
-    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,21 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
     and ``predict`` returns the median. See :class:`BaseWideDeep` for the
     parameters and :class:`WideDeepClassifier` for the fitted attributes (all
     but ``classes_``), plus ``target_names_`` (y's columns) for several targets.
+
+    Parameters
+    ----------
+    quantiles : sequence of float, optional
+        Predict these quantiles (e.g. ``(0.05, 0.5, 0.95)``, which must include
+        0.5) with pinball loss; ``predict`` gives the median and
+        ``predict_quantiles`` all of them, for prediction intervals.
+    Others: see :class:`BaseWideDeep`.
     """
 
-    _options = ("quantiles", "calibrate")
+    def __init__(
+        self, *, quantiles: Sequence[float] | None = None, **params: Any
+    ) -> None:
+        super().__init__(**params)
+        self.quantiles = quantiles
 
     def _fit_targets(self, y: Any, weight: np.ndarray | None) -> list[Target]:
         self.target_names_ = (

@@ -1,16 +1,40 @@
-"""Matplotlib drawings of an Explanation; each returns its Figure."""
+"""Matplotlib drawings of an Explanation; each returns its Figure.
+
+Drawn on ``matplotlib.figure.Figure`` objects: no global backend or state is
+touched, so a notebook's inline plots keep working.
+"""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from widemm.explain import Explanation
+from widemm.pipeline import FeaturePipeline
+
+
+class Explanation(Protocol):
+    """What the drawings read of a :class:`widemm.explain.Explanation`."""
+
+    values: pd.DataFrame
+    base_value: pd.Series
+    output: pd.Series
+    output_name: str
+    data: pd.DataFrame
+    task: str
+    pipeline: FeaturePipeline
+
+    def importance(self) -> pd.DataFrame: ...
+
+    def output_of(self, row: Any) -> str: ...
+
+    def tokens(self, row: Any, column: str) -> Any: ...
+
+    def regions(self, row: Any, column: str, grid: int = 7) -> np.ndarray: ...
+
 
 POSITIVE, NEGATIVE = "#d62728", "#1f77b4"  # raise / lower the output
 SPECIAL = ["[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>"]  # not drawn

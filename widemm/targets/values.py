@@ -130,9 +130,12 @@ class Values(BaseEstimator):
         z = block.astype(np.float64).reshape(len(block), self.n_targets_, -1)
         errors = y.astype(np.float64)[:, :, None] - z
         self.offsets_ = np.stack(
-            [np.nanquantile(errors[:, :, j], q, axis=0)
-             for j, q in enumerate(self.quantiles)], axis=1
-        )  # fmt: skip
+            [
+                np.nanquantile(errors[:, :, j], q, axis=0)
+                for j, q in enumerate(self.quantiles)
+            ],
+            axis=1,
+        )
 
     def quantiles_of(self, block: np.ndarray) -> np.ndarray:
         """(n_rows, n_targets, n_quantiles) predicted quantiles, in target units."""

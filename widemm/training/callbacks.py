@@ -282,8 +282,8 @@ class UnfreezeBackbones(Callback):
 class ModelCheckpoint(Callback):
     """Save the run after each epoch (``last.pt``) and at its best (``best.pt``).
 
-    ``Trainer.fit(..., resume_from=folder / "last.pt")`` continues from
-    ``last.pt``; an estimator with ``checkpoint_dir`` does so by itself when the
+    ``Trainer.fit(..., state=load_checkpoint(folder / "last.pt"))`` continues
+    from ``last.pt``; an estimator with ``checkpoint_dir`` does so by itself when the
     checkpoint is of the same run. Only rank 0 writes in a distributed run.
 
     Parameters

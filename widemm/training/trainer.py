@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,123 +20,9 @@ from widemm.training.callbacks import (
     ModelCheckpoint,
     Stateful,
 )
-from widemm.training.checkpoint import load_checkpoint
-from widemm.training.distributed import Distributed, Strategy
-from widemm.training.objective import Kind, Objective
-
-Task = Kind  # a single-head objective's kind
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything the Trainer needs to know, fixed for one run.
-
-    Parameters
-    ----------
-    task : {"binary", "multilabel", "regression"} or Objective
-        The loss and validation metrics: a kind of single head (BCE with logits
-        and ROC AUC, or MSE and RMSE), or an :class:`~widemm.training.objective.
-        Objective` of heads (multiclass, several tasks, weights, quantiles).
-    max_epochs, batch_size : int
-        Passes over the training data; rows per optimizer step over all ranks
-        (each of N ranks takes batch_size / N of every batch).
-    learning_rate, weight_decay : float
-        AdamW's settings.
-    lr_scheduler : {"onecycle", "cosine"} or None
-        Stepped after every optimizer step (see ``callbacks.LRScheduler``).
-    warmup_fraction : float
-        With ``"cosine"``: linear warm-up over this fraction of the steps.
-    n_iter_no_change : int or None
-        Early stopping patience in epochs on the validation loss; the best
-        weights are restored. None (or no validation set) trains every epoch.
-    random_state : int or None
-        Seeds the shuffling and dropout; a fixed value gives identical runs.
-    verbose : int
-        0 silent; 1 a progress bar over epochs (on a terminal); 2 over batches too.
-    device : str
-        ``"auto"`` picks CUDA when present, else the CPU.
-    num_workers : int
-        DataLoader worker processes for training batches; they pay off only when
-        batches need work (decoding images), not for in-memory tensors.
-    precision : {"32", "bf16", "fp16"}
-        Mixed precision: the forward pass runs under ``torch.autocast`` in
-        bfloat16 or float16 (fp16 with a ``GradScaler``); weights stay float32.
-    accumulate_grad_batches : int
-        Micro-batches whose gradients add up before each optimizer step.
-    clip_grad_norm : float or None
-        Clip the gradients' global norm to this before each step.
-    activation_checkpointing : bool
-        Recompute the trainable backbone blocks' activations in the backward pass
-        instead of storing them: less memory, about a third more compute.
-    checkpoint_dir : str or None
-        Write the run's state there after every epoch (``ModelCheckpoint``);
-        ``Trainer.fit(..., resume_from=...)`` continues such a run.
-    strategy : {"ddp", "fsdp"}
-        Under ``torchrun`` (see ``widemm.training.distributed``): replicate the
-        model on every rank (DDP) or shard its parameters (FSDP).
-    """
-
-    task: Task | Objective
-    max_epochs: int = 20
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    lr_scheduler: Literal["onecycle", "cosine"] | None = None
-    warmup_fraction: float = 0.0
-    n_iter_no_change: int | None = 5
-    random_state: int | None = None
-    verbose: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    precision: Literal["32", "bf16", "fp16"] = "32"
-    accumulate_grad_batches: int = 1
-    clip_grad_norm: float | None = None
-    activation_checkpointing: bool = False
-    checkpoint_dir: str | os.PathLike[str] | None = None
-    strategy: Strategy = "ddp"
-
-    @classmethod
-    def with_options(cls, options: Mapping[str, Any], **fixed: Any) -> TrainConfig:
-        """Build a config from ``fixed`` fields plus user ``options``, checked.
-
-        An unknown or doubly set option raises a ValueError naming it (and the
-        closest field), not a bare TypeError from the constructor.
-        """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for key in options:
-            if key in fixed:
-                raise ValueError(
-                    f"trainer_params sets {key!r}, which the estimator sets from its "
-                    f"own parameter; pass {key}= to the estimator instead."
-                )
-            if key not in fields:
-                close = difflib.get_close_matches(key, sorted(fields), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"trainer_params has unknown key {key!r}; TrainConfig fields: "
-                    f"{sorted(fields - set(fixed))}.{hint}"
-                )
-        return cls(**fixed, **options)
-
-
-def auto_schedule(
-    batch_size: int | Literal["auto"], max_epochs: int | Literal["auto"], n_rows: int
-) -> tuple[int, int]:
-    """Resolve ``"auto"`` batch size and epochs for ``n_rows`` training rows.
-
-    The rule: a batch of about ``n_rows / 32`` rows as a power of 2, between 16
-    and 256, so a small table still gets 16-32 optimizer steps an epoch (a
-    300-row table at 256 rows a batch would get one); then epochs enough for
-    about 2,000 steps in all, between 20 and 200 (early stopping ends most runs
-    sooner). 10,000 rows and more: 256 rows, 20 epochs. Given ints are kept.
-    """
-    if batch_size == "auto":
-        power = round(np.log2(max(n_rows, 1) / 32))
-        batch_size = int(np.clip(2**power, 16, 256))
-    if max_epochs == "auto":
-        steps = -(-n_rows // batch_size)
-        max_epochs = int(np.clip(-(-2000 // max(steps, 1)), 20, 200))
-    return batch_size, max_epochs
+from widemm.training.config import TrainConfig
+from widemm.training.distributed import Distributed
+from widemm.training.objective import Objective
 
 
 class Trainer:
@@ -194,13 +75,15 @@ class Trainer:
         model: nn.Module,
         train: TrainData,
         valid: FrameDataset | None = None,
-        resume_from: str | Path | Mapping[str, Any] | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> list[dict[str, float]]:
         """Train ``model`` in place; return the per-epoch history.
 
-        ``resume_from``, a checkpoint file or a state read from one (see
-        ``state_dict``), continues the run that wrote it: a run that had finished
-        or stopped early trains no further epoch.
+        ``state``, a ``state_dict()`` (as ``training.checkpoint.plan_run`` reads
+        it from a checkpoint), continues the run that wrote it: a run that had
+        finished or stopped early trains no further epoch. The run's seed is
+        ``config.random_state`` (a random one when None), which must be the
+        state's.
         """
         cfg, dist = self.config, self.distributed
         if cfg.strategy == "fsdp" and cfg.checkpoint_dir is not None:
@@ -215,12 +98,12 @@ class Trainer:
                 if isinstance(module, Backbone):
                     module.enable_activation_checkpointing()
         net = dist.wrap(model, cfg.strategy)
-        state = (
-            load_checkpoint(resume_from, self.device)
-            if isinstance(resume_from, str | Path)
-            else resume_from
+        self.model = model
+        self.seed = (
+            int(torch.randint(2**31 - 1, ()))
+            if cfg.random_state is None
+            else cfg.random_state
         )
-        self.model, self.seed = model, _seed(cfg.random_state, state)
         loader = train.loader(
             cfg.batch_size, self.seed, dist.rank, dist.world_size, cfg.num_workers
         )
@@ -267,8 +150,8 @@ class Trainer:
             if hasattr(epochs, "set_postfix"):  # a bar: a person watches
                 epochs.set_postfix({k: v for k, v in row.items() if "loss" in k})
             elif dist.is_main:  # a log: one line per epoch
-                report("epoch %d/%d: %s", epoch + 1, cfg.max_epochs, _figures(row),
-                       verbose=cfg.verbose)  # fmt: skip
+                done = f"{epoch + 1}/{cfg.max_epochs}"
+                report("epoch %s: %s", done, _figures(row), verbose=cfg.verbose)
             for cb in self.active_callbacks:
                 cb.on_epoch_end(self, model, row)
             if self.should_stop:
@@ -455,15 +338,6 @@ class Trainer:
                 model(to_device(batch, self.device)).float().cpu() for batch in loader
             ]
         return torch.cat(out).numpy()
-
-
-def _seed(random_state: int | None, state: Mapping[str, Any] | None) -> int:
-    """Return the run's seed: the given one, the resumed run's, or a random one."""
-    if random_state is not None:
-        return random_state
-    if state is not None:
-        return int(state["seed"])
-    return int(torch.randint(2**31 - 1, ()))
 
 
 def _figures(row: Mapping[str, float]) -> str:

@@ -73,7 +73,7 @@ def main() -> None:
     )
     if args.pretrain:
         model.pretrain(df, epochs=4, batch_size=64, corruption=0.0)
-        weights, history = model.pretrained_, model.pretrain_history_
+        weights, history = model.pretrained.weights, model.pretrained.history
     else:
         model.fit(df, y, **fit)
         weights, history = model.model_.state_dict(), model.history_

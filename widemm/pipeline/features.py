@@ -1,17 +1,9 @@
-"""The feature pipeline: DataFrame -> column roles -> preprocessors -> model inputs.
-
-``FeaturePipeline`` is the one place that knows how a DataFrame's columns become
-the model's input slots (``wide``, ``tab``, ``text_0``, ``image_0``, ...), which
-slots a feature cache serves, and which network those slots feed. Estimators
-fit one and keep it as ``pipeline_``; explanations and persistence use it and
-the model it built, nothing else.
-"""
+"""``FeaturePipeline``: a DataFrame's columns -> roles -> preprocessors -> inputs."""
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -21,14 +13,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from widemm.cache import FeatureCache, is_frozen
-from widemm.models import Encoder, Fusion, Wide, WideDeep, make_fusion, make_tab_model
-from widemm.models.image import make_image_model
+from widemm.models import Encoder, Fusion, WideDeep
 from widemm.models.layers import Tokenized
-from widemm.models.text import (
-    backbone_config,
-    make_text_model,
-    pretrained_text_name,
-)
+from widemm.models.text import backbone_config, pretrained_text_name
+from widemm.pipeline.background import background_rows
+from widemm.pipeline.network import build_network, tab_model_name
+from widemm.pipeline.summary import describe_columns
 from widemm.preprocessing import (
     ImageColumn,
     ImagePreprocessor,
@@ -42,15 +32,6 @@ from widemm.runtime import resolve_device
 from widemm.schema import infer_schema
 
 Inputs = dict[str, Any]  # slot -> tensor, {name: tensor} or a LazyColumn
-BACKGROUND_ROWS = 50  # training rows kept as the default explanation background
-
-
-# Training rows per numeric column from which the MLP embeds numbers periodically.
-PERIODIC_MIN_ROWS = 100
-# Training rows for which tab_model="auto" is TabM; the MLP outside: on small
-# tables it measured as good or better, and on large ones TabM's k members cost
-# about 15x the MLP's time per row.
-TABM_ROWS = (2_000, 100_000)
 
 
 class FeaturePipeline(BaseEstimator):
@@ -127,10 +108,12 @@ class FeaturePipeline(BaseEstimator):
         (lists, or delimited strings such as ``"Ann, Bob"``) a mean of their
         items' embeddings.
     wide_cols : list of str, optional
-        Columns of the wide part; by default the categorical and text ones. A
-        categorical column is one-hot encoded; a text column joins as the words
-        and word pairs it holds, a linear bag-of-n-grams model beside the text
-        encoder.
+        Columns of the wide part; by default as :func:`widemm.infer_schema`
+        decides (its ``wide_cols``): the categorical columns, and the text
+        columns of ``WIDE_TEXT_WORDS`` words a row or more on average. A
+        categorical column is one-hot encoded; a text column joins as the
+        words and word pairs it holds, a linear bag-of-n-grams model beside
+        the text encoder.
     crossed_cols : list of tuples of str, optional
         Column crosses for the wide part, e.g. ``[("education", "occupation")]``.
     scaling : {"standard", "quantile", None}
@@ -226,8 +209,15 @@ class FeaturePipeline(BaseEstimator):
         self.device = device
         self.verbose = verbose
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
-        """Infer the column roles and fit a preprocessor per kind of input."""
+    def fit(
+        self, X: pd.DataFrame, y: Any = None, projection_dim: int | None = None
+    ) -> Self:
+        """Infer the column roles and fit a preprocessor per kind of input.
+
+        ``projection_dim``: the model built projects each modality's embedding
+        to this size before the fusion (the space contrastive pretraining
+        aligns); None feeds the encoders' outputs to the fusion as they are.
+        """
         self.schema_ = infer_schema(
             X,
             cat_cols=self.cat_cols,
@@ -245,6 +235,7 @@ class FeaturePipeline(BaseEstimator):
             pre.fit(X)
         self.summary_ = describe_columns(X)
         self.n_rows_ = len(X)
+        self.projection_dim_ = projection_dim
         name = pretrained_text_name(self.text_model)
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
             self.text_config_ = backbone_config(name).to_json_string()
@@ -299,110 +290,19 @@ class FeaturePipeline(BaseEstimator):
         every weight itself, as ``load`` does).
         """
         check_is_fitted(self, "preprocessors_")
-        pre, schema = self.preprocessors_, self.schema_
-        encoders: dict[str, Encoder] = {}
-        if "tab" in pre:
-            tab = pre["tab"]
-            bags = {"bag_widths": tab.bag_widths_} if tab.bag_widths_ else {}
-            encoders["tab"] = make_tab_model(
-                self.tab_model_name(),
-                tab.cardinalities_,
-                tab.embed_dims_,
-                tab.n_cont_,
-                **self._tab_params(),
-                **bags,
-            )
-        text_params = dict(self.text_params or {})
-        if hasattr(self, "text_config_"):
-            text_params["config"] = json.loads(self.text_config_)
-        encoders |= self._encoders(
-            schema.text_slots,
-            partial(
-                make_text_model,
-                self.text_model,
-                pre["text"].vocab_size_ if "text" in pre else 0,
-                pretrained,
-                **text_params,
-            ),
-        )
-        encoders |= self._encoders(
-            schema.image_slots,
-            partial(
-                make_image_model,
-                self.image_model,
-                pretrained,
-                **(self.image_params or {}),
-            ),
-        )
-        projection = getattr(self, "projection_dim_", None)  # set by pretraining
-        input_dims = {k: projection or enc.output_dim for k, enc in encoders.items()}
-        fusion = make_fusion(self.fusion, input_dims, **(self.fusion_params or {}))
-        n_outputs = sum(heads.values())
-        wide = None
-        if "wide" in pre:
-            wide = Wide(pre["wide"].n_indices_, n_outputs, pre["wide"].padding_idx)
-        return WideDeep(encoders, fusion, heads, wide, projection)
+        return build_network(self.get_params(), vars(self), heads, pretrained)
 
     def tab_model_name(self) -> str | Callable[..., Encoder]:
         """``tab_model``, with ``"auto"`` resolved by the number of training rows."""
-        if self.tab_model != "auto":
-            return self.tab_model
-        low, high = TABM_ROWS
-        return "tabm" if low <= self.n_rows_ < high else "mlp"
-
-    def _tab_params(self) -> dict[str, Any]:
-        """``tab_params``, plus the data's default for the MLP's numeric embeddings.
-
-        Periodic embeddings (``cont_embed_dim``) need rows: with fewer than
-        ``PERIODIC_MIN_ROWS`` training rows per numeric column the MLP reads the
-        scaled values as they are. Measured (``bench/quality.py``): without them
-        wine 0.865 -> 0.983 accuracy, diabetes R² 0.20 -> 0.46, breast cancer AUC
-        0.983 -> 0.994, digits 0.942 -> 0.972; with them California at 2,000 rows
-        (250 a column) R² 0.72 against 0.64, Adult AUC 0.924 against 0.912.
-        """
-        params = dict(self.tab_params or {})
-        n_cont = len(self.schema_.cont_cols) + len(self.schema_.date_cols)
-        if (
-            self.tab_model_name() in ("mlp", "tabm")
-            and "cont_embed_dim" not in params
-            and n_cont
-            and self.n_rows_ / n_cont < PERIODIC_MIN_ROWS
-        ):
-            params["cont_embed_dim"] = 0
-        return params
+        return tab_model_name(self.tab_model, self.n_rows_)
 
     def keep_background(self, rows: pd.DataFrame, outputs: np.ndarray) -> None:
-        """Keep ``BACKGROUND_ROWS`` of ``rows`` as explanations' default background.
+        """Keep some of ``rows`` as explanations' default background (``background_``).
 
-        ``outputs`` are the trained model's (n_rows, n_outputs) logits on the rows.
-        The rows kept sit at evenly spaced quantiles of the output (of the top
-        logit, within each predicted class, for several classes), so their mean
-        output, an explanation's base value, hardly depends on which rows were
-        drawn. Kept JSON-safe (missing -> None; dates stay datetime64), saved with
-        the model.
+        ``outputs`` are the trained model's logits on them: see
+        :func:`widemm.pipeline.background.background_rows`.
         """
-        chosen = rows.iloc[spread_rows(outputs, BACKGROUND_ROWS)]
-        self.background_ = chosen.astype(object).where(chosen.notna(), None)
-        for col in self.schema_.date_cols:
-            if pd.api.types.is_datetime64_any_dtype(chosen[col]):
-                self.background_[col] = chosen[col]
-
-    def _encoders(
-        self, slots: Mapping[str, str], make: Callable[[], Encoder]
-    ) -> dict[str, Encoder]:
-        """Make an encoder per slot; one for all when asked, and when it is frozen.
-
-        A frozen encoder's weights never change: shared, it is one copy in memory
-        and in the saved file.
-        """
-        out: dict[str, Encoder] = {}
-        shared: Encoder | None = None
-        for slot in slots:
-            encoder = shared or make()
-            if self.share_encoders or is_frozen(encoder):
-                shared = encoder
-            out[slot] = encoder
-        return out
+        self.background_ = background_rows(rows, outputs, self.schema_.date_cols)
 
     def transform(self, X: pd.DataFrame) -> Inputs:
         """Model inputs by slot (image columns stay lazy, nothing is encoded)."""
@@ -452,6 +352,16 @@ class FeaturePipeline(BaseEstimator):
             and not (slot in self.schema_.image_slots and self.image_augment)
         ]
 
+    def copy(self) -> FeaturePipeline:
+        """Return a deep copy that shares this pipeline's feature cache.
+
+        For a model whose frozen encoders are this pipeline's model's (the same
+        weights), so the cached outputs hold for it too.
+        """
+        other = copy.deepcopy(self)
+        other._cache = self.feature_cache()
+        return other
+
     def feature_cache(self) -> FeatureCache:
         """Return the cache of frozen encoders' outputs (made once, never saved)."""
         if getattr(self, "_cache", None) is None:
@@ -470,42 +380,6 @@ class FeaturePipeline(BaseEstimator):
         return tags
 
 
-def spread_rows(outputs: np.ndarray, n: int) -> np.ndarray:
-    """Return ``n`` row positions at evenly spaced quantiles of ``outputs``.
-
-    One output column: its quantiles. Several (a multiclass model's logits):
-    rows are ordered by predicted class, then by their top logit, so each class
-    gets its share of the rows, spread over its range.
-    """
-    if len(outputs) <= n:
-        return np.arange(len(outputs))
-    if outputs.shape[1] == 1:
-        order = np.argsort(outputs[:, 0], kind="stable")
-    else:
-        order = np.lexsort((outputs.max(1), outputs.argmax(1)))
-    picks = ((np.arange(n) + 0.5) * len(outputs) / n).astype(int)
-    return order[picks]
-
-
-def describe_columns(X: pd.DataFrame) -> pd.DataFrame:
-    """Describe each column: dtype, missing share, distinct values, range."""
-    numeric = X.select_dtypes("number")
-    rows = []
-    for col in X.columns:
-        s = X[col]
-        try:
-            distinct = int(s.nunique())
-        except TypeError:  # unhashable cells (arrays, images)
-            distinct = -1
-        row = {"column": col, "dtype": str(s.dtype), "missing": float(s.isna().mean())}
-        row["distinct"] = distinct
-        if col in numeric:
-            row.update(mean=float(s.mean()), min=float(s.min()), max=float(s.max()))
-        rows.append(row)
-    columns = ["column", "dtype", "missing", "distinct", "mean", "min", "max"]
-    return pd.DataFrame(rows, columns=columns).round(4)
-
-
 def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
     """Return the classes a fitted pipeline is made of, with their fitted attributes.
 
@@ -513,6 +387,8 @@ def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
     """
     from widemm.persistence import class_key
 
-    keys = ("schema_", "preprocessors_", "text_config_", "summary_", "background_",
-            "n_rows_", "projection_dim_")  # fmt: skip
+    keys = (
+        *("schema_", "preprocessors_", "text_config_", "summary_"),
+        *("background_", "n_rows_", "projection_dim_"),
+    )
     return {class_key(FeaturePipeline): (FeaturePipeline, keys), **fitted_classes()}

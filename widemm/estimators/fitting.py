@@ -1,0 +1,318 @@
+"""One fit's candidates: a model trained from a start, and the better of two starts.
+
+``BaseWideDeep.fit`` decides the run (its identity, seed, resumption) and the
+rows; these train a model on them, from scratch or from a ``Pretrained`` start,
+and keep the pretrained start only when it validates better than a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from widemm.data import FrameDataset
+from widemm.estimators.params import pipeline_parameters
+from widemm.estimators.pretraining import Pretrained
+from widemm.models import WideDeep
+from widemm.pipeline import FeaturePipeline
+from widemm.runtime import report, seeded
+from widemm.streaming import ParquetStream
+from widemm.targets import Labels, Target, blocks
+from widemm.training import TrainConfig, Trainer, auto_schedule
+from widemm.training.callbacks import Callback
+from widemm.training.checkpoint import frame_digest, plan_run
+from widemm.training.objective import Objective
+from widemm.validation import check_frame, check_sample_weight
+
+
+class Estimator(Protocol):
+    """What fitting reads and sets of the estimator it fits."""
+
+    targets_: list[Target]
+    pipeline_: FeaturePipeline
+    model_: WideDeep
+    validation_fraction: float
+    batch_size: int | Literal["auto"]
+    max_epochs: int | Literal["auto"]
+    callbacks: Sequence[Callback] | None
+    checkpoint_dir: str | os.PathLike[str] | None
+    verbose: int
+    pretrained: Pretrained | None
+    stream_chunk_rows: int
+    stream_sample_rows: int
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+    def _check_y(self, y: Any, X: pd.DataFrame) -> Any: ...
+
+    def _run_settings(self) -> dict[str, Any]: ...
+
+    def _encode(self, y: Any) -> torch.Tensor: ...
+
+    def _dataset(self, X: Any, y: Any = None) -> FrameDataset: ...
+
+    def _config(self, **fixed: Any) -> TrainConfig: ...
+
+    def _objective(self) -> Objective: ...
+
+
+@dataclass
+class Plan:
+    """A run decided before any random draw: identity, seed, state to resume."""
+
+    run: dict[str, str]  # the fingerprint of its settings and data
+    seed: int
+    state: dict[str, Any] | None  # a checkpoint of this run, to resume
+    settings: dict[str, Any]
+    ids: dict[str, str]  # the data's
+
+
+def read_rows(
+    estimator: Estimator,
+    X: Any,
+    y: Any,
+    eval_set: tuple[Any, Any] | None,
+    sample_weight: Any,
+) -> tuple[Rows, Plan]:
+    """Check a fit's inputs (a frame, or a parquet path to stream), plan its run.
+
+    The run is planned (``plan_run``) before any random draw: nothing
+    downstream decides the seed again. A stream's rows are its sample (which
+    fits the preprocessors); its chunks are then read as training batches.
+    Rows of weight 0 are dropped.
+    """
+    stream = weight = None
+    if isinstance(X, str | os.PathLike):
+        stream = ParquetStream.open(X, y, estimator.stream_chunk_rows, sample_weight)
+        names = y
+        ids = {
+            "data": stream.identity(),
+            "target": repr(y),
+            "weight": repr(sample_weight),
+        }
+    else:
+        X = check_frame(estimator, X, reset=True)
+        y = estimator._check_y(y, X)
+        weight = check_sample_weight(sample_weight, X)
+        ids = {
+            "data": frame_digest(X),
+            "target": frame_digest(pd.DataFrame(y)),
+            "weight": frame_digest(pd.Series(weight)),
+        }
+    settings = estimator._run_settings()
+    plan = Plan(*plan_run(estimator.checkpoint_dir, settings, ids), settings, ids)
+    if stream is not None:
+        sample = stream.sample(estimator.stream_sample_rows, plan.seed)
+        inputs = sample.drop(columns=_names(names, sample_weight))
+        X = check_frame(estimator, inputs, reset=True)
+        weights = None if sample_weight is None else sample[sample_weight]
+        weight = check_sample_weight(weights, X)
+        y = estimator._check_y(sample[names], X)
+        stream.transform = partial(
+            _stream_batch, estimator, target=names, weight=sample_weight
+        )
+    if weight is not None and not weight.all():  # 0 weighs as a dropped row
+        keep = weight > 0
+        X, y, weight = X[keep], y[keep], weight[keep]
+    if len(X) < 2:
+        raise ValueError(f"X has {len(X)} sample; fitting needs at least 2 rows.")
+    return Rows(X, y, weight, eval_set, stream), plan
+
+
+def _stream_batch(
+    estimator: Estimator, frame: pd.DataFrame, target: Any, weight: str | None
+) -> dict[str, Any]:
+    """Turn a chunk of a stream into training inputs, target and weights."""
+    X = frame.drop(columns=_names(target, weight))
+    data = estimator._dataset(X, frame[target])
+    if weight is not None:
+        data.inputs["weight"] = torch.from_numpy(check_sample_weight(frame[weight], X))
+    return estimator.pipeline_.training_inputs(data.inputs, estimator.model_)
+
+
+def _names(target: str | list[str], weight: str | None) -> list[str]:
+    """Return the columns of a streamed chunk that are not inputs."""
+    names = [target] if isinstance(target, str) else list(target)
+    return names if weight is None else [*names, weight]
+
+
+@dataclass
+class Rows:
+    """The rows a fit trains on (a stream's sample, for a stream) and its options."""
+
+    X: pd.DataFrame
+    y: Any
+    weight: np.ndarray | None
+    eval_set: tuple[Any, Any] | None
+    stream: ParquetStream | None
+
+
+@dataclass
+class Trained:
+    """One trained candidate of a fit: what it built, how it trained, its score."""
+
+    pipeline: FeaturePipeline
+    model: WideDeep
+    trainer: Trainer
+    history: list[dict[str, float]]
+    valid: FrameDataset | None
+    valid_loss: float | None
+    pool: np.ndarray  # positions of rows for the explanations' background
+    outputs: np.ndarray  # the model's logits on them
+    batch_size: int
+    max_epochs: int
+
+
+def train(
+    estimator: Estimator,
+    rows: Rows,
+    start: Pretrained | None,
+    plan: Plan,
+    checkpoint_dir: str | os.PathLike[str] | None,
+) -> Trained:
+    """Build a model (from ``start``, or afresh on the rows) and train it."""
+    X, stream = rows.X, rows.stream
+    heads = {t.name: t.n_outputs for t in estimator.targets_}
+    seed = plan.seed
+    with seeded(seed):
+        if start is None:
+            pipeline = FeaturePipeline(
+                **pipeline_parameters(estimator.get_params(deep=False))
+            ).fit(X)
+            model = pipeline.build_model(heads)
+        else:
+            missing = [c for c in start.pipeline.schema_.deep_cols if c not in X]
+            if missing:
+                raise ValueError(
+                    "fit from a pretrained start needs the pretraining's "
+                    f"columns; X lacks {missing}."
+                )
+            pipeline, model = start.start(heads)
+        # a stream's batches are made with the estimator's pipeline and model
+        estimator.pipeline_, estimator.model_ = pipeline, model
+        weights = None if rows.weight is None else torch.from_numpy(rows.weight)
+        data = FrameDataset(
+            pipeline.inputs(X, model), estimator._encode(rows.y), weights
+        )
+        stratify = len(estimator.targets_) == 1 and isinstance(
+            estimator.targets_[0], Labels
+        )
+        train, valid, held = data.split(estimator.validation_fraction, seed, stratify)
+        if rows.eval_set is not None:
+            valid = estimator._dataset(*rows.eval_set)
+        n_train = len(train) if stream is None else stream.n_rows - len(held)
+        batch_size, max_epochs = auto_schedule(
+            estimator.batch_size, estimator.max_epochs, n_train
+        )
+        if stream is not None:  # train on the stream, minus the validation rows
+            stream.skip = X.index.to_numpy()[held]
+        else:
+            train.inputs = pipeline.training_inputs(train.inputs, model)
+        config = estimator._config(
+            task=estimator._objective(),
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            random_state=seed,
+            checkpoint_dir=checkpoint_dir,
+        )
+        trainer = Trainer(config, estimator.callbacks or (), run=plan.run)
+        history = trainer.fit(model, stream or train, valid, plan.state)
+        pool = torch.randperm(len(X))[:2000]  # for explanations' background
+        outputs = trainer.predict(model, data.subset(pool), batch_size)
+    loss = None if valid is None else trainer.evaluate(model, valid)["valid_loss"]
+    return Trained(
+        pipeline,
+        model,
+        trainer,
+        history,
+        valid,
+        loss,
+        pool.numpy(),
+        outputs,
+        batch_size,
+        max_epochs,
+    )
+
+
+def train_from_start(
+    estimator: Estimator, rows: Rows, plan: Plan
+) -> tuple[Trained, dict[str, Any]]:
+    """Train from the estimator's ``pretrained`` start, or afresh without one.
+
+    From a pretrained start, also train afresh (as ``fit`` alone would) and keep
+    what validates better. Returns the model kept and what was compared (the
+    estimator's ``start_``). The fresh model checkpoints in
+    ``checkpoint_dir/fresh``. Warns when the pretrained start loses, or cannot
+    be compared (no validation rows).
+    """
+    start = estimator.pretrained
+    trained = train(estimator, rows, start, plan, estimator.checkpoint_dir)
+    if start is None:
+        if trained.valid_loss is None:
+            return trained, {"kept": "fresh"}
+        return trained, {"kept": "fresh", "valid_loss_fresh": trained.valid_loss}
+    return _keep_better(estimator, trained, rows, plan)
+
+
+def _keep_better(
+    estimator: Estimator, pretrained: Trained, rows: Rows, plan: Plan
+) -> tuple[Trained, dict[str, Any]]:
+    if pretrained.valid_loss is None:
+        warnings.warn(
+            "fit from a pretrained start has no validation rows to check it "
+            "against a fresh start: kept it unchecked. Set "
+            "validation_fraction > 0 or pass eval_set.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return pretrained, {"kept": "pretrained"}
+    folder = estimator.checkpoint_dir
+    folder = None if folder is None else Path(folder) / "fresh"
+    settings = {**plan.settings, "pretrained": None}
+    fresh_plan = Plan(*plan_run(folder, settings, plan.ids), settings, plan.ids)
+    fresh = train(estimator, rows, None, fresh_plan, folder)
+    assert fresh.valid_loss is not None  # the same validation rows
+    better = fresh if fresh.valid_loss < pretrained.valid_loss else pretrained
+    start = {
+        "kept": "fresh" if better is fresh else "pretrained",
+        "valid_loss_pretrained": pretrained.valid_loss,
+        "valid_loss_fresh": fresh.valid_loss,
+    }
+    if better is fresh:
+        warnings.warn(
+            f"The pretrained start validated worse than a fresh one (validation "
+            f"loss {pretrained.valid_loss:.4g} against {fresh.valid_loss:.4g}): "
+            "kept the fresh model. start_ has both.",
+            UserWarning,
+            stacklevel=3,
+        )
+    else:
+        report(
+            "kept the pretrained start: validation loss %.4g against %.4g fresh",
+            pretrained.valid_loss,
+            fresh.valid_loss,
+            verbose=estimator.verbose,
+        )
+    return better, start
+
+
+def calibrate(targets: Sequence[Target], trained: Trained) -> None:
+    """Calibrate each target on the validation rows (see its ``calibrate``)."""
+    if trained.valid is None:
+        raise ValueError(
+            "calibrate=True needs validation rows: set validation_fraction > 0 "
+            "or pass eval_set."
+        )
+    logits = trained.trainer.predict(trained.model, trained.valid)
+    codes = trained.valid.inputs["target"].numpy()
+    for t, block, y in zip(targets, *blocks(targets, logits, codes), strict=True):
+        t.calibrate(block, y)
