@@ -39,7 +39,7 @@ def main() -> None:
             "eager torch": getattr(model, method),
             "ONNX (onnxruntime)": getattr(exported, method),
         }
-        diff = float(np.abs(model._logits(X_test) - exported.logits(X_test)).max())
+        diff = float(np.abs(model.logits(X_test) - exported.logits(X_test)).max())
         results: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
         for _ in range(3):  # alternate: eager, ONNX, eager, ONNX...
             for label, predict in runs.items():

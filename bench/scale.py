@@ -53,7 +53,7 @@ def throughput() -> None:
     for batch_size in (64, 256, 1024, 4096):
         for workers in (0, 1, 2):
             config = TrainConfig(
-                task="binary",
+                objective="binary",
                 max_epochs=1,
                 batch_size=batch_size,
                 num_workers=workers,

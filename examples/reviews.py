@@ -45,7 +45,11 @@ def main(n_train: int | None) -> None:
     )
     model.fit(X_train, y_train)
     print(model.schema_, "\n")
-    print(model.history_[["epoch", "train_loss", "valid_loss", "valid_auc", "seconds"]])
+    print(
+        model.history_[
+            ["epoch", "train_loss", "valid_loss", "valid_roc_auc", "seconds"]
+        ]
+    )
     proba = model.predict_proba(X_test)[:, 1]
     print(
         f"\ntest ROC AUC {roc_auc_score(y_test, proba):.4f}, "

@@ -143,7 +143,7 @@ def test_a_log_file_gets_a_line_per_epoch_and_a_summary(tmp_path):
     assert [line.split(":")[1] for line in lines[:4]] == [
         f" epoch {e}/4" for e in range(1, 5)
     ]
-    assert "valid_auc" in lines[0]
+    assert "valid_roc_auc" in lines[0]
     assert lines[4].startswith("widemm: trained 4 epochs in ")
     assert len(lines) == 5  # nothing else: no bars, no transformers noise
 

@@ -40,7 +40,7 @@ def test_classifier_learns_adult(adult_split, fitted):
     assert fitted.classes_.tolist() == ["<=50K", ">50K"]
     assert fitted.score(X_test, y_test) > 0.8
     assert list(fitted.feature_names_in_) == list(X_test.columns)
-    assert {"train_loss", "valid_loss", "valid_auc"} <= set(fitted.history_.columns)
+    assert {"train_loss", "valid_loss", "valid_roc_auc"} <= set(fitted.history_.columns)
 
 
 def test_ft_transformer_and_crossed_columns(adult_split):

@@ -65,7 +65,7 @@ def test_torch_export_program_matches_eager(adult, tmp_path):
     inputs = flatten(FrameDataset(model.pipeline_.transform(rows))[slice(0, 300)])
     with torch.no_grad():
         logits = program(inputs=inputs).numpy()
-    np.testing.assert_allclose(logits, model._logits(rows), atol=1e-5)
+    np.testing.assert_allclose(logits, model.logits(rows), atol=1e-5)
     with pytest.raises(ValueError, match="needs torch"):
         load_exported(tmp_path / "pt2")
 

@@ -20,8 +20,9 @@ from widemm import (
     join_labels,
     split_labels,
 )
+from widemm.heads import Head
 from widemm.report import write_report
-from widemm.training.objective import Head, Objective
+from widemm.training.objective import Objective, head_losses
 
 INPUTS = [
     "Title",
@@ -66,7 +67,9 @@ def test_each_head_loss_is_its_closed_form_and_unknown_targets_add_nothing():
         Head("l", "multilabel", 2),
         Head("r", "regression", 2),
     ]
-    parts = {h.name: h.losses(zb, yb) for h, zb, yb in Objective(heads).blocks(z, y)}
+    parts = {
+        h.name: head_losses(h, zb, yb) for h, zb, yb in Objective(heads).blocks(z, y)
+    }
     k = ~binary.isnan()
     bce = F.binary_cross_entropy_with_logits(z[k, 0], binary[k], reduction="sum")
     assert parts["b"].sum() == pytest.approx(float(bce), rel=1e-6)
@@ -91,12 +94,12 @@ def test_each_head_loss_is_its_closed_form_and_unknown_targets_add_nothing():
 def test_class_weight_focal_and_quantile_losses():
     z = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.2, 0.1]])
     y = torch.tensor([[0.0], [2.0]])
-    plain = Head("c", "multiclass", n_classes=3).losses(z, y)
-    weighted = Head(
-        "c", "multiclass", n_classes=3, class_weight=(3.0, 1.0, 0.5)
-    ).losses(z, y)
+    plain = head_losses(Head("c", "multiclass", n_classes=3), z, y)
+    weighted = head_losses(
+        Head("c", "multiclass", n_classes=3, class_weight=(3.0, 1.0, 0.5)), z, y
+    )
     assert torch.allclose(weighted, plain * torch.tensor([3.0, 0.5]))
-    focal = Head("c", "multiclass", n_classes=3, focal_gamma=2.0).losses(z, y)
+    focal = head_losses(Head("c", "multiclass", n_classes=3, focal_gamma=2.0), z, y)
     p = torch.softmax(z, 1)[[0, 1], [0, 2]]
     assert torch.allclose(focal, (1 - p) ** 2 * plain)
     q = Head("r", "regression", quantiles=(0.1, 0.5, 0.9))
@@ -105,7 +108,7 @@ def test_class_weight_focal_and_quantile_losses():
     pinball = torch.maximum(
         torch.tensor([0.1, 0.5, 0.9]) * e, torch.tensor([-0.9, -0.5, -0.1]) * e
     )
-    assert float(q.losses(pred, truth)[0]) == pytest.approx(float(pinball.mean()))
+    assert float(head_losses(q, pred, truth)[0]) == pytest.approx(float(pinball.mean()))
 
 
 def test_uncertainty_weighting_is_kendalls_form_and_learns():
@@ -173,14 +176,18 @@ def test_multitask_trains_every_head_with_missing_targets_masked(movies, multita
     ]
     assert train["Metacritic"].isna().mean() > 0.5
     history = multitask.history_
-    for column in ["valid_Genre_auc", "valid_Meter_rmse", "valid_Metacritic_rmse"]:
+    for column in [
+        "valid_Genre_roc_auc_micro",
+        "valid_Meter_rmse",
+        "valid_Metacritic_rmse",
+    ]:
         assert history[column].notna().all()
     predicted = multitask.predict(test[INPUTS])
     assert list(predicted.columns) == TASKS
     assert predicted.index.equals(test.index)
     assert isinstance(predicted["Genre"].iloc[0], str)
     scores = multitask.scores(test[INPUTS], test[TASKS])
-    assert scores["Genre_auc_micro"] > 0.75
+    assert scores["Genre_roc_auc_micro"] > 0.75
     assert scores["Meter_r2"] > 0.1
     assert scores["Metacritic_r2"] > 0.1
     assert set(multitask.predict_proba(test[INPUTS].head(3))) == {"Genre"}
@@ -359,7 +366,7 @@ def test_cli_fits_predicts_and_evaluates_several_targets(movies, tmp_path, capsy
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "test.parquet")]) == 0
     scores = json.loads(capsys.readouterr().out)
-    assert {"Genre_auc_micro", "Meter_r2"} <= set(scores)
+    assert {"Genre_roc_auc_micro", "Meter_r2"} <= set(scores)
 
 
 def test_service_describes_and_predicts_every_task_kind(movies, multitask):
@@ -388,5 +395,7 @@ def test_multitask_streams_from_parquet_with_several_target_columns(movies, tmp_
     model = WideDeepMultiTask(max_epochs=2, random_state=0, stream_chunk_rows=700)
     model.fit(tmp_path / "movies.parquet", TASKS)
     assert list(model.feature_names_in_) == INPUTS
-    assert {"valid_Genre_auc", "valid_Metacritic_rmse"} <= set(model.history_.columns)
+    assert {"valid_Genre_roc_auc_micro", "valid_Metacritic_rmse"} <= set(
+        model.history_.columns
+    )
     assert list(model.predict(test[INPUTS].head(3)).columns) == TASKS

@@ -190,7 +190,7 @@ def _fit(args: argparse.Namespace) -> None:
     from sklearn.utils.multiclass import type_of_target
 
     from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
-    from widemm.report import evaluate, write_report
+    from widemm.report import write_report
 
     targets, data = list(args.target), Path(args.data)
     frame = None if data.is_dir() else read_table(data)
@@ -238,7 +238,7 @@ def _fit(args: argparse.Namespace) -> None:
     run: dict[str, Any] = {"target": target, "data": str(data), "task": task}
     metrics: dict[str, float] = {}
     if test is not None:
-        metrics = run["test_metrics"] = evaluate(model, *test)
+        metrics = run["test_metrics"] = model.scores(*test)
         run["test_rows"] = len(test[1])
     (out / "run.json").write_text(json.dumps(run, indent=1))
     write_report(model, out, data=test)
@@ -270,33 +270,14 @@ def _rows(model: Any, data: str, target: str | None = None) -> tuple[Any, Any]:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     model, run = _load(args.model)
     X, _ = _rows(model, args.data, run.get("target"))
-    predicted = model.predict(X)
-    if isinstance(predicted, pd.DataFrame):  # several tasks: a column each
-        out = predicted
-        for task, proba in model.predict_proba(X).items():
-            out = out.join(proba.add_prefix(f"proba_{task}_"))
-    elif predicted.ndim == 2:  # multilabel or several targets
-        names = model.classes_ if hasattr(model, "classes_") else model.target_names_
-        out = pd.DataFrame(predicted, index=X.index).set_axis(
-            [f"prediction_{n}" for n in names], axis=1
-        )
-    else:
-        out = pd.DataFrame({"prediction": predicted}, index=X.index)
-    if hasattr(model, "predict_proba") and not isinstance(predicted, pd.DataFrame):
-        proba = model.predict_proba(X)
-        for j, label in enumerate(model.classes_):
-            out[f"proba_{label}"] = proba[:, j]
+    out = model.outputs_.table(model.logits(X), X.index)
     write_table(out, args.out)
     print(f"{len(out)} predictions written to {args.out}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from widemm.report import evaluate
-
     model, run = _load(args.model)
     target = args.target or run.get("target")
     if target is None:
@@ -304,7 +285,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     X, y = _rows(model, args.data, target)
     if y is None:
         raise ValueError(f"Target column {target!r} is not in {args.data}.")
-    print(json.dumps({"rows": len(y), **evaluate(model, X, y)}, indent=1))
+    print(json.dumps({"rows": len(y), **model.scores(X, y)}, indent=1))
 
 
 def _explain(args: argparse.Namespace) -> None:

@@ -187,14 +187,26 @@ def n_rows(inputs: Mapping[str, Any]) -> int:
     return -1  # no tensor at all
 
 
+def rank_share(
+    order: Tensor, batch_size: int, rank: int, world_size: int
+) -> Iterator[Tensor]:
+    """Yield rank ``rank``'s share of each global batch of the rows in ``order``.
+
+    ``order`` is cut into global batches of ``batch_size`` rows, of which rank
+    ``r`` of ``world_size`` takes rows ``r, r + world_size, ...``: the ranks'
+    k-th shares together are exactly the k-th batch of one process, no row
+    padded or duplicated (a share can be smaller, even empty, in the last one).
+    """
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size][rank::world_size]
+
+
 class GlobalBatches(Sampler[list[int]]):
     """Rank ``rank``'s share of every shuffled global batch of ``batch_size`` rows.
 
-    Epoch ``e`` permutes the rows with seed ``seed + e``, cuts the permutation into
-    global batches and gives rank ``r`` rows ``r, r + world_size, ...`` of each.
-    The ranks' k-th batches together are exactly the k-th batch of one process: no
-    row is padded or duplicated, so a share can be smaller (even empty) in the
-    last batch; the Trainer weighs the loss by the global row count.
+    Epoch ``e`` permutes the rows with seed ``seed + e``; each rank takes its
+    ``rank_share`` of every global batch; the Trainer weighs the loss by the
+    global row count.
     """
 
     def __init__(
@@ -209,8 +221,7 @@ class GlobalBatches(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.n_rows, generator=g)
-        for start in range(0, self.n_rows, self.batch_size):
-            share = order[start : start + self.batch_size][self.rank :: self.world_size]
+        for share in rank_share(order, self.batch_size, self.rank, self.world_size):
             yield share.tolist()
 
     def __len__(self) -> int:

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from widemm import persistence
 from widemm.preprocessing import fitted_classes
 from widemm.preprocessing.arrays import frame_arrays
-from widemm.targets import Values, blocks, target_classes
+from widemm.targets import Outputs, target_classes
 from widemm.validation import check_frame
 
 CONFIG = "export.json"
@@ -89,41 +89,20 @@ class ExportedModel(BaseEstimator):
         arrays = frame_arrays(pre, self.state_["text_slots"], frame)
         return self.session_.run(None, {k: arrays[k] for k in self.state_["inputs"]})[0]
 
-    def _blocks(self, X: Any) -> list[np.ndarray]:
-        return blocks(self.targets_, self.logits(X))[0]
+    @property
+    def outputs_(self) -> Outputs:
+        """The targets' decoding of the logits (see ``widemm.targets.Outputs``)."""
+        return Outputs(self.targets_, self.state_["target_names"])
 
     def predict(self, X: Any) -> Any:
         """Predict as the estimator's ``predict`` does."""
-        outs = self._blocks(X)
-        if len(self.targets_) > 1:  # several tasks: a column each
-            pairs = zip(self.targets_, outs, strict=True)
-            columns = {t.name: _column(t.predict(b)) for t, b in pairs}
-            return pd.DataFrame(columns, index=self._frame(X).index)
-        values = self.targets_[0].predict(outs[0])
-        one_value = (
-            self.state_["target_names"] is not None
-            and len(self.state_["target_names"]) == 1
-        )
-        return values[:, 0] if one_value else values
+        return self.outputs_.predict(self.logits(X), self._frame(X).index)
 
     def predict_proba(self, X: Any) -> Any:
         """Probabilities as the estimator's ``predict_proba`` gives them."""
-        blocks = self._blocks(X)
-        if len(self.targets_) == 1:
-            return self.targets_[0].proba(blocks[0])
-        index = self._frame(X).index
-        return {
-            t.name: pd.DataFrame(t.proba(b), index=index, columns=t.class_names)
-            for t, b in zip(self.targets_, blocks, strict=True)
-            if not isinstance(t, Values)
-        }
+        return self.outputs_.proba(self.logits(X), self._frame(X).index)
 
 
 def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
     """Load a folder written by ``estimator.export(path, format="onnx")``."""
     return ExportedModel(path)._load()
-
-
-def _column(values: np.ndarray) -> Any:
-    """One task's predictions as one column (a regression task has one value)."""
-    return values.reshape(len(values)) if values.ndim == 2 else values

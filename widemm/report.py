@@ -31,52 +31,6 @@ th { background: #f4f4f4; } img { max-width: 100%; } .note { color: #666; }
 """
 
 
-def evaluate(model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
-    """Held-out metrics: accuracy, ROC AUC, log loss; or R², RMSE, MAE.
-
-    Several targets: micro and macro ROC AUC (multilabel), R² per target, or
-    each task's scores (``WideDeepMultiTask.scores``).
-    """
-    from sklearn import metrics
-
-    if hasattr(model, "scores"):
-        return dict(model.scores(X, y))
-    if not _single(model):
-        pred = model.predict(X)
-        if hasattr(model, "predict_proba"):
-            proba, truth = model.predict_proba(X), np.asarray(y)
-            return {
-                "roc_auc_micro": float(
-                    metrics.roc_auc_score(truth, proba, average="micro")
-                ),
-                "roc_auc_macro": float(metrics.roc_auc_score(truth, proba)),
-                "subset_accuracy": float((pred == truth).all(axis=1).mean()),
-            }
-        names = list(model.target_names_)
-        r2 = metrics.r2_score(y, pred, multioutput="raw_values")
-        return {f"r2_{n}": float(v) for n, v in zip(names, r2, strict=True)}
-    y = np.asarray(y)
-    if not hasattr(model, "predict_proba"):
-        pred = model.predict(X)
-        return {
-            "r2": float(metrics.r2_score(y, pred)),
-            "rmse": float(np.sqrt(metrics.mean_squared_error(y, pred))),
-            "mae": float(metrics.mean_absolute_error(y, pred)),
-        }
-    proba = model.predict_proba(X)
-    out = {"accuracy": float((model.classes_[proba.argmax(1)] == y).mean())}
-    if set(np.unique(y)) <= set(model.classes_) and len(np.unique(y)) > 1:
-        labels = list(model.classes_)
-        if len(labels) == 2:
-            out["roc_auc"] = float(metrics.roc_auc_score(y == labels[1], proba[:, 1]))
-        else:
-            out["roc_auc"] = float(
-                metrics.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
-            )
-        out["log_loss"] = float(metrics.log_loss(y, proba, labels=labels))
-    return out
-
-
 def write_report(
     model: Any,
     folder: str | os.PathLike[str],
@@ -104,7 +58,7 @@ def write_report(
     metrics: dict[str, float] = {}
     if data is not None:
         X, y = data
-        metrics = evaluate(model, X, y)
+        metrics = model.scores(X, y)
         table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
         sections.append((f"Held-out rows ({len(X)})", table.to_html(index=False)))
         if _single(model):

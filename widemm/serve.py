@@ -267,26 +267,7 @@ def describe(model: Any) -> dict[str, Any]:
     ]
     out: dict[str, Any] = {"model": type(model).__name__, "columns": columns}
     out["required"] = [c["name"] for c in columns if c["role"] != "ignored"]
-    out["tasks"] = [_task(t) for t in model.targets_]
-    if hasattr(model, "classes_"):
-        out["task"], out["classes"] = "classification", model.classes_.tolist()
-    elif len(model.targets_) == 1:
-        out["task"] = "regression"
-    else:
-        out["task"] = "multitask"
-    return out
-
-
-def _task(target: Any) -> dict[str, Any]:
-    """One task: its name, kind, and its classes, labels or quantiles."""
-    out = {"name": target.name, "kind": target.kind}
-    if target.kind in ("binary", "multiclass"):
-        out["classes"] = target.classes_.tolist()
-    elif target.kind == "multilabel":
-        out["labels"] = target.labels_.tolist()
-    elif target.quantiles is not None:
-        out["quantiles"] = list(target.quantiles)
-    return out
+    return out | model.outputs_.describe()
 
 
 def to_frame(payload: Any) -> pd.DataFrame:
@@ -304,31 +285,8 @@ def to_frame(payload: Any) -> pd.DataFrame:
 
 
 def predictions(model: Any, frame: pd.DataFrame) -> dict[str, Any]:
-    """Predict the rows of ``frame`` (with class probabilities for classifiers)."""
-    out: dict[str, Any] = {"index": frame.index.tolist()}
-    if hasattr(model, "scores"):  # several tasks: a dict per row
-        out["prediction"] = model.predict(frame).to_dict("records")
-        proba = model.predict_proba(frame)
-        out["probabilities"] = [
-            {task: p.iloc[i].to_dict() for task, p in proba.items()}
-            for i in range(len(frame))
-        ]
-    elif hasattr(model, "predict_proba"):
-        proba = model.predict_proba(frame)
-        labels = list(map(str, model.classes_))
-        if model.targets_[0].kind == "multilabel":  # the labels over 0.5
-            out["prediction"] = [
-                [label for label, p in zip(labels, row, strict=True) if p > 0.5]
-                for row in proba
-            ]
-        else:
-            out["prediction"] = model.classes_[proba.argmax(1)].tolist()
-        out["probabilities"] = [dict(zip(labels, row, strict=True)) for row in proba]
-    else:
-        out["prediction"] = model.predict(frame).tolist()
-        if model.quantiles is not None:
-            out["quantiles"] = model.predict_quantiles(frame).tolist()
-    return out
+    """Predict the rows of ``frame`` as JSON (see ``targets.Outputs.records``)."""
+    return model.outputs_.records(model.logits(frame), frame.index)
 
 
 def _attach_files(

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from widemm.data import Batch, take
+from widemm.data import Batch, rank_share, take
 
 Transform = Callable[[pd.DataFrame], dict[str, Any]]
 
@@ -125,17 +125,16 @@ class ParquetStream:
     ) -> Iterator[Batch]:
         """Yield training batches (rows not in ``skip``), shuffled with (seed, epoch).
 
-        Each chunk's permutation is cut into global batches of ``batch_size`` rows,
-        of which rank ``r`` of ``world_size`` takes rows ``r, r + world_size, ...``
-        (as ``widemm.data.GlobalBatches`` does): no row is duplicated.
+        Each chunk's permutation is cut into global batches of ``batch_size``
+        rows, of which each rank takes its ``widemm.data.rank_share``.
         """
         g = torch.Generator().manual_seed(seed + epoch)
         for _, frame in self._shuffled_chunks(g):
             keep = ~np.isin(frame.index.to_numpy(), self.skip)
             inputs = self.transform(frame[keep])  # type: ignore[misc]
             order = torch.randperm(int(keep.sum()), generator=g)
-            for i in range(0, len(order), batch_size):
-                yield take(inputs, order[i : i + batch_size][rank::world_size])
+            for share in rank_share(order, batch_size, rank, world_size):
+                yield take(inputs, share)
 
     def loader(
         self,

@@ -45,7 +45,7 @@ def test_a_default_changed_where_it_is_declared_changes_everywhere():
         assert model.pipeline_.min_frequency == 3
         assert model.pipeline_.preprocessors_["tab"].min_frequency == 3
         assert seen["weight_decay"] == 0.25
-        assert TrainConfig(task="binary").weight_decay == 0.25
+        assert TrainConfig(objective="binary").weight_decay == 0.25
         print("ok")
         """
     )

@@ -171,8 +171,9 @@ def test_widedeep_adds_wide_logits_to_head():
 
 
 def test_an_ensemble_trains_each_member_and_predicts_their_mean():
+    from widemm.heads import Head
     from widemm.models import WideDeep, make_fusion
-    from widemm.training.objective import Head, Objective
+    from widemm.training.objective import Objective
 
     torch.manual_seed(0)
     tab = make_tab_model("tabm", [4, 7], [3, 3], 3, k=4, hidden_dims=(8, 8), dropout=0)

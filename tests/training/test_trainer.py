@@ -1,8 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from tests.training.common import Net, data, image_data, seeded_images, train
 from widemm.data import FrameDataset, make_loader
 from widemm.training import Callback, TrainConfig, Trainer
 
@@ -34,14 +37,14 @@ def test_loader_yields_whole_batches_in_order():
 
 def test_trainer_learns_and_reports_history():
     config = TrainConfig(
-        task="binary", max_epochs=15, batch_size=32, learning_rate=0.05
+        objective="binary", max_epochs=15, batch_size=32, learning_rate=0.05
     )
     trainer = Trainer(config)
     model = Linear()
     history = trainer.fit(model, linear_data(), linear_data(seed=1))
     assert len(history) == 15
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert history[-1]["valid_auc"] > 0.98
+    assert history[-1]["valid_roc_auc"] > 0.98
     assert {"epoch", "lr", "train_loss", "valid_loss", "seconds"} <= set(history[0])
 
 
@@ -49,7 +52,9 @@ def test_trainer_same_seed_same_weights():
     def run():
         torch.manual_seed(0)
         model = Linear()
-        config = TrainConfig(task="binary", max_epochs=3, random_state=7, batch_size=16)
+        config = TrainConfig(
+            objective="binary", max_epochs=3, random_state=7, batch_size=16
+        )
         Trainer(config).fit(model, linear_data())
         return model.layer.weight.detach().clone()
 
@@ -62,7 +67,7 @@ def test_trainer_early_stopping_restores_best_epoch():
             row["weight"] = model.layer.weight.detach().clone()
 
     config = TrainConfig(
-        task="binary", max_epochs=200, n_iter_no_change=2, learning_rate=0.5
+        objective="binary", max_epochs=200, n_iter_no_change=2, learning_rate=0.5
     )
     trainer = Trainer(config, callbacks=[Record()])
     model = Linear()
@@ -78,13 +83,17 @@ def test_trainer_early_stopping_restores_best_epoch():
 def test_trainer_multiclass_and_regression_losses():
     x = torch.randn(300, 3, generator=torch.Generator().manual_seed(0))
     labels = x.argmax(1)
-    trainer = Trainer(TrainConfig(task="multiclass", max_epochs=30, learning_rate=0.05))
+    trainer = Trainer(
+        TrainConfig(objective="multiclass", max_epochs=30, learning_rate=0.05)
+    )
     history = trainer.fit(
         Linear(3, 3), FrameDataset({"x": x}, labels), FrameDataset({"x": x}, labels)
     )
     assert history[-1]["valid_accuracy"] > 0.9
     target = x @ torch.tensor([1.0, 2.0, 3.0])
-    trainer = Trainer(TrainConfig(task="regression", max_epochs=40, learning_rate=0.05))
+    trainer = Trainer(
+        TrainConfig(objective="regression", max_epochs=40, learning_rate=0.05)
+    )
     history = trainer.fit(
         Linear(), FrameDataset({"x": x}, target), FrameDataset({"x": x}, target)
     )
@@ -95,13 +104,93 @@ def test_trainer_stops_on_nan_loss_naming_the_epoch():
     data = linear_data()
     data.inputs["x"][5, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="epoch 1"):
-        Trainer(TrainConfig(task="binary", max_epochs=2)).fit(Linear(), data)
+        Trainer(TrainConfig(objective="binary", max_epochs=2)).fit(Linear(), data)
 
 
 def test_predict_keeps_row_order():
     data = linear_data(n=50)
     model = Linear()
-    logits = Trainer(TrainConfig(task="binary")).predict(model, data, batch_size=7)
+    logits = Trainer(TrainConfig(objective="binary")).predict(model, data, batch_size=7)
     with torch.no_grad():
         expected = model.layer(data.inputs["x"]).numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-6)
+
+
+def test_accumulated_micro_batches_equal_one_big_batch():
+    big = train(
+        TrainConfig(objective="binary", max_epochs=3, batch_size=128, random_state=0)
+    )
+    cfg = TrainConfig(
+        objective="binary",
+        max_epochs=3,
+        batch_size=32,
+        accumulate_grad_batches=4,
+        random_state=0,
+    )
+    small = train(cfg)
+    for a, b in zip(big.parameters(), small.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_gradients_are_clipped():
+    norms = []
+
+    class RecordNorm(Callback):
+        def on_fit_start(self, trainer, model):
+            def hook(optimizer, args, kwargs):
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                norms.append(float(torch.norm(torch.stack([g.norm() for g in grads]))))
+
+            trainer.optimizer.register_step_pre_hook(hook)
+
+    cfg = TrainConfig(
+        objective="binary", max_epochs=2, batch_size=32, clip_grad_norm=0.01
+    )
+    train(cfg, [RecordNorm()])
+    assert len(norms) == 32
+    assert max(norms) <= 0.01 + 1e-6
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains(precision):
+    cfg = TrainConfig(
+        objective="binary",
+        max_epochs=10,
+        batch_size=32,
+        learning_rate=0.01,
+        precision=precision,
+    )
+    model = train(cfg)
+    dataset = data(seed=1)
+    logits = Trainer(cfg).predict(model, dataset)[:, 0]
+    accuracy = ((logits > 0) == dataset.inputs["target"].numpy().astype(bool)).mean()
+    assert accuracy > 0.9
+
+
+def test_a_nan_loss_names_the_batch():
+    class NaNAtThirdBatch(Net):
+        calls = 0
+
+        def forward(self, batch):
+            self.calls += 1
+            out = super().forward(batch)
+            return out * float("nan") if self.calls == 3 else out
+
+    with pytest.raises(FloatingPointError, match="epoch 1, batch 3 of 16"):
+        train(
+            TrainConfig(objective="binary", max_epochs=1, batch_size=32),
+            model=NaNAtThirdBatch(),
+        )
+
+
+def test_activation_checkpointing_gives_the_same_weights():
+    cfg = TrainConfig(objective="binary", max_epochs=1, batch_size=16, random_state=0)
+    plain = train(cfg, model=seeded_images(), dataset=image_data())
+    ckpt = train(
+        replace(cfg, activation_checkpointing=True),
+        model=seeded_images(),
+        dataset=image_data(),
+    )
+    assert "forward" in vars(ckpt.encoder.blocks[-1])  # wrapped
+    for a, b in zip(plain.parameters(), ckpt.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,19 +16,17 @@ from sklearn.utils.validation import check_is_fitted
 from widemm import persistence
 from widemm.data import FrameDataset
 from widemm.estimators.fitting import calibrate, read_rows, train_from_start
-from widemm.estimators.outputs import explained
 from widemm.estimators.params import (
-    estimator_signature,
-    own_parameters,
     pipeline_parameters,
     run_settings,
-    shared_parameters,
+    set_shared_parameters,
+    sign,
     training_parameters,
 )
 from widemm.estimators.pretraining import Pretrained, embed, pretrain
 from widemm.pipeline import FeaturePipeline, pipeline_classes
 from widemm.schema import ColumnSchema
-from widemm.targets import Target, target_classes
+from widemm.targets import Outputs, Target, target_classes
 from widemm.training import TrainConfig, Trainer
 from widemm.training.callbacks import Callback
 from widemm.training.contrastive import ContrastiveObjective
@@ -102,7 +98,6 @@ class BaseWideDeep(BaseEstimator):
         *("max_epochs_", "n_features_in_", "feature_names_in_", "target_names_"),
         "start_",
     )
-    _own_params: list[inspect.Parameter]
     targets_: list[Target]
     # Of the shared parameters (see widemm.estimators.params), those read here:
     callbacks: Sequence[Callback] | None
@@ -134,26 +129,13 @@ class BaseWideDeep(BaseEstimator):
         self.stream_chunk_rows = stream_chunk_rows
         self.calibrate = calibrate
         self.pretrained = pretrained
-        shared = shared_parameters()
-        unknown = sorted(set(params) - set(shared))
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], self._get_param_names(), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise TypeError(
-                f"{type(self).__name__}() got unexpected keyword argument(s) "
-                f"{unknown}.{hint}"
-            )
-        for name, p in shared.items():
-            setattr(self, name, params.get(name, p.default))
+        set_shared_parameters(self, params)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give an estimator's own ``__init__`` the whole signature (see params)."""
         super().__init_subclass__(**kwargs)
         if "__init__" in vars(cls):
-            cls._own_params = own_parameters(cls.__init__)
-            cls.__init__.__signature__ = estimator_signature(  # type: ignore[attr-defined]
-                BaseWideDeep._own_params, cls._own_params
-            )
+            sign(cls.__init__, BaseWideDeep.__init__)
 
     def fit(
         self,
@@ -191,22 +173,26 @@ class BaseWideDeep(BaseEstimator):
         self.model_.cpu()
         return self
 
+    @property
+    def outputs_(self) -> Outputs:
+        """The targets' decoding of the model's logits (see ``targets.Outputs``)."""
+        check_is_fitted(self, "targets_")
+        return Outputs(self.targets_, getattr(self, "target_names_", None))
+
     def _objective(self) -> Objective:
-        return Objective([t.head() for t in self.targets_])
+        """Return the targets' heads' loss, scored in the targets' units."""
+        heads = [t.head() for t in self.targets_]
+        return Objective(heads, scorer=self.outputs_.scores)
 
     def _frame(self, X: Any) -> pd.DataFrame:
         """X checked against the fit columns; those the model ignores may be absent."""
-        return check_frame(
-            self, X, reset=False, optional=self.pipeline_.schema_.ignored
-        )
+        ignored = self.pipeline_.schema_.ignored
+        return check_frame(self, X, reset=False, optional=ignored)
 
     def _encode(self, y: Any) -> torch.Tensor:
         """Encode y: the targets' columns side by side, float32 (NaN where unknown)."""
-        parts = [
-            t.encode(part)
-            for t, part in zip(self.targets_, self._parts(y), strict=True)
-        ]
-        return torch.from_numpy(np.concatenate(parts, axis=1))
+        pairs = zip(self.targets_, self._parts(y), strict=True)
+        return torch.from_numpy(np.concatenate([t.encode(p) for t, p in pairs], 1))
 
     def _dataset(self, X: Any, y: Any = None) -> FrameDataset:
         """Model inputs of rows X (checked against the fit columns), and y's codes."""
@@ -223,7 +209,11 @@ class BaseWideDeep(BaseEstimator):
         training = training_parameters(self.get_params(deep=False))
         return TrainConfig.with_options(self.trainer_params or {}, **training | fixed)
 
-    def _logits(self, X: Any) -> np.ndarray:
+    def logits(self, X: Any) -> np.ndarray:
+        """Return the model's logits (n_rows, n_outputs) for the rows of X.
+
+        Every target's block side by side; ``outputs_`` decodes them.
+        """
         check_is_fitted(self, "model_")
         data = self._dataset(X)
         # Backbones that run on the fly (not cached) get the training batch size:
@@ -231,7 +221,7 @@ class BaseWideDeep(BaseEstimator):
         cached = self.pipeline_.cached_slots(self.model_)
         backbones = set(self.model_.encoders) - {"tab", *cached}
         batch_size = self.batch_size_ if backbones else 4096
-        config = self._config(task=self._objective(), batch_size=batch_size)
+        config = self._config(objective=self._objective(), batch_size=batch_size)
         logits = Trainer(config).predict(self.model_, data, batch_size)
         bad = ~np.isfinite(logits).all(axis=1)
         if bad.any():
@@ -240,6 +230,17 @@ class BaseWideDeep(BaseEstimator):
                 f"first at position {int(np.argmax(bad))}: its weights are broken."
             )
         return logits
+
+    def scores(self, X: Any, y: Any) -> dict[str, float]:
+        """Score the model on labelled rows, in the targets' units.
+
+        Classes: accuracy, ROC AUC, log loss; label sets: micro and macro ROC
+        AUC, subset accuracy; values: R², RMSE, MAE (see :mod:`widemm.scores`).
+        Several targets prefix each score with the target's name.
+        """
+        X = self._frame(X)
+        codes = self._encode(self._check_y(y, X)).numpy()
+        return self.outputs_.scores(self.logits(X), codes)
 
     def pretrain(
         self,
@@ -265,7 +266,7 @@ class BaseWideDeep(BaseEstimator):
         """
         X = check_frame(self, X, reset=True)
         config = self._config(
-            task=ContrastiveObjective(),
+            objective=ContrastiveObjective(),
             batch_size=batch_size,
             max_epochs=epochs,
             learning_rate=learning_rate,
@@ -330,9 +331,7 @@ class BaseWideDeep(BaseEstimator):
             self._frame(X),
             bg,
             method,
-            output=explained(
-                self.targets_, getattr(self, "target_names_", None), target
-            ),
+            output=self.outputs_.block(target),
             **options,
         )
 
@@ -396,7 +395,4 @@ def saved_classes(estimators: Iterable[type[BaseWideDeep]]) -> persistence.Class
     return {**pipeline_classes(), **target_classes(), **own}
 
 
-BaseWideDeep._own_params = own_parameters(BaseWideDeep.__init__)
-BaseWideDeep.__init__.__signature__ = estimator_signature(  # type: ignore[attr-defined]
-    BaseWideDeep._own_params
-)
+sign(BaseWideDeep.__init__)

@@ -87,13 +87,11 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
 
         Multilabel: (n_rows, n_labels), each label's probability.
         """
-        logits = self._logits(X)  # checks that the model is fitted
-        return self.targets_[0].proba(logits)
+        return self.outputs_.proba(self.logits(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Return the most probable class of each row; multilabel: the 0/1 indicator."""
-        logits = self._logits(X)
-        return self.targets_[0].predict(logits)
+        return self.outputs_.predict(self.logits(X))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -26,7 +26,7 @@ from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
 from widemm.runtime import report, seeded
 from widemm.streaming import ParquetStream
-from widemm.targets import Labels, Target, blocks
+from widemm.targets import Labels, Outputs, Target
 from widemm.training import TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
@@ -218,7 +218,7 @@ def train(
         else:
             train.inputs = pipeline.training_inputs(train.inputs, model)
         config = estimator._config(
-            task=estimator._objective(),
+            objective=estimator._objective(),
             batch_size=batch_size,
             max_epochs=max_epochs,
             random_state=seed,
@@ -314,5 +314,7 @@ def calibrate(targets: Sequence[Target], trained: Trained) -> None:
         )
     logits = trained.trainer.predict(trained.model, trained.valid)
     codes = trained.valid.inputs["target"].numpy()
-    for t, block, y in zip(targets, *blocks(targets, logits, codes), strict=True):
+    outputs = Outputs(targets)
+    pairs = zip(outputs.blocks(logits), outputs.code_blocks(codes), strict=True)
+    for t, (block, y) in zip(targets, pairs, strict=True):
         t.calibrate(block, y)

@@ -7,19 +7,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.utils.multiclass import type_of_target
 
 from widemm.estimators.base import BaseWideDeep
+from widemm.heads import KINDS, Kind
 from widemm.targets import (
-    LabelSets,
     Target,
-    Values,
-    blocks,
     label_kind,
     make_target,
 )
-from widemm.training.objective import KINDS, Kind, Objective, Weighting
+from widemm.training.objective import Objective, Weighting
 
 
 class WideDeepMultiTask(BaseWideDeep):
@@ -88,20 +85,28 @@ class WideDeepMultiTask(BaseWideDeep):
         self.quantiles = quantiles
 
     def _objective(self) -> Objective:
-        return Objective([t.head() for t in self.targets_], self.task_weighting)
+        heads = [t.head() for t in self.targets_]
+        return Objective(heads, self.task_weighting, self.outputs_.scores)
 
     @property
     def task_names_(self) -> list[str]:
         return [t.name for t in self.targets_]
 
     def _check_y(self, y: Any, X: pd.DataFrame) -> pd.DataFrame:
+        """Y as a frame of a column per task (an array's columns: y0, y1, ...)."""
         if isinstance(y, pd.Series):
-            y = y.to_frame()
-        if not isinstance(y, pd.DataFrame):
-            raise TypeError(
-                "WideDeepMultiTask takes Y as a DataFrame with a column per task, got "
-                f"{type(y).__name__}."
-            )
+            y = y.to_frame(name=y.name if y.name is not None else "y")
+        elif not isinstance(y, pd.DataFrame):
+            values = np.asarray(y)
+            if values.ndim not in (1, 2):
+                raise ValueError(
+                    "WideDeepMultiTask takes Y as a DataFrame with a column per task "
+                    f"(or a 1-D or 2-D array); got shape {values.shape}."
+                )
+            if values.ndim == 1:
+                y = pd.DataFrame({"y": values})
+            else:
+                y = pd.DataFrame(values).rename(columns=lambda j: f"y{j}")
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but Y has {len(y)}.")
         y = y.set_axis(X.index, axis=0).rename(columns=str)
@@ -159,69 +164,22 @@ class WideDeepMultiTask(BaseWideDeep):
 
         Each in the form of its fit column (multilabel: lists or delimited strings).
         """
-        outs, _ = blocks(self.targets_, self._logits(X))
-        index = self._frame(X).index
-        return pd.DataFrame(
-            {
-                t.name: t.predict(b).reshape(len(b))
-                if isinstance(t, Values)
-                else t.predict(b)
-                for t, b in zip(self.targets_, outs, strict=True)
-            },
-            index=index,
-        )
+        return self.outputs_.predict(self.logits(X), self._frame(X).index)
 
     def predict_proba(self, X: Any) -> dict[str, pd.DataFrame]:
         """Return, per classification task, a frame of probabilities.
 
         A column per class or label, indexed like X.
         """
-        outs, _ = blocks(self.targets_, self._logits(X))
-        index = self._frame(X).index
-        out = {}
-        for t, block in zip(self.targets_, outs, strict=True):
-            if not isinstance(t, Values):
-                out[t.name] = pd.DataFrame(
-                    t.proba(block), index=index, columns=t.class_names
-                )
-        return out
+        return self.outputs_.proba(self.logits(X), self._frame(X).index)
 
-    def scores(self, X: Any, Y: pd.DataFrame) -> dict[str, float]:
-        """Score each task on its known rows.
+    def score(self, X: Any, y: Any) -> float:
+        """Return the mean over tasks of R², micro ROC AUC (multilabel) or accuracy.
 
-        Accuracy (binary: ROC AUC too), micro and macro ROC AUC (multilabel), R²
-        (regression).
+        :meth:`scores` gives every task's scores.
         """
-        Y = self._check_y(Y, self._frame(X))
-        outs, _ = blocks(self.targets_, self._logits(X))
-        out: dict[str, float] = {}
-        for t, block, part in zip(self.targets_, outs, self._parts(Y), strict=True):
-            codes = t.encode(part)
-            known = ~np.isnan(codes).any(axis=1)
-            if not known.any():
-                continue
-            name, z, y = t.name, block[known], codes[known]
-            if isinstance(t, Values):
-                out[f"{name}_r2"] = float(r2_score(part[known], t.predict(z)[:, 0]))
-            elif isinstance(t, LabelSets):
-                proba, has = t.proba(z), (y.min(0) == 0) & (y.max(0) == 1)
-                out[f"{name}_auc_micro"] = float(
-                    roc_auc_score(y, proba, average="micro")
-                )
-                out[f"{name}_auc_macro"] = float(
-                    roc_auc_score(y[:, has], proba[:, has])
-                )
-            else:
-                proba = t.proba(z)
-                out[f"{name}_accuracy"] = float((proba.argmax(1) == y[:, 0]).mean())
-                if t.kind == "binary" and len(np.unique(y)) == 2:
-                    out[f"{name}_auc"] = float(roc_auc_score(y[:, 0], proba[:, 1]))
-        return out
-
-    def score(self, X: Any, Y: pd.DataFrame) -> float:
-        """Return the mean over tasks of R², micro ROC AUC (multilabel) or accuracy."""
-        scores = self.scores(X, Y)
-        primary = {"regression": "r2", "multilabel": "auc_micro"}
+        scores = self.scores(X, y)
+        primary = {"regression": "r2", "multilabel": "roc_auc_micro"}
         keys = [f"{t.name}_{primary.get(t.kind, 'accuracy')}" for t in self.targets_]
         return float(np.mean([scores[k] for k in keys if k in scores]))
 

@@ -12,6 +12,7 @@ changed where its parameter is declared changes everywhere.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -78,24 +79,63 @@ def training_parameters(values: dict[str, Any]) -> dict[str, Any]:
     return {k: values[k] for k in TRAINING}
 
 
-def own_parameters(init: Callable[..., None]) -> list[inspect.Parameter]:
-    """Return the keyword parameters ``init`` declares itself (not ``**params``)."""
-    return [
-        p
-        for p in inspect.signature(init).parameters.values()
-        if p.kind is p.KEYWORD_ONLY
-    ]
+def set_shared_parameters(estimator: Any, params: dict[str, Any]) -> None:
+    """Set the shared parameters on ``estimator``: those in ``params``, else defaults.
+
+    A name that is no parameter of the estimator raises a TypeError naming it
+    (and the closest parameter).
+    """
+    shared = shared_parameters()
+    unknown = sorted(set(params) - set(shared))
+    if unknown:
+        names = estimator._get_param_names()
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise TypeError(
+            f"{type(estimator).__name__}() got unexpected keyword argument(s) "
+            f"{unknown}.{hint}"
+        )
+    for name, p in shared.items():
+        setattr(estimator, name, params.get(name, p.default))
 
 
-def estimator_signature(*own: list[inspect.Parameter]) -> inspect.Signature:
-    """Return ``self``, the shared parameters, then each class's ``own`` ones."""
+def sign(init: Callable[..., None], *bases: Callable[..., None]) -> None:
+    """Give ``init`` the estimator's whole signature (``__signature__``).
+
+    ``self``, the shared parameters, then the keyword parameters the
+    ``bases``' ``__init__`` and ``init`` itself declare (not ``**params``), as
+    declared: ``inspect.signature``, ``get_params`` and ``help`` read it.
+    """
+    own = [p for f in (*bases, init) for p in _declared(f)]
     params = [
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
         *(
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
             for p in shared_parameters().values()
         ),
+        *own,
     ]
-    for params_of_class in own:
-        params.extend(params_of_class)
-    return inspect.Signature(params, return_annotation=None)
+    init.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+
+
+def _declared(init: Callable[..., None]) -> list[inspect.Parameter]:
+    """Return the keyword parameters ``init``'s code declares (not ``**params``).
+
+    Read from the function itself, not its ``__signature__``, which ``sign``
+    replaces.
+    """
+    code = init.__code__
+    names = code.co_varnames[
+        code.co_argcount : code.co_argcount + code.co_kwonlyargcount
+    ]
+    defaults, annotations = init.__kwdefaults__ or {}, init.__annotations__
+    empty = inspect.Parameter.empty
+    return [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=defaults.get(name, empty),
+            annotation=annotations.get(name, empty),
+        )
+        for name in names
+    ]

@@ -48,9 +48,7 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted values: (n_rows,), or (n_rows, n_targets) for several."""
-        logits = self._logits(X)  # checks that the model is fitted
-        values = self.targets_[0].predict(logits)
-        return values[:, 0] if len(self.target_names_) == 1 else values
+        return self.outputs_.predict(self.logits(X))
 
     def predict_quantiles(self, X: Any) -> np.ndarray:
         """Return the ``quantiles``: (n_rows, n_quantiles).
@@ -58,15 +56,7 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
         Several targets: (n_rows, n_targets, n_quantiles). With quantiles (0.05,
         0.5, 0.95), ``[:, [0, -1]]`` is a 90% prediction interval.
         """
-        logits = self._logits(X)
-        target = self.targets_[0]
-        if target.quantiles is None:
-            raise ValueError(
-                "This model predicts no quantiles: fit it with quantiles=(0.05, 0.5, "
-                "0.95), say."
-            )
-        values = target.quantiles_of(logits)
-        return values[:, 0] if len(self.target_names_) == 1 else values
+        return self.outputs_.quantiles(self.logits(X))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

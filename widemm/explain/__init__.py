@@ -9,6 +9,6 @@ methods, their exactness and their cost.
 """
 
 from widemm.explain.columns import explain
-from widemm.explain.explanation import METHODS, Explanation, Method, Output
+from widemm.explain.explanation import METHODS, Explanation, Method
 
-__all__ = ["METHODS", "Explanation", "Method", "Output", "explain"]
+__all__ = ["METHODS", "Explanation", "Method", "explain"]

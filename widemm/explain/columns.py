@@ -9,12 +9,13 @@ import torch
 
 from widemm.data import FrameDataset
 from widemm.explain.attribution import attribute_gradient, attribute_permutation
-from widemm.explain.explanation import Explanation, Method, Output, check_method
+from widemm.explain.explanation import Explanation, Method, check_method
 from widemm.explain.players import WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
 from widemm.preprocessing.wide import CROSS_SEP
 from widemm.runtime import seeded
+from widemm.targets import Block
 
 
 def explain(
@@ -24,7 +25,7 @@ def explain(
     background: pd.DataFrame | None = None,
     method: Method = "gradient",
     *,
-    output: Output,
+    output: Block,
     class_index: int | None = None,
     n_background: int = 50,
     n_steps: int = 32,
@@ -49,8 +50,8 @@ def explain(
         quadrature error) or permutation-sampled Shapley values over the columns
         (model-agnostic; exact sum, sampled values). See
         :mod:`widemm.explain.attribution`.
-    output : Output
-        The task and what the outputs mean (class labels, target units).
+    output : Block
+        The kind of target and what the outputs mean (class labels, target units).
     class_index : int, optional
         Multiclass: explain this class's logit instead of the predicted one.
     n_steps : int
@@ -105,7 +106,7 @@ def explain(
         output=pd.Series(out[rows, target].numpy() * scale + shift, index=X.index),
         method=method,
         output_name=_output_name(output, local),
-        task=output.task,
+        kind=output.kind,
         data=X,
         model=model,
         pipeline=pipeline,
@@ -181,13 +182,13 @@ def _target(output: torch.Tensor, class_index: int | None) -> Any:
     return output.argmax(1)
 
 
-def _output_name(output: Output, target: torch.Tensor) -> str:
+def _output_name(output: Block, target: torch.Tensor) -> str:
     of = "" if output.name == "y" else f" ({output.name})"
     if output.classes is None:
         return "value" + of
-    if output.task == "binary":
+    if output.kind == "binary":
         return f"logit of {output.classes[1]}{of}"
     classes = output.classes[target.unique().numpy()]
     one = len(classes) == 1
-    what = "label" if output.task == "multilabel" else "class"
+    what = "label" if output.kind == "multilabel" else "class"
     return (f"logit of {classes[0]}" if one else f"logit of each row's {what}") + of

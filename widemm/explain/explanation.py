@@ -13,28 +13,9 @@ import torch
 from widemm.data import take
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
-from widemm.training import Task
 
 Method = Literal["gradient", "permutation"]
 METHODS = ("gradient", "permutation")
-
-
-@dataclass(frozen=True)
-class Output:
-    """What the explained block of a model's outputs means.
-
-    ``task`` is its kind, ``classes`` its class (or label) names; regression
-    outputs are ``logit * scale + shift`` in the target's units. The block is
-    ``width`` logits from ``start`` (a multi-task model's task), named ``name``.
-    """
-
-    task: Task
-    classes: np.ndarray | None = None
-    scale: float = 1.0
-    shift: float = 0.0
-    start: int = 0
-    width: int | None = None
-    name: str = "y"
 
 
 @dataclass
@@ -74,7 +55,7 @@ class Explanation:
     method: str
     output_name: str
     data: pd.DataFrame
-    task: str
+    kind: str
     model: WideDeep = field(repr=False)
     pipeline: FeaturePipeline = field(repr=False)
     _inputs: dict[str, Any] = field(repr=False)
@@ -193,7 +174,7 @@ class Explanation:
 
     def output_of(self, row: Any) -> str:
         """Name what is explained for one row (an index label): ``"logit of cat"``."""
-        if self._classes is None or self.task == "binary":
+        if self._classes is None or self.kind == "binary":
             return self.output_name
         i = int(self.data.index.get_indexer([row])[0])
         return f"logit of {self._classes[int(self._target[i]) - self._start]}"

@@ -24,7 +24,7 @@ class Explanation(Protocol):
     output: pd.Series
     output_name: str
     data: pd.DataFrame
-    task: str
+    kind: str
     pipeline: FeaturePipeline
 
     def importance(self) -> pd.DataFrame: ...
@@ -74,10 +74,10 @@ def waterfall(
     output = float(explanation.output.loc[row])
     xlabel = explanation.output_of(row)  # multiclass: this row's class, by name
     if units == "probability":
-        if explanation.task != "binary":
+        if explanation.kind != "binary":
             raise ValueError(
                 f"units='probability' needs a binary classifier's explanation, not "
-                f"{explanation.task}: one class's logit does not give its probability."
+                f"{explanation.kind}: one class's logit does not give its probability."
             )
         path = base + np.concatenate([[0.0], np.cumsum(contributions.to_numpy())])
         edges = 1 / (1 + np.exp(-path))

@@ -102,7 +102,7 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
             [N_RESERVED + len(v) for v in self.vocab_.values()]
             + [len(v) for v in self.ngrams_.values()]
         )
-        self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.offsets_ = np.cumsum([0, *sizes])[:-1].astype(np.int64)
         self.n_indices_ = int(sizes.sum()) + bool(self.ngrams_)  # + padding
         self.inputs_ = list(self.vocab_) + [
             col for col, w in self.widths_.items() for _ in range(w)
@@ -177,6 +177,7 @@ class WidePreprocessor(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []  # int64 indices, whatever X
         return tags
 
 

@@ -9,6 +9,9 @@ then fitted ``name_`` attributes, saved with the model):
 - :class:`Values`: one or more numeric columns (regression), each standardised
   on its own; optionally predicting quantiles.
 
+:class:`Outputs` decodes a model's logits, all its targets' blocks at once, into
+what every caller returns: predictions, probabilities, tables, JSON and scores.
+
 Each ``fit``\s on the training target, ``encode``\s a target into float32 columns
 (NaN where unknown; missing values are errors unless ``allow_missing``), gives
 the :class:`~widemm.training.objective.Head` that trains it, and turns the
@@ -17,26 +20,21 @@ model's block of logits back into predictions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
+from widemm.heads import Kind
 from widemm.targets.common import label_kind, probabilities, standardise
 from widemm.targets.labels import Labels, LabelSets, join_labels, split_labels
+from widemm.targets.outputs import Block, Outputs, Target
 from widemm.targets.values import Values
 
-if TYPE_CHECKING:
-    from widemm.training.objective import Kind
-
-Target = Labels | LabelSets | Values
-
 __all__ = [
+    "Block",
     "LabelSets",
     "Labels",
+    "Outputs",
     "Target",
     "Values",
-    "blocks",
     "join_labels",
     "label_kind",
     "make_target",
@@ -54,23 +52,6 @@ def make_target(name: str, kind: Kind, **options: Any) -> Target:
     if kind == "multilabel":
         return LabelSets(name, **options)
     return Labels(name, **options)
-
-
-def blocks(
-    targets: Sequence[Target], logits: np.ndarray, target: np.ndarray | None = None
-) -> tuple[list[np.ndarray], list[Any]]:
-    """Cut ``logits`` (and the encoded ``target``) into each target's block."""
-    out: list[np.ndarray] = []
-    ys: list[Any] = []
-    o = c = 0
-    for t in targets:
-        out.append(logits[:, o : o + t.n_outputs])
-        if target is not None:
-            ys.append(target.reshape(len(target), -1)[:, c : c + t.n_columns])
-        else:
-            ys.append(None)
-        o, c = o + t.n_outputs, c + t.n_columns
-    return out, ys
 
 
 def target_classes() -> dict[str, tuple[type, tuple[str, ...]]]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, softmax
 
+from widemm.heads import Kind
 from widemm.validation import plain
-
-if TYPE_CHECKING:  # training (and torch) load when a target is fitted or trained
-    from widemm.training.objective import Kind
 
 
 def label_kind(classes: np.ndarray) -> Kind:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 
+from widemm.heads import Head, Kind, class_weights, entropy, fit_temperature
+from widemm.scores import class_scores, label_set_scores
 from widemm.targets.common import (
     _index,
     _missing,
@@ -18,9 +20,6 @@ from widemm.targets.common import (
     probabilities,
 )
 from widemm.validation import plain
-
-if TYPE_CHECKING:
-    from widemm.training.objective import Head, Kind
 
 
 class Labels(BaseEstimator):
@@ -64,8 +63,6 @@ class Labels(BaseEstimator):
                 f"Target {self.name!r} holds one class only ({one}); a classifier "
                 "needs at least two."
             )
-        from widemm.training.objective import class_weights, entropy
-
         codes = np.searchsorted(self.classes_, values[known])
         self.class_weights_ = class_weights(self.class_weight, self.classes_, codes)
         self.known_ = float(known.mean())
@@ -104,8 +101,6 @@ class Labels(BaseEstimator):
     n_columns = 1  # target columns it encodes to
 
     def head(self) -> Head:
-        from widemm.training.objective import Head
-
         return Head(
             self.name,
             self.kind,
@@ -141,12 +136,15 @@ class Labels(BaseEstimator):
 
     def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
         """Fit ``temperature_`` on validation logits and encoded labels."""
-        from widemm.training.objective import fit_temperature
-
         self.temperature_ = fit_temperature(block, y, self.kind)
 
     def predict(self, block: np.ndarray) -> np.ndarray:
         return self.classes_[self.proba(block).argmax(axis=1)]
+
+    def scores(self, block: np.ndarray, codes: np.ndarray) -> dict[str, float]:
+        """Score logits on the rows whose code is known (see ``widemm.scores``)."""
+        known = ~np.isnan(codes[:, 0])
+        return class_scores(self.proba(block[known]), codes[known, 0])
 
 
 class LabelSets(BaseEstimator):
@@ -200,8 +198,6 @@ class LabelSets(BaseEstimator):
             self.labels_ = np.array(sorted(labels, key=str), dtype=object)
         indicator = self.encode(y)
         self.known_ = float((~np.isnan(indicator)).mean())
-        from widemm.training.objective import entropy
-
         self.baseline_ = entropy(np.nanmean(indicator, axis=0))
         self.temperature_ = 1.0
         return self
@@ -235,8 +231,6 @@ class LabelSets(BaseEstimator):
     n_columns = n_outputs
 
     def head(self) -> Head:
-        from widemm.training.objective import Head
-
         return Head(
             self.name,
             "multilabel",
@@ -296,13 +290,15 @@ class LabelSets(BaseEstimator):
 
     def calibrate(self, block: np.ndarray, y: np.ndarray) -> None:
         """Fit ``temperature_`` on validation logits and encoded labels."""
-        from widemm.training.objective import fit_temperature
-
         self.temperature_ = fit_temperature(block, y, self.kind)
+
+    def predict_indicator(self, block: np.ndarray) -> np.ndarray:
+        """Return the 0/1 indicator of the labels with probability over 0.5."""
+        return (self.proba(block) > 0.5).astype(np.int64)
 
     def predict(self, block: np.ndarray) -> Any:
         """Labels with probability over 0.5, in the form of the fit target."""
-        indicator = (self.proba(block) > 0.5).astype(np.int64)
+        indicator = self.predict_indicator(block)
         if self.form_ == "indicator":
             return indicator
         rows = [self.labels_[row.astype(bool)].tolist() for row in indicator]
@@ -310,6 +306,11 @@ class LabelSets(BaseEstimator):
             return np.array([tuple(r) for r in rows] + [None], dtype=object)[:-1]
         joiner = self.sep if self.sep.endswith(" ") else self.sep + " "
         return np.array([joiner.join(r) for r in rows], dtype=object)
+
+    def scores(self, block: np.ndarray, codes: np.ndarray) -> dict[str, float]:
+        """Score logits on the rows whose labels are known (see ``widemm.scores``)."""
+        known = ~np.isnan(codes).any(axis=1)
+        return label_set_scores(self.proba(block[known]), codes[known])
 
 
 def split_labels(cells: Any, sep: str = ",") -> pd.DataFrame:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from widemm.heads import Head, Kind
+from widemm.scores import value_scores
 from widemm.targets.common import _index, _refuse_missing, standardise
-
-if TYPE_CHECKING:
-    from widemm.training.objective import Head, Kind
 
 
 class Values(BaseEstimator):
@@ -98,8 +97,6 @@ class Values(BaseEstimator):
         return self.n_targets_
 
     def head(self) -> Head:
-        from widemm.training.objective import Head
-
         return Head(
             self.name,
             "regression",
@@ -149,3 +146,24 @@ class Values(BaseEstimator):
         if self.quantiles is None:
             return block.astype(np.float64) * self.scale_ + self.mean_
         return self.quantiles_of(block)[:, :, list(self.quantiles).index(0.5)]
+
+    def scores(
+        self, block: np.ndarray, codes: np.ndarray, columns: Sequence[str] = ()
+    ) -> dict[str, float]:
+        """Score predictions on each column's known rows (see ``widemm.scores``).
+
+        In the target's units; several columns prefix their scores with their
+        names (``columns``, by default ``y0``, ``y1``, ...).
+        """
+        truth = codes.astype(np.float64) * self.scale_ + self.mean_
+        predicted = self.predict(block)
+        if self.n_targets_ == 1:
+            known = ~np.isnan(truth[:, 0])
+            return value_scores(predicted[known, 0], truth[known, 0])
+        names = list(columns) or [f"y{j}" for j in range(self.n_targets_)]
+        out = {}
+        for j, column in enumerate(names):
+            known = ~np.isnan(truth[:, j])
+            scores = value_scores(predicted[known, j], truth[known, j])
+            out.update({f"{column}_{k}": v for k, v in scores.items()})
+        return out

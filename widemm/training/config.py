@@ -11,10 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from widemm.heads import Kind
 from widemm.training.distributed import Strategy
-from widemm.training.objective import Kind, Objective
-
-Task = Kind  # a single-head objective's kind
+from widemm.training.objective import Objective
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,10 +22,12 @@ class TrainConfig:
 
     Parameters
     ----------
-    task : {"binary", "multilabel", "regression"} or Objective
-        The loss and validation metrics: a kind of single head (BCE with logits
-        and ROC AUC, or MSE and RMSE), or an :class:`~widemm.training.objective.
-        Objective` of heads (multiclass, several tasks, weights, quantiles).
+    objective : {"binary", "multiclass", "multilabel", "regression"} or Objective
+        The loss and validation scores: an :class:`~widemm.training.objective.
+        Objective` of heads (several targets, weights, quantiles, a scorer), or
+        the kind of a single head (``"binary"``: BCE with logits, scored by
+        accuracy, ROC AUC and log loss; ``"regression"``: MSE, scored by R²,
+        RMSE and MAE; see :mod:`widemm.scores`).
     max_epochs, batch_size : int
         Passes over the training data; rows per optimizer step over all ranks
         (each of N ranks takes batch_size / N of every batch).
@@ -66,7 +67,7 @@ class TrainConfig:
         model on every rank (DDP) or shard its parameters (FSDP).
     """
 
-    task: Task | Objective
+    objective: Kind | Objective
     max_epochs: int = 20
     batch_size: int = 256
     learning_rate: float = 1e-3

@@ -66,7 +66,7 @@ class Trainer:
         self.run = dict(run or {})
         self.distributed = Distributed.from_env()
         self.device = self.distributed.device(resolve_device(config.device))
-        self.objective = Objective.of(config.task)
+        self.objective = Objective.of(config.objective)
         self.should_stop = False
         self.history: list[dict[str, float]] = []
 
