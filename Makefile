@@ -74,7 +74,7 @@ bench: $(BENCH_STAMP) $(PEER_STAMP)
 	$(BIN)/python bench/multitask.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/quality.py
-	$(BIN)/python bench/report.py
+	$(BIN)/python bench/tables.py
 
 clean:
 	rm -rf $(VENV) $(PEER) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -7,7 +7,7 @@ logit difference on the test split (standardised values for regression), rows pe
 second predicting the whole test split at once, and one-row p50/p99 latency, for the
 estimator's
 ``predict_proba``/``predict`` (eager) and the ONNX export run by
-``widemm.exported`` with onnxruntime. Measured in one process, alternating
+``widemm.onnx_model`` with onnxruntime. Measured in one process, alternating
 eager and ONNX 3 times; medians.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 from common import emit, latency_ms, save_results, split, timed
 
 from widemm import WideDeepClassifier, WideDeepRegressor
-from widemm.exported import load_exported
+from widemm.onnx_model import load_onnx
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
         model = cls(random_state=0).fit(X_train, y_train)
         folder = tempfile.mkdtemp()
         _, export_seconds = timed(lambda m=model, f=folder: m.export(f))
-        exported = load_exported(folder)
+        exported = load_onnx(folder)
         method = "predict_proba" if stratify else "predict"
         runs = {
             "eager torch": getattr(model, method),

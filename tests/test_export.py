@@ -12,7 +12,7 @@ import torch
 import widemm
 from tests.conftest import DATA
 from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
-from widemm.exported import load_exported
+from widemm.onnx_model import load_onnx
 
 NO_TORCH = """
 import sys
@@ -37,8 +37,8 @@ def test_onnx_export_runs_without_torch_and_matches_eager(adult, tmp_path):
     X.head(700).to_parquet(tmp_path / "rows.parquet")
     script = NO_TORCH + textwrap.dedent(f"""
         import numpy as np, pandas as pd
-        from widemm.exported import load_exported
-        model = load_exported({str(tmp_path / "export")!r})
+        from widemm.onnx_model import load_onnx
+        model = load_onnx({str(tmp_path / "export")!r})
         rows = pd.read_parquet({str(tmp_path / "rows.parquet")!r})
         np.save({str(tmp_path / "proba.npy")!r}, model.predict_proba(rows))
         np.save({str(tmp_path / "one.npy")!r}, model.predict_proba(rows.head(1)))
@@ -67,7 +67,7 @@ def test_torch_export_program_matches_eager(adult, tmp_path):
         logits = program(inputs=inputs).numpy()
     np.testing.assert_allclose(logits, model.logits(rows), atol=1e-5)
     with pytest.raises(ValueError, match="needs torch"):
-        load_exported(tmp_path / "pt2")
+        load_onnx(tmp_path / "pt2")
 
 
 def test_regression_with_quantiles_and_text_export(tmp_path):
@@ -77,7 +77,7 @@ def test_regression_with_quantiles_and_text_export(tmp_path):
     y = frame.pop("MedHouseVal")
     model = WideDeepRegressor(quantiles=(0.1, 0.5, 0.9), max_epochs=3, random_state=0)
     model.fit(frame, y).export(tmp_path / "cal")
-    exported = load_exported(tmp_path / "cal")
+    exported = load_onnx(tmp_path / "cal")
     np.testing.assert_allclose(exported.predict(frame), model.predict(frame), rtol=1e-5)
     reviews = pd.read_parquet(DATA / "womens_clothing_reviews.parquet").sample(
         600, random_state=0
@@ -87,7 +87,7 @@ def test_regression_with_quantiles_and_text_export(tmp_path):
     assert text.schema_.text_slots  # bag-of-words text columns in the graph
     text.export(tmp_path / "text")
     np.testing.assert_allclose(
-        load_exported(tmp_path / "text").predict_proba(reviews),
+        load_onnx(tmp_path / "text").predict_proba(reviews),
         text.predict_proba(reviews),
         atol=1e-5,
     )
@@ -99,7 +99,7 @@ def test_multitask_export_predicts_every_task(tmp_path):
     Y = movies[["Genre", "Meter", "Metacritic"]]
     model = WideDeepMultiTask(max_epochs=2, random_state=0).fit(movies[inputs], Y)
     model.export(tmp_path / "mt")
-    exported = load_exported(tmp_path / "mt")
+    exported = load_onnx(tmp_path / "mt")
     got, expected = exported.predict(movies[inputs]), model.predict(movies[inputs])
     pd.testing.assert_series_equal(got["Genre"], expected["Genre"])
     np.testing.assert_allclose(got["Meter"], expected["Meter"], rtol=1e-5)
@@ -118,7 +118,7 @@ def test_image_models_export_their_graph_but_the_runtime_says_it_cannot_prepare_
     model.fit(emoji[["image_path", "added_in"]], emoji["category"])
     model.export(tmp_path / "img")  # checks the graph against eager on 50 rows
     with pytest.raises(ValueError, match=r"reads image columns \['image_path'\]"):
-        load_exported(tmp_path / "img")
+        load_onnx(tmp_path / "img")
     with pytest.raises(ValueError, match="format must be one of"):
         model.export(tmp_path / "x", format="tflite")
 
@@ -132,7 +132,7 @@ def test_cross_attention_exports_and_reloads(tmp_path):
     model.fit(reviews, target)
     expected = model.predict_proba(reviews)
     model.export(tmp_path / "onnx")
-    exported = load_exported(tmp_path / "onnx").predict_proba(reviews)
+    exported = load_onnx(tmp_path / "onnx").predict_proba(reviews)
     np.testing.assert_allclose(exported, expected, atol=1e-5)
     model.save(tmp_path / "saved")
     np.testing.assert_array_equal(

@@ -271,3 +271,26 @@ def test_batcher_merges_json_records_per_column_set_and_keeps_errors_apart():
             got = [out["probabilities"][0][str(c)] for c in model.classes_]
             np.testing.assert_allclose(got, expected, atol=1e-6)
             assert out["index"] == [0]
+
+
+def test_a_fault_of_the_service_is_a_500_not_the_clients_422(rows):
+    """Only bad input (a ValueError naming it) is the client's; a bug is ours."""
+    from fastapi.testclient import TestClient
+
+    from widemm.serve import create_app
+
+    model = WideDeepClassifier(image_root=str(EMOJI), image_size=32, max_epochs=1)
+    model.fit(rows[COLUMNS].head(60), rows["category"].head(60))
+    records = rows[COLUMNS].head(2).assign(image_path=None).to_dict("records")
+    with TestClient(create_app(model), raise_server_exceptions=False) as client:
+        bad = client.post("/predict", json=[{**records[0], "added_in": "soon"}])
+        assert bad.status_code == 422
+        assert "added_in" in bad.json()["detail"]
+        for bug in (TypeError("internal"), KeyError("internal")):
+
+            def broken(X, bug=bug):
+                raise bug
+
+            model.logits = broken
+            answer = client.post("/predict", json=records)
+            assert answer.status_code == 500, (bug, answer.text)

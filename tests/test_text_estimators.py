@@ -129,8 +129,8 @@ def test_a_text_column_in_the_wide_part_reads_its_ngrams(reviews, tmp_path):
     np.testing.assert_array_equal(
         widemm.load(tmp_path / "m").predict_proba(X_test), expected
     )
-    from widemm.exported import load_exported
+    from widemm.onnx_model import load_onnx
 
     model.export(tmp_path / "onnx")
-    exported = load_exported(tmp_path / "onnx").predict_proba(X_test)
+    exported = load_onnx(tmp_path / "onnx").predict_proba(X_test)
     np.testing.assert_allclose(exported, expected, atol=1e-5)

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import LazyColumn, n_rows, take, to_device
+from widemm.execution import log_line, progress
 from widemm.models.layers import Tokenized
-from widemm.runtime import progress, report
 
 
 def is_frozen(encoder: nn.Module) -> bool:
@@ -93,11 +93,11 @@ class FeatureCache:
         if new:
             rows = torch.tensor(list(new.values()))
             what = f"{name or slot!r} with {type(encoder).__name__}"
-            report("encoding %s: %d rows", what, len(rows), verbose=self.verbose)
+            log_line("encoding %s: %d rows", what, len(rows), verbose=self.verbose)
             start = time.perf_counter()
             outputs = self._encode(encoder, x, rows, what, tokens)
             seconds = time.perf_counter() - start
-            report(
+            log_line(
                 "encoded %s in %.1f s (%.0f rows/s)",
                 what,
                 seconds,

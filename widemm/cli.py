@@ -29,7 +29,9 @@ examples:
   widemm serve adult-model --port 8000     # POST rows to /predict
 """
 # Errors in what the user gave (data, options, files): exit code 2, one line.
-USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError)
+# widemm raises ValueError for bad data and options; anything else (a TypeError,
+# a KeyError) is widemm's own fault and shows its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

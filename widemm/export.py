@@ -13,13 +13,13 @@
   predictions: the columns, their roles, the fitted wide, tabular and text
   preprocessors, and the targets (classes, scales, temperature, quantiles).
 
-:func:`widemm.exported.load_exported` runs an ONNX export with onnxruntime,
+:func:`widemm.onnx_model.load_onnx` runs an ONNX export with onnxruntime,
 numpy, pandas, scikit-learn and tokenizers: torch need not be installed.
 
 Covered: the wide part, tabular columns (MLP or FT-Transformer), text columns
 (bag-of-words or a transformers backbone) and every kind of target. Image
 columns export into the graph (inputs ``image_0.pixels``, ``image_0.present``),
-but preparing images is not in the torch-free runtime yet: it refuses such a
+but preparing images is not in widemm.onnx_model yet: it refuses such a
 model, and a torch process can feed the graph itself.
 """
 

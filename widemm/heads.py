@@ -3,7 +3,7 @@
 The targets (:mod:`widemm.targets`) make one :class:`Head` per task; the
 training objective (:mod:`widemm.training.objective`) computes its loss. The
 numpy helpers the targets need to make a head (baselines, class weights,
-temperature) live here too, so that predicting, in the torch-free runtime
+temperature) live here too, so that predicting, with widemm.onnx_model
 included, needs no torch.
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Collection, Mapping
+from inspect import signature
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -238,7 +239,7 @@ def _decode_object(entry: dict[str, Any], classes: Classes) -> Any:
         raise ValueError(f"Refusing to load unknown class {name!r}.")
     cls, fitted = classes[name]
     params = _decode(entry["params"], classes)
-    _check_keys(params, set(cls._get_param_names()), f"The parameters of {name}")  # type: ignore[attr-defined]
+    _check_keys(params, set(signature(cls).parameters), f"The parameters of {name}")
     state = _decode(entry["state"], classes)
     _check_keys(state, set(fitted), f"The fitted state of {name}")
     obj = cls(**params)

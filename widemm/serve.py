@@ -43,7 +43,9 @@ from fastapi import FastAPI, Request  # the [serve] extra; FastAPI reads these
 from fastapi.concurrency import run_in_threadpool  # annotations at run time
 from fastapi.responses import JSONResponse
 
-USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
+# widemm raises ValueError for every fault of the input (a column, a value, a
+# file, a size), naming it: a 422. Anything else is a fault of the service: 500.
+CLIENT_ERRORS = (ValueError,)
 
 
 def create_app(
@@ -102,7 +104,7 @@ def create_app(
     async def bad_json(request: Request, err: json.JSONDecodeError) -> JSONResponse:
         return reply({"detail": f"The body is not valid JSON: {err}"}, 400)
 
-    for error in USER_ERRORS:
+    for error in CLIENT_ERRORS:
 
         @app.exception_handler(error)
         async def unprocessable(request: Request, err: Exception) -> JSONResponse:

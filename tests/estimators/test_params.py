@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from sklearn.base import clone
 
 from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
 from widemm.pipeline import FeaturePipeline
@@ -81,3 +82,16 @@ def test_task_options_sit_only_on_the_estimators_that_use_them():
         WideDeepClassifier(tasks={"y": "binary"})
     with pytest.raises(TypeError, match="Did you mean 'learning_rate'"):
         WideDeepRegressor(learning_rte=0.1)
+
+
+def test_a_users_subclass_adds_its_parameters_to_all_the_others():
+    class Thresholded(WideDeepClassifier):
+        def __init__(self, *, threshold: float = 0.5, **params):
+            super().__init__(**params)
+            self.threshold = threshold
+
+    model = Thresholded(threshold=0.3, class_weight="balanced")
+    params = inspect.signature(Thresholded).parameters
+    assert {"threshold", "class_weight", "image_size", "pretrained"} <= set(params)
+    assert len(params) == len(inspect.signature(WideDeepClassifier).parameters) + 1
+    assert clone(model).get_params()["threshold"] == 0.3

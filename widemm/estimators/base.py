@@ -134,8 +134,12 @@ class BaseWideDeep(BaseEstimator):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give an estimator's own ``__init__`` the whole signature (see params)."""
         super().__init_subclass__(**kwargs)
-        if "__init__" in vars(cls):
-            sign(cls.__init__, BaseWideDeep.__init__)
+        if "__init__" in vars(cls):  # its own parameters, and its bases'
+            bases = [k for k in reversed(cls.__mro__[1:]) if "__init__" in vars(k)]
+            sign(
+                cls.__init__,
+                *(k.__init__ for k in bases if issubclass(k, BaseWideDeep)),
+            )
 
     def fit(
         self,
@@ -342,7 +346,7 @@ class BaseWideDeep(BaseEstimator):
     ) -> Path:
         """Export the network as one graph plus its preprocessing (``export.json``).
 
-        ``"onnx"`` runs without torch (:func:`widemm.exported.load_exported`);
+        ``"onnx"`` runs without torch (:func:`widemm.onnx_model.load_onnx`);
         ``"torch_export"`` is a ``torch.export`` program (``torch.export.load``).
         Both take a dynamic batch size; see :mod:`widemm.export` for what is
         covered. Returns the graph's path.

@@ -22,9 +22,9 @@ import torch
 from widemm.data import FrameDataset
 from widemm.estimators.params import pipeline_parameters
 from widemm.estimators.pretraining import Pretrained
+from widemm.execution import log_line, seeded
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
-from widemm.runtime import report, seeded
 from widemm.streaming import ParquetStream
 from widemm.targets import Labels, Outputs, Target
 from widemm.training import TrainConfig, Trainer, auto_schedule
@@ -272,7 +272,7 @@ def _keep_better(
             "against a fresh start: kept it unchecked. Set "
             "validation_fraction > 0 or pass eval_set.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return pretrained, {"kept": "pretrained"}
     folder = estimator.checkpoint_dir
@@ -293,10 +293,10 @@ def _keep_better(
             f"loss {pretrained.valid_loss:.4g} against {fresh.valid_loss:.4g}): "
             "kept the fresh model. start_ has both.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     else:
-        report(
+        log_line(
             "kept the pretrained start: validation loss %.4g against %.4g fresh",
             pretrained.valid_loss,
             fresh.valid_loss,

@@ -106,14 +106,14 @@ def sign(init: Callable[..., None], *bases: Callable[..., None]) -> None:
     ``bases``' ``__init__`` and ``init`` itself declare (not ``**params``), as
     declared: ``inspect.signature``, ``get_params`` and ``help`` read it.
     """
-    own = [p for f in (*bases, init) for p in _declared(f)]
+    own = {p.name: p for f in (*bases, init) for p in _declared(f)}  # last wins
     params = [
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
         *(
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
             for p in shared_parameters().values()
         ),
-        *own,
+        *own.values(),
     ]
     init.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
 

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from widemm.data import FrameDataset, to_device
+from widemm.execution import seeded
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
-from widemm.runtime import seeded
 from widemm.training import Callback, TrainConfig, Trainer
 from widemm.training.checkpoint import frame_digest, plan_run
 from widemm.training.contrastive import Contrasting, pooled

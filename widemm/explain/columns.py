@@ -8,13 +8,13 @@ import pandas as pd
 import torch
 
 from widemm.data import FrameDataset
+from widemm.execution import seeded
 from widemm.explain.attribution import attribute_gradient, attribute_permutation
 from widemm.explain.explanation import Explanation, Method, check_method
 from widemm.explain.players import WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
 from widemm.preprocessing.wide import CROSS_SEP
-from widemm.runtime import seeded
 from widemm.targets import Block
 
 

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from widemm.cache import FeatureCache, is_frozen
+from widemm.execution import resolve_device
 from widemm.models import Encoder, Fusion, WideDeep
 from widemm.models.layers import Tokenized
 from widemm.models.text import backbone_config, pretrained_text_name
@@ -28,7 +29,6 @@ from widemm.preprocessing import (
     fitted_classes,
 )
 from widemm.preprocessing.arrays import frame_arrays, nest
-from widemm.runtime import resolve_device
 from widemm.schema import infer_schema
 
 Inputs = dict[str, Any]  # slot -> tensor, {name: tensor} or a LazyColumn

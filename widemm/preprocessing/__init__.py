@@ -1,7 +1,7 @@
 """Scikit-learn transformers that turn DataFrame columns into model inputs.
 
 Imported on first use: the wide, tabular and text transformers need no torch
-(``widemm.exported`` runs them without it); the image one does.
+(``widemm.onnx_model`` runs them without it); the image one does.
 """
 
 from __future__ import annotations

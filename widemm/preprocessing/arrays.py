@@ -2,7 +2,7 @@
 
 The one place that lays out what the wide, tabular and text preprocessors give
 the model: ``FeaturePipeline.transform`` turns these arrays into tensors, and an
-exported model (``widemm.exported``) feeds them to its graph by name.
+exported model (``widemm.onnx_model``) feeds them to its graph by name.
 """
 
 from __future__ import annotations

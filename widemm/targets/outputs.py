@@ -1,7 +1,7 @@
 """From a model's logits to what its users get: the one decoding path.
 
 The estimators (``predict``, ``predict_proba``, ``predict_quantiles``,
-``scores``), the torch-free runtime (:mod:`widemm.exported`), the command line,
+``scores``), the ONNX model without torch (:mod:`widemm.onnx_model`), the command line,
 the service, MLflow and the report all decode through :class:`Outputs`, so a
 prediction, a probability, a file's row and a JSON answer agree everywhere.
 """

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from widemm.data import FrameDataset, TrainData, make_loader, to_device
+from widemm.execution import log_line, progress, resolve_device, seeded
 from widemm.models.layers import Backbone, LRScaled
-from widemm.runtime import progress, report, resolve_device, seeded
 from widemm.training.callbacks import (
     Callback,
     EarlyStopping,
@@ -151,7 +151,7 @@ class Trainer:
                 epochs.set_postfix({k: v for k, v in row.items() if "loss" in k})
             elif dist.is_main:  # a log: one line per epoch
                 done = f"{epoch + 1}/{cfg.max_epochs}"
-                report("epoch %s: %s", done, _figures(row), verbose=cfg.verbose)
+                log_line("epoch %s: %s", done, _figures(row), verbose=cfg.verbose)
             for cb in self.active_callbacks:
                 cb.on_epoch_end(self, model, row)
             if self.should_stop:
@@ -159,7 +159,7 @@ class Trainer:
         for cb in self.active_callbacks:
             cb.on_fit_end(self, model)
         if dist.is_main:
-            report(self._summary(), verbose=cfg.verbose)
+            log_line(self._summary(), verbose=cfg.verbose)
         return self.history
 
     def _summary(self) -> str:

@@ -1,11 +1,11 @@
 """Run an exported model (``estimator.export``) without torch: onnxruntime + numpy.
 
-    model = widemm.exported.load_exported("adult-export")
+    model = widemm.onnx_model.load_onnx("adult-export")
     model.predict(rows)            # as the estimator predicts, to 1e-5
     model.predict_proba(rows)
 
 Needs ``onnxruntime``, numpy, pandas, scikit-learn and (text columns) tokenizers;
-``pip install widemm[runtime]``. This module imports no torch, and nor does
+``pip install widemm[onnx]``. This module imports no torch, and nor does
 anything it loads (a test runs it with torch blocked).
 """
 
@@ -28,7 +28,7 @@ from widemm.validation import check_frame
 CONFIG = "export.json"
 
 
-class ExportedModel(BaseEstimator):
+class OnnxModel(BaseEstimator):
     """An exported graph with its preprocessing and targets; predicts as its estimator.
 
     Attributes
@@ -43,7 +43,7 @@ class ExportedModel(BaseEstimator):
     def __init__(self, path: str | os.PathLike[str] = ".") -> None:
         self.path = path
 
-    def _load(self) -> ExportedModel:
+    def _load(self) -> OnnxModel:
         import onnxruntime as ort
 
         folder = Path(self.path)
@@ -61,7 +61,7 @@ class ExportedModel(BaseEstimator):
         if state["image_slots"]:
             raise ValueError(
                 f"{folder}'s model reads image columns "
-                f"{sorted(state['image_slots'].values())}: the torch-free runtime does "
+                f"{sorted(state['image_slots'].values())}: widemm.onnx_model does "
                 "not prepare images yet (the graph takes their pixels as "
                 "'<slot>.pixels'; see widemm.export)."
             )
@@ -103,6 +103,6 @@ class ExportedModel(BaseEstimator):
         return self.outputs_.proba(self.logits(X), self._frame(X).index)
 
 
-def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
+def load_onnx(path: str | os.PathLike[str]) -> OnnxModel:
     """Load a folder written by ``estimator.export(path, format="onnx")``."""
-    return ExportedModel(path)._load()
+    return OnnxModel(path)._load()

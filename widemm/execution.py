@@ -63,7 +63,7 @@ class _Stderr(logging.Handler):
             self.handleError(record)
 
 
-def report(message: str, *args: Any, verbose: int | bool = 1) -> None:
+def log_line(message: str, *args: Any, verbose: int | bool = 1) -> None:
     """Log one progress line (``widemm`` logger, INFO) when ``verbose``.
 
     With no logging configured, the line goes to stderr; an application that

@@ -73,6 +73,7 @@ COLUMNS = {
     "gain": "gain",
     "seeds_gained": "seeds gained (of 3)",
     "std_with": "± pretrained (3 seeds)",
+    "seeds_kept_pretrained": "pretrained start kept (of 3)",
     "fit_seconds_without": "fit s",
     "pretrain_and_fit_seconds": "pretrain + fit s",
     "recall_at_1": "recall@1",
