@@ -136,12 +136,13 @@ def run_widemm(workload: str, cached: bool = True) -> dict[str, Any]:
         "validation_fraction": 0.0,
         "n_iter_no_change": None,
         "fusion_params": {"hidden_dims": ()},  # a linear head, as the peer's
+        "trees": False,  # the peer has none
         "random_state": 0,
     }
     mlp = {"hidden_dims": HIDDEN, "cont_embed_dim": 0}
     if workload == "adult_wd":
         model = widemm.WideDeepClassifier(
-            tab_params=mlp, crossed_cols=CROSSED, **common
+            tab_model="mlp", tab_params=mlp, crossed_cols=CROSSED, **common
         )
     elif workload == "adult_ft":
         model = widemm.WideDeepClassifier(
@@ -151,10 +152,13 @@ def run_widemm(workload: str, cached: bool = True) -> dict[str, Any]:
             **common,
         )
     elif workload == "california":
-        model = widemm.WideDeepRegressor(tab_params=mlp, wide=False, **common)
+        model = widemm.WideDeepRegressor(
+            tab_model="mlp", tab_params=mlp, wide=False, **common
+        )
     else:
         top = 2 if workload == "reviews_finetune" else 0
         model = widemm.WideDeepClassifier(
+            tab_model="mlp",
             tab_params=mlp,
             wide=False,
             text_cols=[TEXT],
@@ -169,12 +173,28 @@ def run_widemm(workload: str, cached: bool = True) -> dict[str, Any]:
     start = time.perf_counter()
     model.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
+    check_matched(workload, model)
     train_seconds = float(model.history_["seconds"].sum())
     predict = model.predict if workload == "california" else _positive(model)
     return _measure(
         workload, fit_seconds - train_seconds, train_seconds, fit_seconds, predict,
         X_train, X_test, y_test,
     )  # fmt: skip
+
+
+def check_matched(workload: str, model: Any) -> None:
+    """Refuse to time a model that is not the peer's: the tabular network the
+    peer builds, no trees, a wide part only where the peer has one."""
+    net = model.model_
+    expected = "FTTransformer" if workload == "adult_ft" else "TabMLP"
+    built = type(net.encoders["tab"]).__name__
+    if built != expected or net.trees is not None:
+        raise AssertionError(
+            f"{workload}: widemm built {built} (trees: {net.trees is not None}), "
+            f"not the matched {expected} without trees."
+        )
+    if (net.wide is not None) != (workload == "adult_wd"):
+        raise AssertionError(f"{workload}: the wide part does not match the peer's.")
 
 
 def _positive(model: Any) -> Any:

@@ -1,7 +1,7 @@
-"""The foundation's promise on the full Adult data: default settings, AUC >= 0.915.
+"""The promise on the full Adult data: default settings tie the trees, in seconds.
 
-The real default (TabM on Adult's 39,000 training rows, not the MLP the other
-tests pin): minutes on 2 cores, so marked slow.
+The real default (the marker restores the rule the other tests pin): LightGBM
+cross-fitted beside an MLP on Adult's 39,000 training rows.
 """
 
 import pandas as pd
@@ -13,7 +13,6 @@ from tests.conftest import DATA
 from widemm import WideDeepClassifier
 
 
-@pytest.mark.slow
 @pytest.mark.default_tab_model
 def test_default_classifier_reaches_target_auc_on_adult():
     df = pd.read_parquet(DATA / "adult.parquet")
@@ -22,6 +21,7 @@ def test_default_classifier_reaches_target_auc_on_adult():
         df, y, test_size=0.2, stratify=y, random_state=0
     )
     model = WideDeepClassifier(random_state=0).fit(X_train, y_train)
-    assert model.pipeline_.tab_model_name() == "tabm"
+    assert model.pipeline_.tab_model_name() == "mlp"  # beside the trees
+    assert "trees" in model.pipeline_.preprocessors_
     auc = roc_auc_score(y_test == ">50K", model.predict_proba(X_test)[:, 1])
-    assert auc >= 0.915  # HistGradientBoosting: ~0.928 on this split
+    assert auc >= 0.927  # HistGradientBoosting: 0.9283 on this split

@@ -1,3 +1,4 @@
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +89,7 @@ def test_linear_model_gets_the_closed_form_shapley_values(method):
     y = df.pop("MedHouseVal")
     linear = WideDeepRegressor(
         wide=False,
+        trees=False,
         tab_params={"hidden_dims": (), "cont_embed_dim": 0},
         fusion_params={"hidden_dims": ()},
         max_epochs=3,
@@ -267,3 +269,40 @@ def test_tabm_with_text_explains_columns_and_tokens():
     tokens = e.tokens(rows.index[0], "Review Text")
     assert len(tokens) > 3
     assert tokens["attribution"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_trees_share_is_lightgbms_treeshap_and_the_sum_holds(adult_xy, method):
+    """The trees' part of an explanation is LightGBM's own TreeSHAP (its
+    ``pred_contrib``) against the background, times the trees' learned scale."""
+    X, y = adult_xy
+    model = WideDeepClassifier(max_epochs=2, random_state=0).fit(X[:1500], y[:1500])
+    trees = model.pipeline_.preprocessors_["trees"]
+    rows, background = X[2000:2012], X[2500:2530]
+    e = model.explain(rows, method, background)
+    assert e.max_error < 0.05
+    assert "trees" not in e.values  # folded into the columns it reads
+    tab = model.pipeline_.preprocessors_["tab"]
+    features = np.concatenate(
+        [tab.transform(rows)[:, : tab.n_cat_], tab.transform(rows)[:, tab.n_cat_ :]], 1
+    )
+    base = tab.transform(background)
+    own = [
+        lgb.Booster(model_str=text).predict(features, pred_contrib=True)
+        - lgb.Booster(model_str=text).predict(base, pred_contrib=True).mean(0)
+        for text in trees.boosters_[0]
+    ]
+    treeshap = np.mean(own, axis=0)[:, :-1] * float(model.model_.trees.scale[0])
+    cat, cont = tab.feature_columns()
+    expected = pd.DataFrame(treeshap, columns=[*cat, *cont], index=rows.index)
+    expected = expected.T.groupby(level=0).sum().T
+    np.testing.assert_allclose(
+        e.tree_values[expected.columns], expected, rtol=1e-6, atol=1e-9
+    )
+    total = e.tree_values.sum(axis=1)
+    scale = float(model.model_.trees.scale[0])
+    scores = trees.transform(features[:, : tab.n_cat_], features[:, tab.n_cat_ :])
+    base_scores = trees.transform(base[:, : tab.n_cat_], base[:, tab.n_cat_ :])
+    np.testing.assert_allclose(
+        total, scale * (scores[:, 0] - base_scores[:, 0].mean()), rtol=1e-5, atol=1e-6
+    )

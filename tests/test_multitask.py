@@ -255,8 +255,10 @@ def test_weight_two_is_a_repeated_row(adult):
     weight = np.where(np.arange(len(X)) % 3 == 0, 2.0, 1.0)
     repeat = np.repeat(np.arange(len(X)), weight.astype(int))
     # Where training sees the same gradients: one full batch a step, no validation
-    # split, no dropout, no data-fitted scaling, the same columns.
+    # split, no dropout, no data-fitted scaling, the same columns, no trees (their
+    # folds cut repeated rows apart).
     options = dict(
+        trees=False,
         random_state=0,
         max_epochs=10,
         batch_size=1024,
@@ -313,9 +315,13 @@ def test_calibration_lowers_expected_calibration_error():
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, random_state=0, test_size=0.4
     )
-    # trained long without early stopping: overconfident
+    # trained long without early stopping, and without the trees: overconfident
     options = dict(
-        random_state=0, max_epochs=60, n_iter_no_change=None, validation_fraction=0.25
+        random_state=0,
+        max_epochs=60,
+        n_iter_no_change=None,
+        validation_fraction=0.25,
+        trees=False,
     )
     raw = WideDeepClassifier(**options).fit(X_train, y_train)
     calibrated = WideDeepClassifier(calibrate=True, **options).fit(X_train, y_train)

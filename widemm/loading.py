@@ -7,7 +7,7 @@ from pathlib import Path
 
 from widemm import persistence
 from widemm.estimators import ESTIMATORS, BaseWideDeep
-from widemm.estimators.base import saved_classes
+from widemm.estimators.saving import saved_classes
 
 
 def load(path: str | os.PathLike[str]) -> BaseWideDeep:

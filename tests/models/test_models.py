@@ -201,10 +201,12 @@ def test_auto_tab_model_is_tabm_between_the_row_bounds(adult_xy):
 
     X, y = adult_xy
     for rows, kind in ((2500, TabM), (1500, TabMLP)):
-        model = WideDeepClassifier(max_epochs=1, random_state=0)
+        model = WideDeepClassifier(max_epochs=1, random_state=0, trees=False)
         model.fit(X.iloc[:rows], y.iloc[:rows])
         assert type(model.model_.encoders["tab"]) is kind
         assert model.predict_proba(X.iloc[:5]).shape == (5, 2)
+    beside = WideDeepClassifier(max_epochs=1, random_state=0).fit(X[:2500], y[:2500])
+    assert type(beside.model_.encoders["tab"]) is TabMLP  # beside the trees
 
 
 def token_inputs(n=5, dims=(("image_0", 16, 9), ("tab", 8, 1), ("text_0", 12, 4))):

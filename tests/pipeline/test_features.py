@@ -29,6 +29,7 @@ def test_auto_tab_model_is_decided_by_the_rows_fitted_on():
     assert tab_model_name("auto", low - 1) == "mlp"
     assert tab_model_name("auto", low) == "tabm"
     assert tab_model_name("auto", high) == "mlp"
+    assert tab_model_name("auto", low, trees=True) == "mlp"
     assert tab_model_name("ft_transformer", 10) == "ft_transformer"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -24,9 +24,10 @@ from widemm.estimators.params import (
     training_parameters,
 )
 from widemm.estimators.pretraining import Pretrained, embed, pretrain
-from widemm.pipeline import FeaturePipeline, pipeline_classes
+from widemm.estimators.saving import saved_classes
+from widemm.pipeline import FeaturePipeline
 from widemm.schema import ColumnSchema
-from widemm.targets import Outputs, Target, target_classes
+from widemm.targets import Outputs, Target
 from widemm.training import TrainConfig, Trainer
 from widemm.training.callbacks import Callback
 from widemm.training.contrastive import ContrastiveObjective
@@ -365,8 +366,7 @@ class BaseWideDeep(BaseEstimator):
         check_is_fitted(self, "model_")
         # Training-time objects, not needed to predict (the model holds what the
         # pretraining taught it): saved as None.
-        unsaved = ("callbacks", "pretrained")
-        classes = saved_classes([type(self)])
+        classes, unsaved = saved_classes([type(self)]), ("callbacks", "pretrained")
         persistence.save(path, self, self.model_, classes, unsaved)
         if report:
             from widemm.report import write_report
@@ -391,12 +391,6 @@ class BaseWideDeep(BaseEstimator):
     def _parts(self, y: Any) -> list[Any]:
         """``y`` cut into each target's part (one target: y itself)."""
         return [y]
-
-
-def saved_classes(estimators: Iterable[type[BaseWideDeep]]) -> persistence.Classes:
-    """Return the classes a saved model of ``estimators`` may hold: all that loads."""
-    own = {persistence.class_key(c): (c, c._fitted) for c in estimators}
-    return {**pipeline_classes(), **target_classes(), **own}
 
 
 sign(BaseWideDeep.__init__)

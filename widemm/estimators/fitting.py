@@ -181,14 +181,20 @@ def train(
 ) -> Trained:
     """Build a model (from ``start``, or afresh on the rows) and train it."""
     X, stream = rows.X, rows.stream
-    heads = {t.name: t.n_outputs for t in estimator.targets_}
+    widths = {t.name: t.n_outputs for t in estimator.targets_}
+    codes = estimator._encode(rows.y)
     seed = plan.seed
     with seeded(seed):
         if start is None:
             pipeline = FeaturePipeline(
                 **pipeline_parameters(estimator.get_params(deep=False))
-            ).fit(X)
-            model = pipeline.build_model(heads)
+            )
+            if stream is None:  # the trees fit on the targets
+                heads = [t.head() for t in estimator.targets_]
+                pipeline.fit(X, codes.numpy(), heads=heads, sample_weight=rows.weight)
+            else:  # a stream's sample: its trees would score its rows in-fold
+                pipeline.fit(X)
+            model = pipeline.build_model(widths)
         else:
             missing = [c for c in start.pipeline.schema_.deep_cols if c not in X]
             if missing:
@@ -196,13 +202,12 @@ def train(
                     "fit from a pretrained start needs the pretraining's "
                     f"columns; X lacks {missing}."
                 )
-            pipeline, model = start.start(heads)
+            pipeline, model = start.start(widths)
         # a stream's batches are made with the estimator's pipeline and model
         estimator.pipeline_, estimator.model_ = pipeline, model
         weights = None if rows.weight is None else torch.from_numpy(rows.weight)
-        data = FrameDataset(
-            pipeline.inputs(X, model), estimator._encode(rows.y), weights
-        )
+        inputs = pipeline.inputs(X, model, out_of_fold=True)
+        data = FrameDataset(inputs, codes, weights)
         stratify = len(estimator.targets_) == 1 and isinstance(
             estimator.targets_[0], Labels
         )

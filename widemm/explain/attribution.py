@@ -171,8 +171,9 @@ def _gradient_layers(
             cols = players.leaves[("tab", kind)]
             assert isinstance(cols, Tensor)
             add(module, cols, column)
-    if model.wide is not None:
-        add(model.wide, torch.tensor([players.slot_player("wide")]), 0)
+    for slot, part in (("wide", model.wide), ("trees", model.trees)):
+        if part is not None:
+            add(part, torch.tensor([players.slot_player(slot)]), 0)
     return layers, to_players
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -11,7 +12,7 @@ from widemm.data import FrameDataset
 from widemm.execution import seeded
 from widemm.explain.attribution import attribute_gradient, attribute_permutation
 from widemm.explain.explanation import Explanation, Method, check_method
-from widemm.explain.players import WIDE, Players
+from widemm.explain.players import TREES, WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
 from widemm.preprocessing.wide import CROSS_SEP
@@ -95,13 +96,15 @@ def explain(
     table = pd.DataFrame(
         values.double().numpy() * scale, index=X.index, columns=players.names
     )
-    wide = None
-    if WIDE in table:
-        wide = _wide_shares(model, pipeline, x, bg, target) * scale
-        table = _fold(table, wide, pipeline)
+    shares = {}
+    for player, shares_of in ((WIDE, _wide_shares), (TREES, _tree_shares)):
+        if player in table:
+            shares[player] = shares_of(model, pipeline, x, bg, target) * scale
+            table = _fold(table, shares[player], pipeline, player)
     return Explanation(
         values=table,
-        wide_values=wide,
+        wide_values=shares.get(WIDE),
+        tree_values=shares.get(TREES),
         base_value=pd.Series(base[target].numpy() * scale + shift, index=X.index),
         output=pd.Series(out[rows, target].numpy() * scale + shift, index=X.index),
         method=method,
@@ -141,24 +144,56 @@ def _wide_shares(
     return table.groupby(level=0, sort=False).sum().T
 
 
-def _fold(table: pd.DataFrame, wide: pd.DataFrame, pipeline: FeaturePipeline) -> Any:
-    """Move the wide player's value into the columns its inputs read.
+def _tree_shares(
+    model: WideDeep,
+    pipeline: FeaturePipeline,
+    x: dict[str, Any],
+    background: dict[str, Any],
+    target: torch.Tensor,
+) -> pd.DataFrame:
+    """Split the trees' attribution among the columns they read, by TreeSHAP.
+
+    The trees add ``scale * score`` to the logits. A column's share for a row is
+    its TreeSHAP value (LightGBM's ``pred_contrib``) minus its mean over the
+    background, times the scale: the shares add up to the trees' part of
+    ``output - base`` exactly.
+    """
+    assert model.trees is not None
+    trees = pipeline.preprocessors_["trees"]
+    cat, cont = pipeline.preprocessors_["tab"].feature_columns()
+    scale = model.trees.scale.detach().double().numpy()
+    rows = (x["tab"]["cat"].numpy(), x["tab"]["cont"].numpy())
+    base = (background["tab"]["cat"].numpy(), background["tab"]["cont"].numpy())
+    shares = np.zeros((len(target), len(cat) + len(cont)))
+    for t in target.unique().tolist():
+        at = (target == t).numpy()
+        mean = trees.contributions(*base, t).mean(0)
+        contributions = trees.contributions(rows[0][at], rows[1][at], t)
+        shares[at] = (contributions - mean) * scale[t]
+    table = pd.DataFrame(shares.T, index=[*cat, *cont])  # a column's features
+    return table.groupby(level=0, sort=False).sum().T
+
+
+def _fold(
+    table: pd.DataFrame, shares: pd.DataFrame, pipeline: FeaturePipeline, player: str
+) -> Any:
+    """Move a part's value (``"wide"``, ``"trees"``) into the columns it reads.
 
     A cross's share is split evenly among its columns; what belongs to no
-    explained column stays under ``"wide"`` (dropped when nothing is left).
+    explained column stays under the part (dropped when nothing is left).
     """
     table = table.copy()
-    wide = wide.set_axis(table.index)
+    shares = shares.set_axis(table.index)
     crosses = {CROSS_SEP.join(map(str, c)): c for c in pipeline.schema_.crossed_cols}
-    for name in wide.columns:
+    for name in shares.columns:
         columns = crosses.get(name, (name,))
         for column in columns:
             if column in table:
-                part = wide[name] / len(columns)
+                part = shares[name] / len(columns)
                 table[column] += part
-                table[WIDE] -= part
-    if (table[WIDE].abs() < 1e-9 + 1e-6 * table.abs().max().max()).all():
-        table = table.drop(columns=WIDE)
+                table[player] -= part
+    if (table[player].abs() < 1e-9 + 1e-6 * table.abs().max().max()).all():
+        table = table.drop(columns=player)
     return table
 
 

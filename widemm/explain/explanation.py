@@ -32,6 +32,9 @@ class Explanation:
     wide_values : DataFrame or None
         The wide part's share per wide input (a column or a cross), before
         folding; None without a wide part.
+    tree_values : DataFrame or None
+        The trees' share per column they read (TreeSHAP against the
+        background), before folding; None without trees.
     base_value : Series
         Mean output over the background, per row (one value unless the explained
         class differs between rows).
@@ -50,6 +53,7 @@ class Explanation:
 
     values: pd.DataFrame
     wide_values: pd.DataFrame | None
+    tree_values: pd.DataFrame | None
     base_value: pd.Series
     output: pd.Series
     method: str

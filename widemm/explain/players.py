@@ -1,9 +1,9 @@
-"""Players of the attribution game: one per DataFrame column, plus the wide part.
+"""Players of the attribution game: one per DataFrame column, the wide part, the trees.
 
 A fitted estimator's model inputs are a nested mapping of tensors (``wide``,
 ``tab/cat``, ``tab/cont``, ``text_0/...``, ``image_0/...``). Each leaf belongs to
-one player (a text, image or wide slot is one player) or, for the tabular
-leaves, one player per column of the leaf.
+one player (a text, image, wide or trees slot is one player) or, for the
+tabular leaves, one player per column of the leaf.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import Tensor
 
 from widemm.pipeline import FeaturePipeline
 
-WIDE = "wide"
+WIDE, TREES = "wide", "trees"
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Players:
     Attributes
     ----------
     names : list of str
-        DataFrame columns in input order, then ``"wide"`` when the model has one.
+        DataFrame columns in input order, then ``"wide"`` and ``"trees"`` when
+        the model has them.
     leaves : dict of tuple to int or Tensor
         Path of each input leaf -> its player, or a (n_columns,) tensor of players.
     """
@@ -45,11 +46,12 @@ class Players:
         """
         schema = pipeline.schema_
         order = [c for c in columns if c in schema.deep_cols]
-        names = [*order, *([WIDE] if "wide" in inputs else [])]
+        parts = [slot for slot in (WIDE, TREES) if slot in inputs]
+        names = [*order, *parts]
         index = {name: i for i, name in enumerate(names)}
-        leaves: dict[tuple[str, ...], int | Tensor] = {}
-        if "wide" in inputs:
-            leaves[("wide",)] = index[WIDE]
+        leaves: dict[tuple[str, ...], int | Tensor] = {
+            (slot,): index[slot] for slot in parts
+        }
         if "tab" in inputs:
             cat, cont = pipeline.preprocessors_["tab"].feature_columns()
             leaves[("tab", "cat")] = torch.tensor(

@@ -1,4 +1,4 @@
-"""The wide part: a linear model over one-hot indices."""
+"""The wide part: a linear model over one-hot indices, and the trees' scores."""
 
 from __future__ import annotations
 
@@ -38,3 +38,23 @@ class Wide(nn.Module):
         if torch.compiler.is_exporting():
             return self.linear.weight[x].sum(1) + self.bias
         return self.linear(x) + self.bias
+
+
+class TreeLogits(nn.Module):
+    """Gradient-boosted trees' scores as logits, each output's scale learned from 1.
+
+    The scores are a model input (``"trees"``, see ``preprocessing.trees``).
+
+    Parameters
+    ----------
+    n_outputs : int
+        Logits per row (the scores' columns).
+    """
+
+    def __init__(self, n_outputs: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(n_outputs))
+
+    def forward(self, scores: Tensor) -> Tensor:
+        """Scores (batch_size, n_outputs) -> logits of the same shape."""
+        return scores * self.scale

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from widemm.models.fusion import Fusion
 from widemm.models.layers import Encoder, Tokenized
-from widemm.models.wide import Wide
+from widemm.models.wide import TreeLogits, Wide
 
 
 class WideDeep(nn.Module):
@@ -32,6 +32,10 @@ class WideDeep(nn.Module):
         When set, each encoder's output goes through a linear projection to this
         size before the fusion (the space contrastive pretraining aligns; see
         ``widemm.training.contrastive``); the fusion then takes inputs of this size.
+    trees : TreeLogits, optional
+        Gradient-boosted trees' scores (the ``"trees"`` input) added to the
+        logits. The heads then start at zero: training starts where the trees
+        end, and the deep parts learn what they miss.
     """
 
     def __init__(
@@ -41,10 +45,11 @@ class WideDeep(nn.Module):
         heads: Mapping[str, int],
         wide: Wide | None = None,
         projection_dim: int | None = None,
+        trees: TreeLogits | None = None,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        self.fusion, self.wide = fusion, wide
+        self.fusion, self.wide, self.trees = fusion, wide, trees
         self.projections = nn.ModuleDict(
             {}
             if projection_dim is None
@@ -55,6 +60,11 @@ class WideDeep(nn.Module):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(fusion.output_dim, n) for name, n in heads.items()}
         )
+        if trees is not None:
+            for head in self.heads.values():
+                assert isinstance(head, nn.Linear)
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     def embed(
         self, batch: Mapping[str, Any]
@@ -155,7 +165,8 @@ class WideDeep(nn.Module):
         if fused.dim() == 3:
             logits = logits.unflatten(0, fused.shape[:2])
             logits = logits if self.training else logits.mean(1)
-        if self.wide is None:
-            return logits
-        wide = self.wide(batch["wide"])
-        return logits + (wide.unsqueeze(1) if logits.dim() == 3 else wide)
+        for part, slot in ((self.wide, "wide"), (self.trees, "trees")):
+            if part is not None:
+                out = part(batch[slot])
+                logits = logits + (out.unsqueeze(1) if logits.dim() == 3 else out)
+        return logits

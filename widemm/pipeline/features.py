@@ -14,18 +14,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from widemm.cache import FeatureCache, is_frozen
 from widemm.execution import resolve_device
+from widemm.heads import Head
 from widemm.models import Encoder, Fusion, WideDeep
 from widemm.models.layers import Tokenized
 from widemm.models.text import backbone_config, pretrained_text_name
 from widemm.pipeline.background import background_rows
 from widemm.pipeline.network import build_network, tab_model_name
+from widemm.pipeline.preprocessors import fit_trees, make_preprocessors
 from widemm.pipeline.summary import describe_columns
 from widemm.preprocessing import (
     ImageColumn,
-    ImagePreprocessor,
-    TabPreprocessor,
-    TextPreprocessor,
-    WidePreprocessor,
     fitted_classes,
 )
 from widemm.preprocessing.arrays import frame_arrays, nest
@@ -44,12 +42,11 @@ class FeaturePipeline(BaseEstimator):
     tab_model : {"auto", "tabm", "mlp", "ft_transformer"} or callable
         Deep tabular model; a callable is called as
         ``f(cardinalities, embed_dims, n_cont, **tab_params)`` and returns an Encoder.
-        ``"auto"``: TabM (16 weight-sharing MLPs, the quality choice) from 2,000
-        to 100,000 training rows (``TABM_ROWS``), the single MLP (about 15x
-        faster) outside. Measured with TabM: Adult AUC 0.9241 -> 0.9273,
-        California R² 0.826 -> 0.844 (HGB 0.9283 and 0.837), at 15-20x the fit
-        time; on the small bundled sets the MLP was as good or better (wine
-        0.983 against 0.966).
+        ``"auto"``: the MLP beside the trees (``trees``); without trees, TabM (16
+        weight-sharing MLPs) from 2,000 to 100,000 training rows (``TABM_ROWS``),
+        the MLP (about 15x faster) outside. Without trees, TabM lifted Adult AUC
+        0.9241 -> 0.9273 and California R² 0.826 -> 0.844 at 15-20x the fit
+        time; beside the trees the MLP scores as well as the best tree.
     tab_params : dict, optional
         Options of the tabular model, e.g. ``{"hidden_dims": (128, 64)}``. The
         MLP's (and TabM's) periodic numeric embeddings are on by default from
@@ -100,6 +97,13 @@ class FeaturePipeline(BaseEstimator):
         ``{"modality_dropout": 0.3}``.
     wide : bool
         Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
+    trees : bool
+        Add gradient-boosted trees (LightGBM) over the tabular columns, fitted on
+        the targets and cross-fitted (:mod:`widemm.preprocessing.trees`): their
+        scores join the logits, the heads start at zero so training starts
+        where the trees end, and the deep parts learn what the trees miss.
+        Needs targets at fit: a streamed fit and a pretrained start (pipelines
+        fitted without them) have no trees.
     cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols, ignore_cols :
         list of str, optional
         Fix the role of these columns; the others are inferred (see
@@ -163,6 +167,7 @@ class FeaturePipeline(BaseEstimator):
         fusion: str | Callable[..., Fusion] = "concat",
         fusion_params: Mapping[str, Any] | None = None,
         wide: bool = True,
+        trees: bool = True,
         cat_cols: Sequence[str] | None = None,
         cont_cols: Sequence[str] | None = None,
         date_cols: Sequence[str] | None = None,
@@ -194,6 +199,7 @@ class FeaturePipeline(BaseEstimator):
         self.fusion = fusion
         self.fusion_params = fusion_params
         self.wide = wide
+        self.trees = trees
         self.cat_cols = cat_cols
         self.cont_cols = cont_cols
         self.date_cols = date_cols
@@ -210,10 +216,18 @@ class FeaturePipeline(BaseEstimator):
         self.verbose = verbose
 
     def fit(
-        self, X: pd.DataFrame, y: Any = None, projection_dim: int | None = None
+        self,
+        X: pd.DataFrame,
+        y: Any = None,
+        projection_dim: int | None = None,
+        heads: Sequence[Head] = (),
+        sample_weight: np.ndarray | None = None,
     ) -> Self:
         """Infer the column roles and fit a preprocessor per kind of input.
 
+        ``y``, the targets encoded (n_rows, target columns; NaN where unknown),
+        ``heads``, the model's heads, and ``sample_weight`` fit the trees (with
+        ``trees``).
         ``projection_dim``: the model built projects each modality's embedding
         to this size before the fusion (the space contrastive pretraining
         aligns); None feeds the encoders' outputs to the fusion as they are.
@@ -230,9 +244,13 @@ class FeaturePipeline(BaseEstimator):
             wide_cols=self.wide_cols,
             crossed_cols=self.crossed_cols or (),
         )
-        self.preprocessors_ = self._make_preprocessors()
+        self.preprocessors_ = make_preprocessors(self.schema_, self.get_params())
         for pre in self.preprocessors_.values():
             pre.fit(X)
+        if self.trees and heads and y is not None and "tab" in self.preprocessors_:
+            tab = self.preprocessors_["tab"]
+            trees = fit_trees(tab, X, np.asarray(y), heads, sample_weight)
+            self.preprocessors_["trees"] = trees
         self.summary_ = describe_columns(X)
         self.n_rows_ = len(X)
         self.projection_dim_ = projection_dim
@@ -240,44 +258,6 @@ class FeaturePipeline(BaseEstimator):
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
             self.text_config_ = backbone_config(name).to_json_string()
         return self
-
-    def _make_preprocessors(self) -> dict[str, Any]:
-        s = self.schema_
-        if not s.deep_cols:
-            raise ValueError(f"No usable column: every column was ignored.\n{s}")
-        pre: dict[str, Any] = {}
-        if self.wide and (s.wide_cols or s.crossed_cols):
-            text = [c for c in s.wide_cols if c in s.text_cols]
-            pre["wide"] = WidePreprocessor(
-                [c for c in s.wide_cols if c not in text],
-                s.crossed_cols,
-                max_categories=self.max_categories,
-                text_cols=text,
-            )
-        if s.tab_cols:
-            pre["tab"] = TabPreprocessor(
-                s.cat_cols,
-                s.cont_cols,
-                s.date_cols,
-                s.multi_cols,
-                scaling=self.scaling,
-                min_frequency=self.min_frequency,
-                max_categories=self.max_categories,
-            )
-        if s.text_cols:
-            pre["text"] = TextPreprocessor(
-                s.text_cols,
-                tokenizer=pretrained_text_name(self.text_model),
-                max_length=self.text_max_length,
-            )
-        if s.image_cols:
-            pre["image"] = ImagePreprocessor(
-                s.image_cols,
-                root=self.image_root,
-                image_size=self.image_size,
-                on_error=self.on_error,
-            )
-        return pre
 
     def build_model(
         self, heads: Mapping[str, int], pretrained: bool = True
@@ -294,7 +274,8 @@ class FeaturePipeline(BaseEstimator):
 
     def tab_model_name(self) -> str | Callable[..., Encoder]:
         """``tab_model``, with ``"auto"`` resolved by the number of training rows."""
-        return tab_model_name(self.tab_model, self.n_rows_)
+        trees = "trees" in self.preprocessors_
+        return tab_model_name(self.tab_model, self.n_rows_, trees)
 
     def keep_background(self, rows: pd.DataFrame, outputs: np.ndarray) -> None:
         """Keep some of ``rows`` as explanations' default background (``background_``).
@@ -316,9 +297,22 @@ class FeaturePipeline(BaseEstimator):
                 inputs[slot] = columns[col]
         return inputs
 
-    def inputs(self, X: pd.DataFrame, model: WideDeep) -> Inputs:
-        """Return ``model``'s inputs: cached embeddings in frozen encoders' slots."""
+    def inputs(
+        self, X: pd.DataFrame, model: WideDeep, out_of_fold: bool = False
+    ) -> Inputs:
+        """Return ``model``'s inputs: cached embeddings in frozen encoders' slots.
+
+        ``out_of_fold``: X are the rows ``fit`` saw, in its order; their tree
+        scores are then those of the trees that did not see each row.
+        """
         inputs = self.transform(X)
+        if out_of_fold and "trees" in inputs:
+            scores = self.preprocessors_["trees"].out_of_fold
+            if len(scores) != len(X):
+                raise ValueError(
+                    f"out_of_fold needs the {len(scores)} rows fit saw; got {len(X)}."
+                )
+            inputs["trees"] = torch.from_numpy(scores)
         cache = self.feature_cache()
         columns = {**self.schema_.text_slots, **self.schema_.image_slots}
         for slot in self.cached_slots(model):

@@ -11,6 +11,7 @@ from widemm.cache import is_frozen
 from widemm.models import Encoder, Wide, WideDeep, make_fusion, make_tab_model
 from widemm.models.image import make_image_model
 from widemm.models.text import make_text_model
+from widemm.models.wide import TreeLogits
 from widemm.schema import ColumnSchema
 
 # Training rows per numeric column from which the MLP embeds numbers periodically.
@@ -22,17 +23,22 @@ TABM_ROWS = (2_000, 100_000)
 
 
 def tab_model_name(
-    tab_model: str | Callable[..., Encoder], n_rows: int
+    tab_model: str | Callable[..., Encoder], n_rows: int, trees: bool = False
 ) -> str | Callable[..., Encoder]:
-    """``tab_model``, with ``"auto"`` resolved by the number of training rows."""
+    """Return ``tab_model``, ``"auto"`` resolved: the MLP beside trees, else TabM.
+
+    TabM from ``TABM_ROWS[0]`` to ``TABM_ROWS[1]`` training rows, else the MLP.
+    Beside the trees the MLP learns what they miss at a fifteenth of TabM's
+    time, and the two score as well as the best tree (``bench/quality.py``).
+    """
     if tab_model != "auto":
         return tab_model
     low, high = TABM_ROWS
-    return "tabm" if low <= n_rows < high else "mlp"
+    return "tabm" if low <= n_rows < high and not trees else "mlp"
 
 
 def tab_params(
-    params: Mapping[str, Any], schema: ColumnSchema, n_rows: int
+    params: Mapping[str, Any], schema: ColumnSchema, n_rows: int, trees: bool
 ) -> dict[str, Any]:
     """Return ``tab_params`` plus the data's default for numeric embeddings.
 
@@ -47,7 +53,7 @@ def tab_params(
     out = dict(params["tab_params"] or {})
     n_cont = len(schema.cont_cols) + len(schema.date_cols)
     if (
-        tab_model_name(params["tab_model"], n_rows) in ("mlp", "tabm")
+        tab_model_name(params["tab_model"], n_rows, trees) in ("mlp", "tabm")
         and "cont_embed_dim" not in out
         and n_cont
         and n_rows / n_cont < PERIODIC_MIN_ROWS
@@ -68,16 +74,17 @@ def build_network(
     attributes (see ``FeaturePipeline.build_model``).
     """
     pre, schema, n_rows = fitted["preprocessors_"], fitted["schema_"], fitted["n_rows_"]
+    trees = "trees" in pre
     encoders: dict[str, Encoder] = {}
     if "tab" in pre:
         tab = pre["tab"]
         bags = {"bag_widths": tab.bag_widths_} if tab.bag_widths_ else {}
         encoders["tab"] = make_tab_model(
-            tab_model_name(params["tab_model"], n_rows),
+            tab_model_name(params["tab_model"], n_rows, trees),
             tab.cardinalities_,
             tab.embed_dims_,
             tab.n_cont_,
-            **tab_params(params, schema, n_rows),
+            **tab_params(params, schema, n_rows, trees),
             **bags,
         )
     text_params = dict(params["text_params"] or {})
@@ -113,7 +120,8 @@ def build_network(
     wide = None
     if "wide" in pre:
         wide = Wide(pre["wide"].n_indices_, n_outputs, pre["wide"].padding_idx)
-    return WideDeep(encoders, fusion, heads, wide, projection)
+    logits = TreeLogits(n_outputs) if trees else None
+    return WideDeep(encoders, fusion, heads, wide, projection, logits)
 
 
 def _encoders(

@@ -15,6 +15,7 @@ _EXPORTS = {
     "TabPreprocessor": "widemm.preprocessing.tabular",
     "TextPreprocessor": "widemm.preprocessing.text",
     "TextTokens": "widemm.preprocessing.text",
+    "TreeScores": "widemm.preprocessing.trees",
     "WidePreprocessor": "widemm.preprocessing.wide",
 }
 __all__ = sorted(_EXPORTS)
@@ -37,6 +38,7 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
     from widemm.persistence import class_key
     from widemm.preprocessing.tabular import TabPreprocessor
     from widemm.preprocessing.text import TextPreprocessor
+    from widemm.preprocessing.trees import TreeScores
     from widemm.preprocessing.wide import WidePreprocessor
 
     names = ("n_features_in_", "feature_names_in_")
@@ -53,6 +55,7 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
         TextPreprocessor: (
             *("max_lengths_", "tokenizer_json_", "vocab_size_", "pad_id_", *names),
         ),
+        TreeScores: ("boosters_", "n_cat_", "n_features_"),
         StandardScaler: ("mean_", "var_", "scale_", "n_samples_seen_", *names),
         QuantileTransformer: ("n_quantiles_", "quantiles_", "references_", *names),
     }

@@ -19,8 +19,9 @@ def frame_arrays(
 ) -> dict[str, np.ndarray]:
     """Return the flat model inputs of the rows of X (checked columns).
 
-    Named ``wide``, ``tab.cat``, ``tab.cont`` and, per text slot,
-    ``<slot>.input_ids``, ``<slot>.attention_mask`` and ``<slot>.present``.
+    Named ``wide``, ``tab.cat``, ``tab.cont``, ``trees`` (the trees' scores of
+    the tabular inputs) and, per text slot, ``<slot>.input_ids``,
+    ``<slot>.attention_mask`` and ``<slot>.present``.
     """
     out: dict[str, np.ndarray] = {}
     memo: dict[str, np.ndarray] = {}  # category keys, shared by wide and tab
@@ -31,6 +32,8 @@ def frame_arrays(
         values = tab.transform_frame(X, memo)
         out["tab.cat"] = values[:, : tab.n_cat_].astype(np.int64)
         out["tab.cont"] = values[:, tab.n_cat_ :].astype(np.float32)
+    if "trees" in preprocessors:
+        out["trees"] = preprocessors["trees"].transform(out["tab.cat"], out["tab.cont"])
     if "text" in preprocessors:
         tokens = preprocessors["text"].transform_frame(X)
         for slot, col in text_slots.items():

@@ -1,0 +1,91 @@
+"""Which preprocessors a schema's columns need, and the trees fitted on the targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from widemm.heads import Head
+from widemm.models.text import pretrained_text_name
+from widemm.preprocessing import (
+    ImagePreprocessor,
+    TabPreprocessor,
+    TextPreprocessor,
+    WidePreprocessor,
+)
+from widemm.preprocessing.arrays import frame_arrays
+from widemm.preprocessing.trees import TreeScores
+from widemm.schema import ColumnSchema
+
+
+def make_preprocessors(
+    schema: ColumnSchema, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return the (unfitted) preprocessors a schema's columns need.
+
+    ``params`` are the pipeline's: ``wide``, ``max_categories``, ``scaling``,
+    ``min_frequency``, ``text_model``, ``text_max_length``, ``image_root``,
+    ``image_size``, ``on_error``.
+    """
+    s = schema
+    if not s.deep_cols:
+        raise ValueError(f"No usable column: every column was ignored.\n{s}")
+    pre: dict[str, Any] = {}
+    if params["wide"] and (s.wide_cols or s.crossed_cols):
+        text = [c for c in s.wide_cols if c in s.text_cols]
+        pre["wide"] = WidePreprocessor(
+            [c for c in s.wide_cols if c not in text],
+            s.crossed_cols,
+            max_categories=params["max_categories"],
+            text_cols=text,
+        )
+    if s.tab_cols:
+        pre["tab"] = TabPreprocessor(
+            s.cat_cols,
+            s.cont_cols,
+            s.date_cols,
+            s.multi_cols,
+            scaling=params["scaling"],
+            min_frequency=params["min_frequency"],
+            max_categories=params["max_categories"],
+        )
+    if s.text_cols:
+        pre["text"] = TextPreprocessor(
+            s.text_cols,
+            tokenizer=pretrained_text_name(params["text_model"]),
+            max_length=params["text_max_length"],
+        )
+    if s.image_cols:
+        pre["image"] = ImagePreprocessor(
+            s.image_cols,
+            root=params["image_root"],
+            image_size=params["image_size"],
+            on_error=params["on_error"],
+        )
+    return pre
+
+
+def fit_trees(
+    tab: TabPreprocessor,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    heads: Sequence[Head],
+    sample_weight: np.ndarray | None,
+) -> TreeScores:
+    """Fit the trees on the tabular inputs of X (seeded by torch's RNG).
+
+    ``y``: the targets encoded for ``heads``; ``tab``: the fitted tabular
+    preprocessor, whose inputs the trees read.
+    """
+    arrays = frame_arrays({"tab": tab}, {}, X)
+    layout = [
+        (h.kind, h.n_targets, h.n_classes, len(h.quantiles or (None,))) for h in heads
+    ]
+    seed = int(torch.randint(2**31 - 1, ()))
+    trees = TreeScores(layout, random_state=seed)
+    y = y.reshape(len(y), -1)
+    return trees.fit(arrays["tab.cat"], arrays["tab.cont"], y, sample_weight)

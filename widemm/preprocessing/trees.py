@@ -1,0 +1,265 @@
+"""Gradient-boosted trees over the tabular inputs: scores the model adds to its logits.
+
+The Wide & Deep "wide" part memorises feature crosses; gradient-boosted trees are
+learned crosses (GBDT + logistic regression, He et al. 2014; DeepGBM, Ke et al.
+2019). :class:`TreeScores` fits LightGBM on the tabular part's inputs (the
+categorical codes as categories, the continuous values) for each target column,
+cross-fitted: every training row's score comes from the trees that did not see
+it (:meth:`TreeScores.fit` keeps them, ``out_of_fold``), so the deep parts learn
+what the trees miss rather than trusting trees that memorised their rows. Other
+rows get the mean of the fold models' scores. Scores are raw (logits; for
+regression the standardised target), laid out as the model's outputs.
+
+Models are kept as LightGBM's text format (no pickle): saved with the pipeline
+and read back by the torch-free ONNX runtime too. TreeSHAP attributions come from
+LightGBM itself (``pred_contrib``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+# Per head, as the model lays out its outputs: (kind, target columns, classes,
+# outputs per target column), e.g. ("regression", 2, 0, 3) for two columns of 3
+# quantiles each.
+Layout = tuple[str, int, int, int]
+
+
+class TreeScores(BaseEstimator):
+    """LightGBM per target column, cross-fitted, giving a score per model output.
+
+    Parameters
+    ----------
+    layout : sequence of (kind, n_targets, n_classes, n_per_target)
+        The heads' outputs, in order (see ``Layout``).
+    n_folds : int
+        Folds of the cross-fitting (and models whose mean scores new rows).
+    n_estimators : int
+        Most boosting rounds; each fold model stops after ``early_stopping``
+        rounds without gain on a tenth of its training rows held out.
+    learning_rate, num_leaves, min_child_samples : number
+        LightGBM's settings.
+    early_stopping : int
+        Patience in rounds.
+    random_state : int
+        Seeds the folds, the held-out tenths and LightGBM.
+
+    Attributes
+    ----------
+    boosters_ : list of list of str
+        Per tree model (a binary, multiclass or regression target column): its
+        folds' LightGBM models as text; an empty list where a column cannot be
+        fitted (fewer than two classes): its scores are 0.
+    n_cat_, n_features_ : int
+        Categorical inputs (the first ones) and all inputs of the trees.
+    """
+
+    def __init__(
+        self,
+        layout: Sequence[Layout] = (),
+        *,
+        n_folds: int = 5,
+        n_estimators: int = 2000,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        early_stopping: int = 50,
+        random_state: int = 0,
+    ) -> None:
+        self.layout = layout
+        self.n_folds = n_folds
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.early_stopping = early_stopping
+        self.random_state = random_state
+
+    def fit(
+        self,
+        cat: np.ndarray,
+        cont: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+    ) -> TreeScores:
+        """Fit the trees on the inputs and encoded targets (NaN: unknown).
+
+        ``sample_weight``: each row's weight in the trees' loss.
+
+        ``out_of_fold`` then holds each row's score from the trees that did not
+        see it (not saved: it is for the fit that follows).
+        """
+        import lightgbm as lgb
+        from sklearn.model_selection import KFold
+
+        self.n_cat_, features = cat.shape[1], _features(cat, cont)
+        self.n_features_ = features.shape[1]
+        n = len(features)
+        rng = np.random.default_rng(self.random_state)
+        folds = list(
+            KFold(
+                min(self.n_folds, n), shuffle=True, random_state=self.random_state
+            ).split(features)
+        )
+        self.boosters_: list[list[str]] = []
+        self.out_of_fold = np.zeros((n, self.n_outputs), dtype=np.float32)
+        for column, objective, width, outputs in self._models():
+            target = y[:, column].astype(np.float64)
+            known = ~np.isnan(target)
+            params = self._params(objective, width)
+            # Binned once; each fold's model trains on a subset of these bins.
+            data = lgb.Dataset(
+                features,
+                np.nan_to_num(target),
+                weight=sample_weight,
+                categorical_feature=list(range(self.n_cat_)),
+                params={"verbose": -1},
+                free_raw_data=False,
+            ).construct()
+            boosters: list[str] = []
+            for train, held in folds:
+                train = train[known[train]]
+                if objective != "regression" and len(np.unique(target[train])) < 2:
+                    boosters = []  # one class: no trees, scores 0
+                    break
+                booster = self._train(lgb, params, data, train, rng)
+                raw = np.asarray(booster.predict(features[held], raw_score=True))
+                self.out_of_fold[np.ix_(held, outputs)] = _columns(raw, width, outputs)
+                boosters.append(booster.model_to_string())
+            if not boosters:
+                self.out_of_fold[:, outputs] = 0.0
+            self.boosters_.append(boosters)
+        return self
+
+    @property
+    def n_outputs(self) -> int:
+        """The model's outputs these scores are laid out as."""
+        return sum(
+            n_classes if kind == "multiclass" else n_targets * per
+            for kind, n_targets, n_classes, per in self.layout
+        )
+
+    def transform(self, cat: np.ndarray, cont: np.ndarray) -> np.ndarray:
+        """Scores (n_rows, n_outputs) float32: the mean of the fold models'."""
+        check_is_fitted(self, "boosters_")
+        features = _features(cat, cont)
+        out = np.zeros((len(features), self.n_outputs), dtype=np.float32)
+        for boosters, (_, _, width, outputs) in zip(
+            self._loaded(), self._models(), strict=True
+        ):
+            for booster in boosters:
+                raw = np.asarray(booster.predict(features, raw_score=True))
+                out[:, outputs] += _columns(raw, width, outputs) / len(boosters)
+        return out
+
+    def contributions(
+        self, cat: np.ndarray, cont: np.ndarray, output: int
+    ) -> np.ndarray:
+        """TreeSHAP of one output's score per tree input, (n_rows, n_features).
+
+        The fold models' mean (as ``transform``), from LightGBM's ``pred_contrib``;
+        a row's values sum to its score minus the trees' expected score.
+        """
+        check_is_fitted(self, "boosters_")
+        features = _features(cat, cont)
+        out = np.zeros((len(features), self.n_features_))
+        for boosters, (_, _, width, outputs) in zip(
+            self._loaded(), self._models(), strict=True
+        ):
+            if output not in outputs:
+                continue
+            block = outputs.index(output) % width  # a multiclass model's class
+            for booster in boosters:
+                contrib = np.asarray(booster.predict(features, pred_contrib=True))
+                contrib = contrib.reshape(len(features), width, -1)[:, block, :-1]
+                out += contrib / len(boosters)
+        return out
+
+    def _models(self) -> list[tuple[int, str, int, list[int]]]:
+        """Return per tree model: target column, objective, width, outputs.
+
+        The width of its raw scores (a multiclass model's classes, else 1) and
+        the model outputs it scores.
+        """
+        models, column, output = [], 0, 0
+        for kind, n_targets, n_classes, per in self.layout:
+            if kind == "multiclass":
+                outputs = list(range(output, output + n_classes))
+                models.append((column, "multiclass", n_classes, outputs))
+                column, output = column + 1, output + n_classes
+                continue
+            objective = "regression" if kind == "regression" else "binary"
+            for j in range(n_targets):
+                outputs = list(range(output + j * per, output + (j + 1) * per))
+                models.append((column + j, objective, 1, outputs))
+            column, output = column + n_targets, output + n_targets * per
+        return models
+
+    def _train(
+        self,
+        lgb: Any,
+        params: dict[str, Any],
+        data: Any,
+        rows: np.ndarray,
+        rng: np.random.Generator,
+    ) -> Any:
+        """Train one fold's model on ``rows``, stopping on a tenth of them."""
+        shuffled = rng.permutation(rows)
+        n_stop = max(len(rows) // 10, 1)
+        stop, train = np.sort(shuffled[:n_stop]), np.sort(shuffled[n_stop:])
+        return lgb.train(
+            params,
+            data.subset(train),
+            num_boost_round=self.n_estimators,
+            valid_sets=[data.subset(stop)],
+            callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)],
+        )
+
+    def _params(self, objective: str, width: int) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "objective": objective,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.random_state,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        if objective == "multiclass":
+            params["num_class"] = width
+        return params
+
+    def _loaded(self) -> list[list[Any]]:
+        """Return the boosters parsed from their text (once)."""
+        import lightgbm as lgb
+
+        if getattr(self, "_parsed", None) is None:
+            self._parsed = [
+                [lgb.Booster(model_str=text) for text in boosters]
+                for boosters in self.boosters_
+            ]
+        return self._parsed
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # copies re-parse; the scores stay with fit
+        return {k: v for k, v in state.items() if k not in ("_parsed", "out_of_fold")}
+
+
+def _features(cat: np.ndarray, cont: np.ndarray) -> np.ndarray:
+    """Return the trees' inputs: categorical codes (0 missing, 1 rare), continuous."""
+    return np.concatenate([cat.astype(np.float64), cont.astype(np.float64)], axis=1)
+
+
+def _columns(raw: np.ndarray, width: int, outputs: list[int]) -> np.ndarray:
+    """Return raw scores (n,) or (n, width) as the ``outputs`` columns.
+
+    A regression column's one score is repeated for each of its quantiles.
+    """
+    raw = raw.reshape(len(raw), width)
+    return np.repeat(raw, len(outputs) // width, axis=1)
