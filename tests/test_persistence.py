@@ -81,6 +81,8 @@ def test_load_refuses_unknown_classes_and_bad_folders(saved, tmp_path):
     config = json.loads((path / "widemm.json").read_text())
     config["estimator"]["__object__"] = "os.system"
     (tmp_path / "widemm.json").write_text(json.dumps(config))
+    weights = (path / "model.safetensors").read_bytes()  # the digest still matches
+    (tmp_path / "model.safetensors").write_bytes(weights)
     with pytest.raises(ValueError, match=r"unknown class 'os\.system'"):
         widemm.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a saved widemm model"):
@@ -94,3 +96,103 @@ def test_save_rejects_callable_params(adult_xy_module, tmp_path):
     model = WideDeepClassifier(tab_model=TabMLP, max_epochs=1).fit(X, y)
     with pytest.raises(TypeError, match="not callables"):
         model.save(tmp_path)
+
+
+# ------------------------------------------------------------ saves that cannot tear
+@pytest.fixture(scope="module")
+def two_models(adult_xy_module):
+    """The same columns refitted on other rows: the same shapes, other weights."""
+    X, y = adult_xy_module
+    options = dict(max_epochs=1, random_state=0, trees=False)
+    old = WideDeepClassifier(**options).fit(X[:700], y[:700])
+    new = WideDeepClassifier(**options).fit(X[700:1400], y[700:1400])
+    return old, new, X[1400:]
+
+
+def assert_old_new_or_refused(path, old, new, rows):
+    """Loading ``path`` gives exactly the old or the new predictions, or refuses."""
+    try:
+        loaded = widemm.load(path)
+    except (ValueError, FileNotFoundError):
+        return "refused"
+    got = loaded.predict_proba(rows)
+    for name, model in (("old", old), ("new", new)):
+        if np.array_equal(got, model.predict_proba(rows)):
+            return name
+    raise AssertionError("a mix of two saves loaded without error")
+
+
+def test_a_save_broken_off_at_any_step_is_old_new_or_refused(
+    two_models, tmp_path, monkeypatch
+):
+    from widemm import persistence
+
+    old, new, rows = two_models
+    real_replace, outcomes = persistence.os.replace, set()
+    for stop in range(3):  # before the first rename, between them, after both
+        path = tmp_path / f"m{stop}"
+        old.save(path, report=False)
+        calls = []
+
+        def replace(src, dst, calls=calls, stop=stop):
+            if len(calls) == stop:
+                raise OSError("killed")
+            calls.append(dst)
+            real_replace(src, dst)
+
+        monkeypatch.setattr(persistence.os, "replace", replace)
+        if stop < 2:
+            with pytest.raises(OSError, match="killed"):
+                new.save(path, report=False)
+        else:
+            new.save(path, report=False)
+        monkeypatch.setattr(persistence.os, "replace", real_replace)
+        outcomes.add(assert_old_new_or_refused(path, old, new, rows))
+    assert outcomes == {"old", "refused", "new"}
+
+
+def test_weights_from_another_save_are_refused(two_models, tmp_path):
+    old, new, _ = two_models
+    old.save(tmp_path / "old", report=False)
+    new.save(tmp_path / "new", report=False)
+    weights = (tmp_path / "new" / "model.safetensors").read_bytes()
+    (tmp_path / "old" / "model.safetensors").write_bytes(weights)
+    with pytest.raises(ValueError, match=r"not the file widemm\.json was saved with"):
+        widemm.load(tmp_path / "old")
+
+
+KILLER = """
+import sys, widemm
+model = widemm.load(sys.argv[1])
+print("ready", flush=True)
+model.save(sys.argv[2], report=False)
+print("saved", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_save_killed_at_random_points_never_loads_a_mix(two_models, tmp_path):
+    """50 saves over an existing folder, each SIGKILLed after a random delay."""
+    import os
+    import random
+    import signal
+    import time
+
+    old, new, rows = two_models
+    new.save(tmp_path / "new", report=False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    outcomes = []
+    for attempt in range(50):
+        target = tmp_path / f"t{attempt}"
+        old.save(target, report=False)
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLER, str(tmp_path / "new"), str(target)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdout.readline().strip() == b"ready"
+        time.sleep(random.Random(attempt).uniform(0, 0.08))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        outcomes.append(assert_old_new_or_refused(target, old, new, rows))
+    assert "old" in outcomes  # some kills came before the save ended

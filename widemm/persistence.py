@@ -9,6 +9,7 @@ estimators pass the classes they are made of.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping
@@ -25,7 +26,7 @@ from widemm.schema import ColumnSchema
 if TYPE_CHECKING:
     from torch import nn
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6  # 6: the weights' SHA-256 in the JSON
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
 # "module.QualName" -> (class, its fitted attributes): all that is saved and loaded
 Classes = Mapping[str, tuple[type, Collection[str]]]
@@ -54,12 +55,26 @@ def save(
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = {
-        "format_version": FORMAT_VERSION,
-        "estimator": _encode_object(obj, classes, {"model_"}, set(unsaved)),
-    }
-    (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-    save_model(model, str(path / WEIGHTS_FILE))  # shared weights once
+    estimator = _encode_object(obj, classes, {"model_"}, set(unsaved))
+    # Both files are written beside, then renamed into place, weights first. The
+    # JSON names the weights' digest: a save killed between the two renames
+    # leaves the old JSON beside the new weights, which load refuses; there is
+    # never a silent mix of two models.
+    weights, config = path / f".{WEIGHTS_FILE}.tmp", path / f".{CONFIG_FILE}.tmp"
+    save_model(model, str(weights))  # shared weights once
+    text = json.dumps(
+        {
+            "format_version": FORMAT_VERSION,
+            "weights_sha256": _sha256(weights),
+            "estimator": estimator,
+        },
+        indent=1,
+    )
+    _write_synced(config, text.encode())
+    _sync(weights)
+    os.replace(weights, path / WEIGHTS_FILE)
+    os.replace(config, path / CONFIG_FILE)
+    _sync(path)
 
 
 def load(path: str | os.PathLike[str], classes: Classes) -> Any:
@@ -80,7 +95,16 @@ def load(path: str | os.PathLike[str], classes: Classes) -> Any:
             f"{path / CONFIG_FILE} has format version {version}; this widemm reads "
             f"version {FORMAT_VERSION}."
         )
-    _check_keys(config, {"format_version", "estimator"}, str(path / CONFIG_FILE))
+    keys = {"format_version", "weights_sha256", "estimator"}
+    _check_keys(config, keys, str(path / CONFIG_FILE))
+    if not (path / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"{path} holds no {WEIGHTS_FILE}.")
+    if _sha256(path / WEIGHTS_FILE) != config.get("weights_sha256"):
+        raise ValueError(
+            f"{path / WEIGHTS_FILE} is not the file {CONFIG_FILE} was saved with (its "
+            "SHA-256 differs): the folder holds parts of two saves, or was altered. "
+            "Save the model again."
+        )
     return _decode(config["estimator"], classes)
 
 
@@ -102,6 +126,27 @@ def loads(text: str, classes: Classes, where: str = "the JSON") -> Any:
         )
     _check_keys(config, {"format_version", "value"}, where)
     return _decode(config["value"], classes)
+
+
+def _sha256(file: Path) -> str:
+    with file.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write_synced(file: Path, data: bytes) -> None:
+    with file.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') writes to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:

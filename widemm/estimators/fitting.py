@@ -46,6 +46,7 @@ class Estimator(Protocol):
     callbacks: Sequence[Callback] | None
     checkpoint_dir: str | os.PathLike[str] | None
     verbose: int
+    trees: bool | str
     pretrained: Pretrained | None
     stream_chunk_rows: int
     stream_sample_rows: int
@@ -178,16 +179,21 @@ def train(
     start: Pretrained | None,
     plan: Plan,
     checkpoint_dir: str | os.PathLike[str] | None,
+    trees: bool | None = None,
 ) -> Trained:
-    """Build a model (from ``start``, or afresh on the rows) and train it."""
+    """Build a model (from ``start``, or afresh on the rows) and train it.
+
+    ``trees`` overrides the estimator's ``trees``.
+    """
     X, stream = rows.X, rows.stream
     widths = {t.name: t.n_outputs for t in estimator.targets_}
     codes = estimator._encode(rows.y)
     seed = plan.seed
     with seeded(seed):
         if start is None:
+            params = pipeline_parameters(estimator.get_params(deep=False))
             pipeline = FeaturePipeline(
-                **pipeline_parameters(estimator.get_params(deep=False))
+                **params | ({} if trees is None else {"trees": trees})
             )
             if stream is None:  # the trees fit on the targets
                 heads = [t.head() for t in estimator.targets_]
@@ -260,12 +266,57 @@ def train_from_start(
     be compared (no validation rows).
     """
     start = estimator.pretrained
-    trained = train(estimator, rows, start, plan, estimator.checkpoint_dir)
     if start is None:
-        if trained.valid_loss is None:
-            return trained, {"kept": "fresh"}
-        return trained, {"kept": "fresh", "valid_loss_fresh": trained.valid_loss}
+        return _fresh(estimator, rows, plan, estimator.checkpoint_dir)
+    trained = train(estimator, rows, start, plan, estimator.checkpoint_dir)
     return _keep_better(estimator, trained, rows, plan)
+
+
+def _fresh(
+    estimator: Estimator,
+    rows: Rows,
+    plan: Plan,
+    folder: str | os.PathLike[str] | None,
+) -> tuple[Trained, dict[str, Any]]:
+    """Train as ``fit`` alone does: with the trees as ``trees`` says.
+
+    ``trees="auto"`` on a table with text or image columns also trains without
+    the trees (checkpoints in ``<folder>/no_trees``) and keeps what validates
+    better: there, trees over the tabular columns alone can help (movies' Meter
+    R² 0.234 -> 0.320) or hurt (emoji accuracy 0.892 -> 0.876).
+    """
+    trained = train(estimator, rows, None, plan, folder)
+    out: dict[str, Any] = {"kept": "fresh"}
+    if trained.valid_loss is None:
+        return trained, out
+    out["valid_loss_fresh"] = trained.valid_loss
+    schema = trained.pipeline.schema_
+    if (
+        estimator.trees != "auto"
+        or "trees" not in trained.pipeline.preprocessors_
+        or not (schema.text_cols or schema.image_cols)
+    ):
+        return trained, out
+    sub = None if folder is None else Path(folder) / "no_trees"
+    settings = {**plan.settings, "trees": False}
+    plain_plan = Plan(*plan_run(sub, settings, plan.ids), settings, plan.ids)
+    plain = train(estimator, rows, None, plain_plan, sub, trees=False)
+    assert plain.valid_loss is not None  # the same validation rows
+    kept = plain if plain.valid_loss < trained.valid_loss else trained
+    out |= {
+        "trees": kept is trained,
+        "valid_loss_fresh": kept.valid_loss,
+        "valid_loss_with_trees": trained.valid_loss,
+        "valid_loss_without_trees": plain.valid_loss,
+    }
+    log_line(
+        "kept the model %s the trees: validation loss %.4g with, %.4g without",
+        "with" if kept is trained else "without",
+        trained.valid_loss,
+        plain.valid_loss,
+        verbose=estimator.verbose,
+    )
+    return kept, out
 
 
 def _keep_better(
@@ -284,13 +335,12 @@ def _keep_better(
     folder = None if folder is None else Path(folder) / "fresh"
     settings = {**plan.settings, "pretrained": None}
     fresh_plan = Plan(*plan_run(folder, settings, plan.ids), settings, plan.ids)
-    fresh = train(estimator, rows, None, fresh_plan, folder)
+    fresh, start = _fresh(estimator, rows, fresh_plan, folder)
     assert fresh.valid_loss is not None  # the same validation rows
     better = fresh if fresh.valid_loss < pretrained.valid_loss else pretrained
-    start = {
+    start |= {
         "kept": "fresh" if better is fresh else "pretrained",
         "valid_loss_pretrained": pretrained.valid_loss,
-        "valid_loss_fresh": fresh.valid_loss,
     }
     if better is fresh:
         warnings.warn(

@@ -51,6 +51,8 @@ class TreeLogits(nn.Module):
         Logits per row (the scores' columns).
     """
 
+    lr_scale = 100.0  # a few scalars, learned as fast as the trees deserve
+
     def __init__(self, n_outputs: int) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.ones(n_outputs))
