@@ -10,7 +10,7 @@ from widemm import WideDeepClassifier
 @pytest.fixture(scope="module")
 def reviews():
     df = pd.read_parquet(DATA / "womens_clothing_reviews.parquet").sample(
-        700, random_state=0
+        1200, random_state=0
     )
     y = df.pop("Recommended IND")
     return df.drop(columns=["Rating"]), y
@@ -36,3 +36,5 @@ def test_with_text_a_fit_keeps_trees_only_if_they_validate_better(reviews):
     assert (model.model_.trees is not None) == start["trees"]
     plain = WideDeepClassifier(max_epochs=2, random_state=0, trees=False).fit(X, y)
     assert "trees" not in plain.start_  # nothing to compare
+    few = WideDeepClassifier(max_epochs=1, random_state=0).fit(X[:900], y[:900])
+    assert few.model_.trees is None  # too few rows to choose on

@@ -106,11 +106,11 @@ class FeaturePipeline(BaseEstimator):
         the targets and cross-fitted (:mod:`widemm.preprocessing.trees`): their
         scores join the logits, the heads start at zero so training starts
         where the trees end, and the deep parts learn what the trees miss.
-        ``"auto"``: from ``TREES_MIN_ROWS`` (300) training rows (on wine's 142
+        ``"auto"``: from ``TREES_MIN_ROWS`` training rows, 300 (on wine's 142
         the trees cost 1.7 points of accuracy); on a table with text or image
-        columns an estimator's ``fit`` also trains without them and keeps what
-        validates better. Needs targets at fit: a streamed fit and a pretrained
-        start (pipelines fitted without them) have no trees.
+        columns from 1,000, and an estimator's ``fit`` also trains without them
+        and keeps what validates better. Needs targets at fit: a streamed fit
+        and a pretrained start (pipelines fitted without them) have no trees.
     cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols, ignore_cols :
         list of str, optional
         Fix the role of these columns; the others are inferred (see
@@ -254,9 +254,9 @@ class FeaturePipeline(BaseEstimator):
         self.preprocessors_ = make_preprocessors(self.schema_, self.get_params())
         for pre in self.preprocessors_.values():
             pre.fit(X)
-        wanted = self.trees is True or (
-            self.trees == "auto" and len(X) >= TREES_MIN_ROWS
-        )
+        media = bool(self.schema_.text_cols or self.schema_.image_cols)
+        least = TREES_MIN_ROWS["text or images" if media else "table"]
+        wanted = self.trees is True or (self.trees == "auto" and len(X) >= least)
         if wanted and heads and y is not None and "tab" in self.preprocessors_:
             tab = self.preprocessors_["tab"]
             trees = fit_trees(tab, X, np.asarray(y), heads, sample_weight)
