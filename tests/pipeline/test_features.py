@@ -57,3 +57,17 @@ def test_a_fit_on_no_usable_column_says_so():
 
     with pytest.raises(ValueError, match="No usable column"):
         FeaturePipeline().fit(pd.DataFrame({"id": range(50), "c": 1}))
+
+
+@pytest.mark.default_tab_model
+def test_options_the_chosen_tabular_model_cannot_take_name_it(adult_xy):
+    """``hidden_dims=()`` suits the MLP, not the TabM that "auto" picks here."""
+    from widemm import WideDeepClassifier
+
+    X, y = adult_xy
+    model = WideDeepClassifier(trees=False, tab_params={"hidden_dims": ()})
+    message = r"hidden_dims.*tab_model='tabm' \(tab_model='auto' chose it for 2500"
+    with pytest.raises(ValueError, match=message):
+        model.fit(X[:2500], y[:2500])
+    with pytest.raises(ValueError, match="hiden_dims"):
+        model.set_params(tab_params={"hiden_dims": (8,)}).fit(X[:2500], y[:2500])

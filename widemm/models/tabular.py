@@ -156,6 +156,11 @@ class TabM(TabMLP):
         hidden_dims: Sequence[int] = (256, 256),
         **params: Any,
     ) -> None:
+        if not hidden_dims or len(set(hidden_dims)) != 1:
+            raise ValueError(
+                f"TabM's hidden_dims must repeat one width (its blocks share it), "
+                f"at least once; got {tuple(hidden_dims)!r}, e.g. (256, 256)."
+            )
         self.k = k
         super().__init__(
             cardinalities, embed_dims, n_cont, hidden_dims=hidden_dims, **params

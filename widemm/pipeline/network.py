@@ -79,14 +79,25 @@ def build_network(
     if "tab" in pre:
         tab = pre["tab"]
         bags = {"bag_widths": tab.bag_widths_} if tab.bag_widths_ else {}
-        encoders["tab"] = make_tab_model(
-            tab_model_name(params["tab_model"], n_rows, trees),
-            tab.cardinalities_,
-            tab.embed_dims_,
-            tab.n_cont_,
-            **tab_params(params, schema, n_rows, trees),
-            **bags,
-        )
+        name = tab_model_name(params["tab_model"], n_rows, trees)
+        options = tab_params(params, schema, n_rows, trees)
+        try:
+            encoders["tab"] = make_tab_model(
+                name,
+                tab.cardinalities_,
+                tab.embed_dims_,
+                tab.n_cont_,
+                **options,
+                **bags,
+            )
+        except (TypeError, ValueError) as err:
+            why = ""
+            if params["tab_model"] == "auto":
+                why = f" (tab_model='auto' chose it for {n_rows} training rows)"
+            raise ValueError(
+                f"tab_params {dict(params['tab_params'] or {})} do not suit "
+                f"tab_model={name!r}{why}: {err}"
+            ) from err
     text_params = dict(params["text_params"] or {})
     if "text_config_" in fitted:
         text_params["config"] = json.loads(fitted["text_config_"])
