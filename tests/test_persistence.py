@@ -196,3 +196,40 @@ def test_a_save_killed_at_random_points_never_loads_a_mix(two_models, tmp_path):
         process.wait()
         outcomes.append(assert_old_new_or_refused(target, old, new, rows))
     assert "old" in outcomes  # some kills came before the save ended
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value"),
+    [
+        ("estimator", "tab_model", "os.system"),
+        ("estimator", "fusion", "builtins.eval"),
+        ("estimator", "image_model", "os.system"),
+        ("estimator", "scaling", "os.system"),
+        ("pipeline", "tab_model", "os.system"),
+        ("pipeline", "trees", "os.system"),
+        ("estimator", "text_model", "CUSTOM"),
+    ],
+)
+def test_load_checks_parameters_as_fit_does(saved, tmp_path, where, field, value):
+    _, path = saved
+    if value == "CUSTOM":  # a model folder that would run its own code
+        value = str(tmp_path / "custom")
+        (tmp_path / "custom").mkdir()
+        config = {"model_type": "bert", "auto_map": {"AutoModel": "mine.Model"}}
+        (tmp_path / "custom" / "config.json").write_text(json.dumps(config))
+    config = json.loads((path / "widemm.json").read_text())
+    estimator = config["estimator"]
+    target = (
+        estimator
+        if where == "estimator"
+        else (estimator["state"]["__dict__"]["pipeline_"])
+    )
+    target["params"]["__dict__"][field] = value
+    folder = tmp_path / "tampered"
+    folder.mkdir()
+    (folder / "widemm.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(
+        (path / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(ValueError, match=field):
+        widemm.load(folder)

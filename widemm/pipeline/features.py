@@ -19,7 +19,7 @@ from widemm.models import Encoder, Fusion, WideDeep
 from widemm.models.layers import Tokenized
 from widemm.models.text import backbone_config, pretrained_text_name
 from widemm.pipeline.background import background_rows
-from widemm.pipeline.network import build_network, tab_model_name
+from widemm.pipeline.network import build_network, check_names, tab_model_name
 from widemm.pipeline.preprocessors import (
     TREES_MIN_ROWS,
     fit_trees,
@@ -239,6 +239,7 @@ class FeaturePipeline(BaseEstimator):
         to this size before the fusion (the space contrastive pretraining
         aligns); None feeds the encoders' outputs to the fusion as they are.
         """
+        check_names(self.get_params())
         self.schema_ = infer_schema(
             X,
             cat_cols=self.cat_cols,

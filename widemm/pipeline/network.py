@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from widemm.cache import is_frozen
-from widemm.models import Encoder, Wide, WideDeep, make_fusion, make_tab_model
+from widemm.models import (
+    FUSIONS,
+    IMAGE_MODELS,
+    TAB_MODELS,
+    Encoder,
+    Wide,
+    WideDeep,
+    make_fusion,
+    make_tab_model,
+)
 from widemm.models.image import make_image_model
 from widemm.models.text import make_text_model
 from widemm.models.wide import TreeLogits
@@ -35,6 +46,48 @@ def tab_model_name(
         return tab_model
     low, high = TABM_ROWS
     return "tabm" if low <= n_rows < high and not trees else "mlp"
+
+
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "on_error": ("raise", "mask"),
+    "scaling": ("standard", "quantile", None),
+    "trees": (True, False, "auto"),
+}
+
+
+def check_names(params: Mapping[str, Any]) -> None:
+    """Refuse a pipeline parameter that names nothing widemm builds.
+
+    ``fit`` and ``load`` both check: a model folder whose ``tab_model`` says
+    ``"os.system"`` is refused, as a fit with it is. A ``text_model`` folder
+    with its own model code (``auto_map`` in its ``config.json``) is refused:
+    widemm runs no code from model folders.
+    """
+    from torchvision import models as vision
+
+    names = {
+        "tab_model": {"auto", *TAB_MODELS},
+        "fusion": set(FUSIONS),
+        "image_model": {*IMAGE_MODELS, *vision.list_models(module=vision)},
+    }
+    for key, known in names.items():
+        value = params.get(key)
+        if value is not None and not callable(value) and value not in known:
+            close = difflib.get_close_matches(str(value), sorted(known), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            listed = f"; choose one of {sorted(known)}" if len(known) < 20 else ""
+            raise ValueError(f"Unknown {key} {value!r}{listed}.{hint}")
+    for key, choices in CHOICES.items():
+        if key in params and params[key] not in choices:
+            raise ValueError(f"{key} must be one of {choices}, got {params[key]!r}.")
+    text = params.get("text_model")
+    if isinstance(text, str) and (Path(text) / "config.json").is_file():
+        config = json.loads((Path(text) / "config.json").read_text())
+        if "auto_map" in config:
+            raise ValueError(
+                f"text_model={text!r} is a folder with its own model code (auto_map "
+                "in its config.json): widemm runs no code from model folders."
+            )
 
 
 def tab_params(
