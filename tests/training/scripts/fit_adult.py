@@ -59,6 +59,7 @@ def main() -> None:
     options = {"task_weighting": "uncertainty"} if args.multitask else {}
     model = estimator(
         **options,
+        tab_model="mlp",  # TabM takes one width
         tab_params={"hidden_dims": (32, 16), "dropout": 0.0},
         fusion_params={"hidden_dims": (16,), "dropout": 0.0},
         max_epochs=4,
