@@ -10,9 +10,11 @@ the model it built, nothing else.
 - ``network``: the network those inputs feed, with defaults adapted to the data.
 - ``background``: the training rows kept as explanations' default background.
 - ``summary``: column statistics for the model report.
+- ``saving``: the classes a saved pipeline holds (its allowlist).
 """
 
 from widemm.pipeline.background import spread_rows
-from widemm.pipeline.features import FeaturePipeline, pipeline_classes
+from widemm.pipeline.features import FeaturePipeline
+from widemm.pipeline.saving import pipeline_classes
 
 __all__ = ["FeaturePipeline", "pipeline_classes", "spread_rows"]

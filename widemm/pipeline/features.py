@@ -28,7 +28,6 @@ from widemm.pipeline.preprocessors import (
 from widemm.pipeline.summary import describe_columns
 from widemm.preprocessing import (
     ImageColumn,
-    fitted_classes,
 )
 from widemm.preprocessing.arrays import frame_arrays, nest
 from widemm.schema import infer_schema
@@ -296,11 +295,24 @@ class FeaturePipeline(BaseEstimator):
         """
         self.background_ = background_rows(rows, outputs, self.schema_.date_cols)
 
-    def transform(self, X: pd.DataFrame) -> Inputs:
-        """Model inputs by slot (image columns stay lazy, nothing is encoded)."""
+    def transform(self, X: pd.DataFrame, out_of_fold: bool = False) -> Inputs:
+        """Model inputs by slot (image columns stay lazy, nothing is encoded).
+
+        ``out_of_fold``: X are the rows ``fit`` saw, in its order: their tree
+        scores are those the fit kept, from the trees that did not see each row.
+        """
         check_is_fitted(self, "preprocessors_")
         pre = self.preprocessors_
+        scores = pre["trees"].out_of_fold if out_of_fold and "trees" in pre else None
+        if scores is not None and len(scores) != len(X):
+            raise ValueError(
+                f"out_of_fold needs the {len(scores)} rows fit saw; got {len(X)}."
+            )
+        if scores is not None:
+            pre = {k: v for k, v in pre.items() if k != "trees"}
         arrays = frame_arrays(pre, self.schema_.text_slots, X)
+        if scores is not None:
+            arrays["trees"] = scores
         inputs: Inputs = nest({k: torch.from_numpy(v) for k, v in arrays.items()})
         if "image" in pre:
             columns = pre["image"].transform_frame(X)
@@ -313,17 +325,9 @@ class FeaturePipeline(BaseEstimator):
     ) -> Inputs:
         """Return ``model``'s inputs: cached embeddings in frozen encoders' slots.
 
-        ``out_of_fold``: X are the rows ``fit`` saw, in its order; their tree
-        scores are then those of the trees that did not see each row.
+        ``out_of_fold``: see :meth:`transform`.
         """
-        inputs = self.transform(X)
-        if out_of_fold and "trees" in inputs:
-            scores = self.preprocessors_["trees"].out_of_fold
-            if len(scores) != len(X):
-                raise ValueError(
-                    f"out_of_fold needs the {len(scores)} rows fit saw; got {len(X)}."
-                )
-            inputs["trees"] = torch.from_numpy(scores)
+        inputs = self.transform(X, out_of_fold)
         cache = self.feature_cache()
         columns = {**self.schema_.text_slots, **self.schema_.image_slots}
         for slot in self.cached_slots(model):
@@ -383,17 +387,3 @@ class FeaturePipeline(BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         return tags
-
-
-def pipeline_classes() -> dict[str, tuple[type, tuple[str, ...]]]:
-    """Return the classes a fitted pipeline is made of, with their fitted attributes.
-
-    What saving writes of each object, and all that loading accepts.
-    """
-    from widemm.persistence import class_key
-
-    keys = (
-        *("schema_", "preprocessors_", "text_config_", "summary_"),
-        *("background_", "n_rows_", "projection_dim_"),
-    )
-    return {class_key(FeaturePipeline): (FeaturePipeline, keys), **fitted_classes()}
