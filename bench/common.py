@@ -24,8 +24,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def split(name: str, target: str, **kwargs: Any) -> tuple[pd.DataFrame, ...]:
-    """The fixed stratified 80/20 split (seed 0) of ``data/<name>.parquet``."""
-    df = pd.read_parquet(DATA / f"{name}.parquet")
+    """The fixed stratified 80/20 split (seed 0) of ``data/<name>.parquet``.
+
+    ``"adult"`` is the table widemm ships (``widemm/datasets/``), read from the
+    checkout so that the peer's environment, without widemm, reads it too.
+    """
+    shipped = ROOT / "widemm" / "datasets" / f"{name}.parquet"
+    df = pd.read_parquet(shipped if shipped.exists() else DATA / f"{name}.parquet")
     y = df.pop(target)
     stratify = y if kwargs.pop("stratify", True) else None
     return train_test_split(df, y, test_size=0.2, stratify=stratify, random_state=0)

@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from common import DATA, cli, emit, split
+from common import cli, emit, split
+
+from widemm.datasets import load_adult
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 SIZES = {"250k": 250_000, "1m": 1_000_000}
@@ -32,7 +34,7 @@ def resampled(size: str) -> Path:
     path = CACHE / f"adult_{size}.parquet"
     if not path.exists():
         CACHE.mkdir(exist_ok=True)
-        df = pd.read_parquet(DATA / "adult.parquet")
+        df = load_adult()
         df.sample(SIZES[size], replace=True, random_state=0).to_parquet(
             path, index=False, row_group_size=65_536
         )

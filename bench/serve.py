@@ -37,7 +37,7 @@ def main() -> None:
     X_train, X_test, y_train, _ = split("adult", "income")
     model = WideDeepClassifier(random_state=0).fit(X_train, y_train)
     folder = tempfile.mkdtemp()
-    model.save(folder, report=False)
+    model.save(folder)
     bodies = [
         json.dumps(X_test.iloc[[i % len(X_test)]].to_dict(orient="records")).encode()
         for i in range(N_REQUESTS)

@@ -1,7 +1,8 @@
-"""Render bench/results/*.json as Markdown tables into README.md and bench/README.md.
+"""Render bench/results/*.json as Markdown tables into the docs and bench/README.md.
 
-A table goes between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``, so the
-numbers in the READMEs always come from the last benchmark run.
+A table goes between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in
+``docs/**/*.md`` or ``bench/README.md``, so the numbers there always come from the
+last benchmark run.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ COLUMNS = {
     "LightGBM": "LightGBM",
     "CatBoost": "CatBoost",
     "TF-IDF+LR": "TF-IDF + LR (C by CV)",
+    "mean": "mean",
     "ratio": "widemm / HGB",
     "ratio_best": "widemm / best reference",
     "std": "± (3 seeds)",
@@ -90,15 +92,24 @@ COLUMNS = {
 }
 
 
+HIDDEN = {"candidate", "bench", "rows"}  # bookkeeping, not measurements
+
+
 def table(result: dict) -> str:
     rows = result["rows"]
     keys = [k for k in COLUMNS if any(row.get(k) is not None for row in rows)]
+    # A table's own columns (a target per column): as named, before the memory.
+    own = [k for row in rows for k in row if k not in COLUMNS and k not in HIDDEN]
+    if own:
+        at = keys.index("fit_seconds") if "fit_seconds" in keys else len(keys)
+        keys[at:at] = list(dict.fromkeys(own))
     lines = [
-        "| " + " | ".join(COLUMNS[k] for k in keys) + " |",
+        "| " + " | ".join(COLUMNS.get(k, k) for k in keys) + " |",
         "|" + "---|" * len(keys),
     ]
     for row in rows:
-        lines.append("| " + " | ".join(fmt(row.get(k)) for k in keys) + " |")
+        cells = (fmt(row.get(k)) for k in keys)
+        lines.append("| " + " | ".join(cells) + " |")
     m = result["machine"]
     lines.append(
         f"\n{m['cores']} CPU cores ({m['cpu']}), Python {m['python']}, "
@@ -115,11 +126,28 @@ def fmt(value: object) -> str:
     return str(value)
 
 
+def headline(quality: dict) -> str:
+    """The README's table: the quality suite's rows that have the trees beside."""
+    keep = ("model", "widemm", "HGB", "LightGBM", "CatBoost", "TF-IDF+LR")
+    rows = [
+        {k: row.get(k) for k in (*keep, "widemm_fit_seconds", "hgb_fit_seconds")}
+        for row in quality["rows"]
+        if row.get("HGB") is not None
+    ]
+    return table({"machine": quality["machine"], "rows": rows})
+
+
 def main() -> None:
     tables = {
         p.stem: table(json.loads(p.read_text())) for p in sorted(RESULTS.glob("*.json"))
     }
-    for readme in (ROOT / "README.md", ROOT / "bench" / "README.md"):
+    tables["headline"] = headline(json.loads((RESULTS / "quality.json").read_text()))
+    pages = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").rglob("*.md")),
+        ROOT / "bench" / "README.md",
+    ]
+    for readme in pages:
         text = readme.read_text()
         for name, body in tables.items():
             pattern = re.compile(

@@ -7,6 +7,7 @@ encoded once and cached, so the epochs after the first take a fraction of a seco
 
     python examples/reviews.py            # 4,000 training rows (a few minutes on a CPU)
     python examples/reviews.py --all      # the full 80/20 split
+    python examples/reviews.py --smoke    # 200 rows, 2 epochs: that it runs
 """
 
 import argparse
@@ -30,7 +31,7 @@ COLUMNS = [
 ]
 
 
-def main(n_train: int | None) -> None:
+def main(n_train: int | None, max_epochs: int | str = "auto") -> None:
     df = pd.read_parquet(DATA)
     y = df["Recommended IND"]
     X_train, X_test, y_train, y_test = train_test_split(
@@ -41,7 +42,10 @@ def main(n_train: int | None) -> None:
         X_test, y_test = X_test.head(n_train // 4), y_test.head(n_train // 4)
 
     model = widemm.WideDeepClassifier(
-        text_model="sentence-transformers/all-MiniLM-L6-v2", random_state=0, verbose=1
+        text_model="sentence-transformers/all-MiniLM-L6-v2",
+        max_epochs=max_epochs,
+        random_state=0,
+        verbose=1,
     )
     model.fit(X_train, y_train)
     print(model.schema_, "\n")
@@ -78,4 +82,9 @@ def main(n_train: int | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--all", action="store_true", help="train on the full split")
-    main(None if parser.parse_args().all else 4000)
+    parser.add_argument("--smoke", action="store_true", help="200 rows, 2 epochs")
+    args = parser.parse_args()
+    if args.smoke:
+        main(200, max_epochs=2)
+    else:
+        main(None if args.all else 4000)

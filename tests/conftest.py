@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
+from widemm.datasets import load_adult
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -44,7 +46,7 @@ def _default_tab_model(request, _fast_tab_model, monkeypatch):
 @pytest.fixture(scope="session")
 def adult() -> pd.DataFrame:
     """3,000 seeded rows of the real Adult census data, income included."""
-    return pd.read_parquet(DATA / "adult.parquet").sample(3000, random_state=0)
+    return load_adult().sample(3000, random_state=0)
 
 
 @pytest.fixture

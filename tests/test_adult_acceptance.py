@@ -4,18 +4,17 @@ The real default (the marker restores the rule the other tests pin): LightGBM
 cross-fitted beside an MLP on Adult's 39,000 training rows.
 """
 
-import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from tests.conftest import DATA
 from widemm import WideDeepClassifier
+from widemm.datasets import load_adult
 
 
 @pytest.mark.default_tab_model
 def test_default_classifier_reaches_target_auc_on_adult():
-    df = pd.read_parquet(DATA / "adult.parquet")
+    df = load_adult()
     y = df.pop("income")
     X_train, X_test, y_train, y_test = train_test_split(
         df, y, test_size=0.2, stratify=y, random_state=0

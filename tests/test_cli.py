@@ -126,9 +126,9 @@ def test_help_shows_examples(tmp_path):
 def adult_fit(params: str) -> str:
     """A script fitting WideDeepClassifier(params) on 400 Adult rows, as ``model``."""
     return (
-        "import pandas as pd; from widemm import WideDeepClassifier\n"
-        f"df = pd.read_parquet({str(DATA / 'adult.parquet')!r}).sample(400, "
-        "random_state=0)\n"
+        "from widemm import WideDeepClassifier\n"
+        "from widemm.datasets import load_adult\n"
+        "df = load_adult().sample(400, random_state=0)\n"
         "y = df.pop('income')\n"
         f"model = WideDeepClassifier({params}).fit(df, y)\n"
     )

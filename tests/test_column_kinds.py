@@ -78,13 +78,15 @@ def test_multi_valued_codes_pad_and_cap():
     assert len(wide.vocab_["cast"]) == 2  # the two most frequent values
 
 
-def test_values_beyond_the_fit_range_are_clipped():
+def test_values_far_beyond_the_fit_range_are_clipped_one_width_beyond():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.uniform(0, 1, 400)})
     y = np.sin(6 * X["x"]) + rng.normal(0, 0.05, 400)
     model = WideDeepRegressor(max_epochs=5, random_state=0).fit(X, y)
-    edge, far = model.predict(pd.DataFrame({"x": [X["x"].max(), 1000.0]}))
-    assert far == pytest.approx(edge, abs=1e-5)  # no extrapolation beyond the data
+    low, high = X["x"].min(), X["x"].max()
+    reach = high + (high - low)  # REACH: one width of the fit range beyond it
+    bound, far = model.predict(pd.DataFrame({"x": [reach, 1000.0]}))
+    assert far == pytest.approx(bound, abs=1e-5)  # an outlier goes no further
 
 
 def test_dates_and_lists_train_explain_and_save(movies, tmp_path):

@@ -10,13 +10,14 @@ from sklearn.pipeline import make_pipeline
 
 from tests.conftest import DATA
 from widemm import WideDeepClassifier, WideDeepRegressor
+from widemm.datasets import load_adult
 
 FAST = {"max_epochs": 5, "random_state": 0}
 
 
 @pytest.fixture(scope="module")
 def adult_split():
-    df = pd.read_parquet(DATA / "adult.parquet").sample(4000, random_state=1)
+    df = load_adult().sample(4000, random_state=1)
     y = df.pop("income")
     return train_test_split(df, y, test_size=0.25, stratify=y, random_state=0)
 
@@ -98,6 +99,25 @@ def test_regressor_learns_california_housing():
     assert model.predict(X_test).shape == (len(X_test),)
     assert r2_score(y_test, model.predict(X_test)) > 0.65  # a linear model gets ~0.6
     assert "wide" not in model.pipeline_.preprocessors_  # no categorical column
+
+
+def test_a_target_that_follows_an_input_is_followed_beyond_the_fit_range():
+    # Trained on x in [0, 1], tested on x in [0.8, 1.3]: predicting the edge of
+    # the fit range beyond it (trees alone, clipped inputs) scores R^2 ~ -0.2.
+    rng = np.random.default_rng(0)
+
+    def table(low, high, n):
+        x = rng.uniform(low, high, n)
+        X = pd.DataFrame(
+            {"x": x, "other": rng.normal(size=n), "kind": rng.choice(list("abc"), n)}
+        )
+        return X, x + rng.normal(0, 0.05, n)
+
+    X, y = table(0.0, 1.0, 600)
+    X_test, y_test = table(0.8, 1.3, 300)
+    model = WideDeepRegressor(max_epochs=8, random_state=0, verbose=0).fit(X, y)
+    assert "trees" in model.pipeline_.preprocessors_
+    assert r2_score(y_test, model.predict(X_test)) >= 0.7
 
 
 def test_works_with_sklearn_tools(adult_split):

@@ -12,6 +12,7 @@ import torch
 import widemm
 from tests.conftest import DATA
 from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
+from widemm.datasets import load_adult
 from widemm.onnx_model import load_onnx
 
 NO_TORCH = """
@@ -26,7 +27,7 @@ sys.meta_path.insert(0, NoTorch())
 
 @pytest.fixture(scope="module")
 def adult():
-    df = pd.read_parquet(DATA / "adult.parquet").sample(2500, random_state=0)
+    df = load_adult().sample(2500, random_state=0)
     y = df.pop("income")
     return df, y, WideDeepClassifier(max_epochs=3, random_state=0).fit(df, y)
 

@@ -158,3 +158,63 @@ def test_cross_attention_over_cached_tokens(emoji, mobilenet_weights, tab_model)
     assert (e.values["image_path"].abs() > 0).all()
     tokens = e.tokens(rows.index[0], "name")  # through the encoder's tokens
     assert tokens["attribution"].abs().sum() > 0
+
+
+EXPLAIN_IN_BOUNDS = """
+import resource, sys
+import pandas as pd
+from widemm import WideDeepClassifier
+df = pd.read_parquet(sys.argv[1]).drop(columns="sort_order").sample(60, random_state=0)
+y = df.pop("category")
+X = df[["image_path", "name", "added_in"]]
+model = WideDeepClassifier(
+    image_root=sys.argv[2], image_size=224, max_epochs=1, random_state=0
+).fit(X, y)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+for method in ("gradient", "permutation"):
+    e = model.explain(X.head(4), background=X.tail(4), method=method, n_steps=16)
+    assert abs(e.max_error) < 0.05, e.max_error
+e.regions(X.index[0], "image_path", grid=4)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(round(before), round(after))
+"""
+
+
+def test_explaining_an_image_model_at_224_px_stays_within_memory():
+    # 4 rows x 4 background rows x 16 steps: 256 images of 224 px with their
+    # gradients in one call took gigabytes; calls are cut to a byte budget.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EXPLAIN_IN_BOUNDS,
+            str(EMOJI / "emoji.parquet"),
+            str(EMOJI),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = map(int, done.stdout.split()[-2:])
+    assert after - before < 800  # MiB added by explaining, over training's peak
+
+
+def test_a_call_takes_as_many_rows_as_fit_in_the_budget(emoji, pretrained):
+    from widemm.data import FrameDataset
+    from widemm.explain.attribution import rows_per_call
+
+    _, X_test, _, _ = emoji
+    cached, uncached, cols = pretrained
+
+    def rows(model, budget, backward):
+        data = FrameDataset(model.pipeline_.inputs(X_test[cols].head(4), model.model_))
+        batch = data[slice(0, len(data))]
+        return rows_per_call(model.model_.eval(), batch, backward, budget)
+
+    live = rows(uncached, 2**26, backward=True)
+    assert live < rows(cached, 2**26, backward=True) / 10  # a CNN, not a vector
+    assert rows(uncached, 2**27, backward=True) in (2 * live, 2 * live + 1)
+    assert rows(uncached, 2**26, backward=False) >= 2 * live - 1

@@ -1,11 +1,10 @@
 """The MLflow pyfunc wrapper: log to a run, load, predict as the model does."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from tests.conftest import DATA
 from widemm import WideDeepClassifier
+from widemm.datasets import load_adult
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
@@ -15,7 +14,7 @@ def test_logged_model_loads_and_predicts_as_the_model(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a local run store
     mlflow.set_tracking_uri((tmp_path / "runs").as_uri())
-    df = pd.read_parquet(DATA / "adult.parquet").sample(800, random_state=0)
+    df = load_adult().sample(800, random_state=0)
     y = df.pop("income")
     model = WideDeepClassifier(max_epochs=2, random_state=0).fit(df, y)
     with mlflow.start_run():

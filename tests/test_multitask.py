@@ -21,7 +21,6 @@ from widemm import (
     split_labels,
 )
 from widemm.heads import Head
-from widemm.report import write_report
 from widemm.training.objective import Objective, head_losses
 
 INPUTS = [
@@ -209,7 +208,7 @@ def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_pat
         multitask.explain(rows, target="Oscars")
     multitask.save(tmp_path / "m")
     loaded = widemm.load(tmp_path / "m")
-    page = write_report(loaded, tmp_path / "m", data=(test[INPUTS], test[TASKS]))
+    page = loaded.report(tmp_path / "m", data=(test[INPUTS], test[TASKS]))
     assert "Metacritic_r2" in page.read_text()
     pd.testing.assert_frame_equal(loaded.predict(rows), multitask.predict(rows))
 
@@ -405,3 +404,22 @@ def test_multitask_streams_from_parquet_with_several_target_columns(movies, tmp_
         model.history_.columns
     )
     assert list(model.predict(test[INPUTS].head(3)).columns) == TASKS
+
+
+def test_each_target_keeps_the_share_of_its_head_that_validates_best():
+    # One target the inputs explain, one they cannot: trained long without
+    # early stopping, the head memorises the noise; its share drops, and the
+    # model gives what the shares say on every row.
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(400, 4)), columns=list("abcd"))
+    Y = pd.DataFrame({"signal": 2 * X["a"] - X["b"], "noise": rng.normal(size=400)})
+    model = WideDeepRegressor(
+        random_state=0, max_epochs=40, n_iter_no_change=None, trees=False
+    ).fit(X, Y)
+    shares = model.head_shares_
+    assert set(shares) == {"y[0]", "y[1]"}
+    assert shares["y[0]"] >= 0.9
+    assert shares["y[1]"] <= 0.5
+    X_new = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
+    noise = model.predict(X_new)[:, 1]
+    assert noise.std() < 0.5  # the noise head, shrunk towards the mean

@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 import widemm
 from tests.conftest import DATA
 from widemm import WideDeepClassifier, WideDeepRegressor
+from widemm.datasets import load_adult
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -28,7 +29,7 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 @pytest.fixture(scope="module")
 def adult_small():
-    df = pd.read_parquet(DATA / "adult.parquet").sample(1500, random_state=1)
+    df = load_adult().sample(1500, random_state=1)
     y = df.pop("income")
     return train_test_split(df, y, test_size=0.3, stratify=y, random_state=0)
 

@@ -7,6 +7,7 @@ import pytest
 
 import widemm
 from widemm import WideDeepClassifier, WideDeepRegressor
+from widemm.datasets import load_adult
 
 
 @pytest.fixture(scope="module")
@@ -22,18 +23,15 @@ def saved(tmp_path_factory, adult_xy_module):
 
 @pytest.fixture(scope="module")
 def adult_xy_module():
-    import pandas as pd
 
-    from tests.conftest import DATA
-
-    df = pd.read_parquet(DATA / "adult.parquet").sample(1500, random_state=2)
+    df = load_adult().sample(1500, random_state=2)
     return df.drop(columns="income"), df["income"]
 
 
 def test_saved_folder_holds_no_pickle(saved):
     _, path = saved
     files = sorted(p.name for p in path.iterdir())
-    assert files == ["MODEL_CARD.md", "model.safetensors", "report.html", "widemm.json"]
+    assert files == ["model.safetensors", "widemm.json"]  # no report: model.report
     for p in path.iterdir():
         assert not p.read_bytes().startswith(b"\x80")  # pickle protocol 2+ header
     json.loads((path / "widemm.json").read_text())
@@ -67,7 +65,7 @@ def test_loaded_estimator_keeps_params_and_fitted_state(saved):
 
 
 def test_regressor_round_trip(tmp_path, adult_xy_module):
-    X, _ = adult_xy_module
+    X = adult_xy_module[0].copy()  # the module's rows stay whole for the others
     y = X.pop("hours-per-week")
     model = WideDeepRegressor(max_epochs=1, scaling="standard", random_state=0).fit(
         X, y
@@ -131,7 +129,7 @@ def test_a_save_broken_off_at_any_step_is_old_new_or_refused(
     real_replace, outcomes = persistence.os.replace, set()
     for stop in range(3):  # before the first rename, between them, after both
         path = tmp_path / f"m{stop}"
-        old.save(path, report=False)
+        old.save(path)
         calls = []
 
         def replace(src, dst, calls=calls, stop=stop):
@@ -143,9 +141,9 @@ def test_a_save_broken_off_at_any_step_is_old_new_or_refused(
         monkeypatch.setattr(persistence.os, "replace", replace)
         if stop < 2:
             with pytest.raises(OSError, match="killed"):
-                new.save(path, report=False)
+                new.save(path)
         else:
-            new.save(path, report=False)
+            new.save(path)
         monkeypatch.setattr(persistence.os, "replace", real_replace)
         outcomes.add(assert_old_new_or_refused(path, old, new, rows))
     assert outcomes == {"old", "refused", "new"}
@@ -153,8 +151,8 @@ def test_a_save_broken_off_at_any_step_is_old_new_or_refused(
 
 def test_weights_from_another_save_are_refused(two_models, tmp_path):
     old, new, _ = two_models
-    old.save(tmp_path / "old", report=False)
-    new.save(tmp_path / "new", report=False)
+    old.save(tmp_path / "old")
+    new.save(tmp_path / "new")
     weights = (tmp_path / "new" / "model.safetensors").read_bytes()
     (tmp_path / "old" / "model.safetensors").write_bytes(weights)
     with pytest.raises(ValueError, match=r"not the file widemm\.json was saved with"):
@@ -165,7 +163,7 @@ KILLER = """
 import sys, widemm
 model = widemm.load(sys.argv[1])
 print("ready", flush=True)
-model.save(sys.argv[2], report=False)
+model.save(sys.argv[2])
 print("saved", flush=True)
 """
 
@@ -179,12 +177,12 @@ def test_a_save_killed_at_random_points_never_loads_a_mix(two_models, tmp_path):
     import time
 
     old, new, rows = two_models
-    new.save(tmp_path / "new", report=False)
+    new.save(tmp_path / "new")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     outcomes = []
     for attempt in range(50):
         target = tmp_path / f"t{attempt}"
-        old.save(target, report=False)
+        old.save(target)
         process = subprocess.Popen(
             [sys.executable, "-c", KILLER, str(tmp_path / "new"), str(target)],
             stdout=subprocess.PIPE,
@@ -233,3 +231,32 @@ def test_load_checks_parameters_as_fit_does(saved, tmp_path, where, field, value
     )
     with pytest.raises(ValueError, match=field):
         widemm.load(folder)
+
+
+def test_save_and_report_leave_the_matplotlib_backend_and_figures(
+    saved, adult_xy_module, tmp_path
+):
+    # As in a notebook: a backend chosen, a figure open. The report used to
+    # switch the process to Agg (inline plots stopped showing after a save).
+    _, path = saved
+    X, y = adult_xy_module
+    X.tail(40).assign(income=y.tail(40)).to_parquet(tmp_path / "rows.parquet")
+    script = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import widemm
+plt.figure()
+model = widemm.load({str(path)!r})
+model.save({str(tmp_path / "copy")!r})
+rows = pd.read_parquet({str(tmp_path / "rows.parquet")!r})
+data = rows.drop(columns="income"), rows["income"]
+page = model.report({str(tmp_path / "copy")!r}, data=data)
+print(matplotlib.get_backend(), plt.get_fignums(), page.stat().st_size > 10_000)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["svg", "[1]", "True"]

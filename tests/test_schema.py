@@ -95,3 +95,26 @@ def test_schema_round_trips_through_dict(adult_xy):
     X, _ = adult_xy
     schema = infer_schema(X, crossed_cols=[("education", "occupation")])
     assert type(schema).from_dict(schema.to_dict()) == schema
+
+
+def test_inverted_titles_and_names_are_not_lists_and_a_constant_flag_is_ignored():
+    rng = np.random.default_rng(0)
+    words = ["Woman", "Joe", "Night", "River", "Heat", "Sleep", "Man", "City"]
+    titles = [
+        " ".join(rng.choice(words, 3)) + f" {i}" + (", The" if i % 4 == 0 else "")
+        for i in range(400)
+    ]
+    people = [
+        f"{w}{i}, {rng.choice(list('ABCDEFGHJK'))}"
+        for i, w in enumerate(rng.choice(words, 400))
+    ]
+    cast = [", ".join(rng.choice(["Ann", "Bob", "Carl", "Dee"], 2)) for _ in range(400)]
+    X = pd.DataFrame(
+        {"title": titles, "player": people, "cast": cast, "flag": [False] * 400}
+    )
+    schema = infer_schema(X)
+    assert schema.role("title") == "text"
+    assert schema.role("player") == "text"
+    assert schema.role("cast") == "multi"  # a real list stays one
+    assert schema.ignored["flag"] == "a single value"
+    assert schema.notes["cast"] == "lists of short items separated by ','"

@@ -37,7 +37,7 @@ def server(rows, tmp_path_factory):
         image_root=str(EMOJI), image_size=32, max_epochs=3, random_state=0
     ).fit(rows[COLUMNS], rows["category"])
     folder = tmp_path_factory.mktemp("served")
-    model.save(folder, report=False)
+    model.save(folder)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -212,7 +212,7 @@ def test_batched_requests_each_get_their_own_answer_and_errors(server, rows):
 @pytest.mark.slow
 def test_workers_serve_from_several_processes(server, rows, tmp_path):
     _, model = server
-    model.save(tmp_path / "m", report=False)
+    model.save(tmp_path / "m")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -244,9 +244,10 @@ def test_workers_serve_from_several_processes(server, rows, tmp_path):
 def test_batcher_merges_json_records_per_column_set_and_keeps_errors_apart():
     import threading
 
+    from widemm.datasets import load_adult
     from widemm.serve import Batcher, Records
 
-    df = pd.read_parquet(ROOT / "data" / "adult.parquet").sample(600, random_state=0)
+    df = load_adult().sample(600, random_state=0)
     y = df.pop("income")
     model = WideDeepClassifier(max_epochs=1, random_state=0).fit(df, y)
     rows = df.head(24).reset_index(drop=True)

@@ -7,13 +7,14 @@ import torch
 
 from tests.conftest import DATA
 from widemm import WideDeepClassifier
+from widemm.datasets import load_adult
 from widemm.streaming import ParquetStream
 from widemm.training import Callback
 
 
 @pytest.fixture(scope="module")
 def adult_parquet(tmp_path_factory):
-    df = pd.read_parquet(DATA / "adult.parquet").sample(6000, random_state=0)
+    df = load_adult().sample(6000, random_state=0)
     folder = tmp_path_factory.mktemp("adult_parts")
     df[:3500].to_parquet(folder / "part-0.parquet", index=False)
     df[3500:5000].to_parquet(folder / "part-1.parquet", index=False)

@@ -134,3 +134,27 @@ def test_a_text_column_in_the_wide_part_reads_its_ngrams(reviews, tmp_path):
     model.export(tmp_path / "onnx")
     exported = load_onnx(tmp_path / "onnx").predict_proba(X_test)
     np.testing.assert_allclose(exported, expected, atol=1e-5)
+
+
+def test_trees_read_the_text_and_explain_save_and_export_with_it(reviews, tmp_path):
+    # With trees, each text column's linear TF-IDF model feeds them; its TreeSHAP
+    # share goes to that column, the sum holds, and the saved, the loaded and
+    # the torch-free exported model predict alike.
+    from widemm.onnx_model import load_onnx
+
+    X_train, X_test, y_train, y_test = reviews
+    model = WideDeepClassifier(trees=True, max_epochs=3, random_state=0)
+    model.fit(X_train, y_train)
+    trees = model.pipeline_.preprocessors_["trees"]
+    assert trees.text_cols == ("Title", "Review Text")
+    assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.85
+    explanation = model.explain(X_test.head(5))
+    assert abs(explanation.max_error) < 0.05
+    assert explanation.tree_values["Review Text"].abs().sum() > 0
+    model.save(tmp_path / "m")
+    loaded = widemm.load(tmp_path / "m")
+    expected = model.predict_proba(X_test)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), expected, atol=1e-6)
+    model.export(tmp_path / "onnx")
+    onnx = load_onnx(tmp_path / "onnx").predict_proba(X_test)
+    np.testing.assert_allclose(onnx, expected, atol=1e-4)

@@ -192,7 +192,6 @@ def _fit(args: argparse.Namespace) -> None:
     from sklearn.utils.multiclass import type_of_target
 
     from widemm import WideDeepClassifier, WideDeepMultiTask, WideDeepRegressor
-    from widemm.report import write_report
 
     targets, data = list(args.target), Path(args.data)
     frame = None if data.is_dir() else read_table(data)
@@ -236,14 +235,14 @@ def _fit(args: argparse.Namespace) -> None:
             test = (test_X, test_y)
         model.fit(frame, y)
     out = Path(args.out)
-    model.save(out, report=False)  # the report below has the held-out rows too
+    model.save(out)
     run: dict[str, Any] = {"target": target, "data": str(data), "task": task}
     metrics: dict[str, float] = {}
     if test is not None:
         metrics = run["test_metrics"] = model.scores(*test)
         run["test_rows"] = len(test[1])
     (out / "run.json").write_text(json.dumps(run, indent=1))
-    write_report(model, out, data=test)
+    model.report(out, data=test)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
     print(f"saved to {out}" + (f"; held-out {shown}" if shown else ""))
     print(f"report: {out / 'report.html'}")
@@ -301,15 +300,13 @@ def _explain(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from widemm.report import write_report
-
     model, run = _load(args.model)
     data = None
     if args.data:
         data = _rows(model, args.data, run.get("target"))
         if data[1] is None:
             raise ValueError(f"{args.data} has no target column {run.get('target')!r}.")
-    path = write_report(model, args.model, data=data)
+    path = model.report(args.model, data=data)
     print(f"report: {path}")
 
 

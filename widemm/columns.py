@@ -98,7 +98,10 @@ def list_separator(sample: pd.Series) -> str | None:
     items after the first start with a capital or a digit 90% of the time
     (names), or they repeat across rows (tags: at most 70% of items distinct,
     40% of occurrences of items seen twice). Prose has commas too, but its
-    pieces are long, lower case after a comma, and rarely repeat.
+    pieces are long, lower case after a comma, and rarely repeat. Inverted
+    titles and names ("Woman for Joe, The", "Allard, K") are not lists either:
+    90% of their distinct values have two parts, the first distinct in 80% of
+    them, the second one word, or led by one word (an article) in a third of them.
     """
     if not sample.map(lambda v: isinstance(v, str)).all():
         return None
@@ -113,12 +116,28 @@ def list_separator(sample: pd.Series) -> str | None:
         later = lists.map(lambda v: [x.strip() for x in v[1:]]).explode().dropna()
         later = later[later != ""]
         capitals = later.str.match(r"[A-Z0-9]").mean() if len(later) else 0.0
+        if _inverted(sample, sep):
+            continue
         counts = items.value_counts()
         distinct = len(counts) / len(items)
         repeated = (items.map(counts) >= 2).mean()
         if capitals >= 0.9 or (distinct <= 0.7 and repeated >= 0.4):
             return sep
     return None
+
+
+def _inverted(sample: pd.Series, sep: str) -> bool:
+    """Tell whether the separated values are inverted titles or names (see above)."""
+    cells = pd.Series(sample[sample.str.contains(sep, regex=False)].unique())
+    parts = cells.str.split(sep, regex=False)
+    if not len(cells) or (parts.str.len() == 2).mean() < 0.9:
+        return False
+    first, second = parts.str[0].str.strip(), parts.str[-1].str.strip()
+    lead = second.str.split().str[0]
+    return first.nunique() >= 0.8 * len(cells) and (
+        (second.str.split().str.len() == 1).mean() >= 0.9
+        or lead.value_counts().iloc[0] >= len(cells) / 3
+    )
 
 
 def is_list_cells(sample: pd.Series) -> bool:

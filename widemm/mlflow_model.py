@@ -47,7 +47,7 @@ def _saved(model: Any, folder: str) -> dict[str, Any]:
     from mlflow.types import ParamSchema, ParamSpec
 
     path = Path(folder) / "widemm-model"
-    model.save(path, report=False)
+    model.save(path)
     params = ParamSchema([ParamSpec("output", "string", "predict")])
     return {
         "artifacts": {"model": str(path)},

@@ -26,7 +26,7 @@ from widemm.schema import ColumnSchema
 if TYPE_CHECKING:
     from torch import nn
 
-FORMAT_VERSION = 6  # 6: the weights' SHA-256 in the JSON
+FORMAT_VERSION = 7  # 7: the trees' ridge base (TreeScores.linear_)
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
 # "module.QualName" -> (class, its fitted attributes): all that is saved and loaded
 Classes = Mapping[str, tuple[type, Collection[str]]]

@@ -4,7 +4,9 @@ The page holds the column roles, the settings, statistics of the training
 columns, the training and validation curves and, given labelled rows, their
 metrics, a confusion matrix or residual plot, a calibration plot, global
 importance and example explanations. Plots are matplotlib PNGs embedded in the
-page, so the file opens anywhere, offline.
+page, so the file opens anywhere, offline. They are drawn on
+``matplotlib.figure.Figure`` objects: the process's matplotlib backend and
+pyplot state stay as they were (a notebook keeps its inline plots).
 """
 
 from __future__ import annotations
@@ -42,9 +44,6 @@ def write_report(
     example explanations; without them the report covers the model and its
     training only.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = type(model).__name__
@@ -95,12 +94,16 @@ def _single(model: Any) -> bool:
     )
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+def _figure(**kwargs: Any) -> Any:
+    """Return a Figure outside pyplot (no backend, nothing to close)."""
+    from matplotlib.figure import Figure
 
+    return Figure(**kwargs)
+
+
+def _png(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
@@ -126,12 +129,11 @@ def _summary(model: Any) -> pd.DataFrame:
 
 
 def _curves(history: pd.DataFrame) -> str:
-    import matplotlib.pyplot as plt
-
     metrics = [
         c for c in history.columns if c.startswith("valid_") and c != "valid_loss"
     ]
-    fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(9, 3.2), squeeze=False)
+    fig = _figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 1 + bool(metrics), squeeze=False)
     ax = axes[0, 0]
     for column in ("train_loss", "valid_loss"):
         if column in history:
@@ -155,14 +157,14 @@ def _curves(history: pd.DataFrame) -> str:
 
 
 def _errors(model: Any, X: pd.DataFrame, y: Any) -> str:
-    import matplotlib.pyplot as plt
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import ConfusionMatrixDisplay
 
     y = np.asarray(y)
     if not hasattr(model, "predict_proba"):
         pred = model.predict(X)
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        fig = _figure(figsize=(9, 3.6))
+        axes = fig.subplots(1, 2)
         axes[0].scatter(y, pred, s=6, alpha=0.5)
         low, high = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
         axes[0].plot([low, high], [low, high], color="grey", lw=1)
@@ -171,7 +173,8 @@ def _errors(model: Any, X: pd.DataFrame, y: Any) -> str:
         axes[1].set(xlabel="residual (predicted - actual)", title="Residuals")
         return _png(fig)
     proba = model.predict_proba(X)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     ConfusionMatrixDisplay.from_predictions(
         y,
         model.classes_[proba.argmax(1)],

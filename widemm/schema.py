@@ -41,6 +41,9 @@ class ColumnSchema:
         Column crosses (each a tuple of two or more columns) for the wide part.
     ignored : dict of str to str
         Columns the model does not use, with the reason.
+    notes : dict of str to str
+        Why each used column got its role (what was seen in it, or the argument
+        that named it).
 
     Slots (``ModuleDict`` keys cannot hold the ``.`` a column name may) map each
     text and image column to its model slot: ``text_slots``, ``image_slots``.
@@ -55,6 +58,7 @@ class ColumnSchema:
     wide_cols: tuple[str, ...] = ()
     crossed_cols: tuple[tuple[str, ...], ...] = ()
     ignored: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def text_slots(self) -> dict[str, str]:
@@ -93,7 +97,7 @@ class ColumnSchema:
                 "role": self.role(c),
                 "wide": "yes" if c in self.wide_cols else "",
                 "crossed": "yes" if c in crossed else "",
-                "note": "",
+                "note": self.notes.get(c, ""),
             }
             for c in cols
         ]
@@ -116,7 +120,7 @@ class ColumnSchema:
         lists = {k: tuple(v) for k, v in state.items() if k.endswith("_cols")}
         # date_cols and multi_cols are absent from models saved before they were.
         lists["crossed_cols"] = tuple(tuple(c) for c in state["crossed_cols"])
-        return cls(**lists, ignored=dict(state["ignored"]))
+        return cls(**lists, ignored=dict(state["ignored"]), notes=dict(state["notes"]))
 
 
 def infer_schema(
@@ -136,14 +140,17 @@ def infer_schema(
 
     Rules, in order, for a column not named by the user: all missing or a single
     value -> ignored; bool -> categorical; numbers -> continuous, unless the name
-    says it is an id (``id``, ``user_id``, ``Clothing ID``) or an integer is unique
-    per row; datetimes -> date; PIL images, bytes, arrays or strings ending in an
-    image suffix -> image; lists in cells -> multi-valued; strings that look like
-    dates (``2009-01-19``, ``Jan 19, 2009``) -> date; delimited lists of short,
-    repeating items (``"Ann, Bob"``, see ``columns.list_separator``) ->
-    multi-valued; strings of several words, mostly distinct -> text; strings
-    unique per row, or mostly distinct under an id's name -> ignored (an id);
-    other strings and categoricals -> categorical.
+    says it is an id (``id``, ``user_id``, ``Clothing ID``) or integers unique per
+    row number the rows (spanning under 10 per row); datetimes -> date; PIL
+    images, bytes, arrays or strings ending in an image suffix -> image; lists in
+    cells -> multi-valued; strings that look like dates (``2009-01-19``,
+    ``Jan 19, 2009``) -> date; delimited lists of short, repeating items
+    (``"Ann, Bob"``, not ``"Woman for Joe, The"``; see ``columns.list_separator``)
+    -> multi-valued; strings of 4+ words a row, over 5% distinct, or of 1.5+
+    words over 70% distinct -> text (fewer distinct: values that repeat, as a
+    category's do); strings unique per row, or mostly distinct under an
+    id's name -> ignored (an id); other strings and categoricals -> categorical.
+    ``schema_.notes`` says, per column, what decided its role.
 
     Parameters
     ----------
@@ -180,13 +187,12 @@ def infer_schema(
                     f"{role}_cols. Name it in one only."
                 )
             roles[col] = role
-    ignored = {c: "ignore_cols" for c, r in roles.items() if r == "ignore"}
+    notes = {c: f"{r}_cols" for c, r in roles.items()}
     for col in X.columns:
         if col not in roles:
-            role, why = _infer_role(X[col])
-            roles[col] = role
-            if why:
-                ignored[col] = why
+            roles[col], notes[col] = _infer_role(X[col])
+    ignored = {c: notes.pop(c) for c, r in roles.items() if r == "ignore"}
+    for col in X.columns:
         if roles[col] in ("cat", "cont", "text"):
             _check_scalars(X[col], roles[col])
     by_role = {r: tuple(c for c in X.columns if roles[c] == r) for r in ROLES}
@@ -204,6 +210,7 @@ def infer_schema(
         wide_cols=tuple(wide),
         crossed_cols=crossed,
         ignored=ignored,
+        notes=notes,
     )
 
 
@@ -236,48 +243,63 @@ def _check_scalars(s: pd.Series, role: str) -> None:
 
 
 def _infer_role(s: pd.Series) -> tuple[str, str]:
-    """Return (role, why) for one column; why is set for ignored columns."""
+    """Return (role, why) for one column: what in it decided the role."""
     values = s.dropna()
     if len(values) == 0:
         return "ignore", "all values missing"
     sample = values.iloc[:_SAMPLE]
     if pd.api.types.is_bool_dtype(s):
-        return "cat", ""
+        single = values.nunique() == 1
+        return ("ignore", "a single value") if single else ("cat", "booleans")
     if pd.api.types.is_numeric_dtype(s):
-        if _ID_NAME.search(str(s.name)) or (
-            pd.api.types.is_integer_dtype(s) and len(s) > 20 and s.is_unique
-        ):
+        if _ID_NAME.search(str(s.name)) or _counts_rows(s):
             return "ignore", "looks like an id (pass cat_cols or cont_cols to use it)"
         if values.nunique() == 1:
             return "ignore", "a single value"
-        return "cont", ""
+        return "cont", f"numbers, {values.nunique()} distinct"
     if pd.api.types.is_datetime64_any_dtype(s):
-        return ("date", "") if values.nunique() > 1 else ("ignore", "a single value")
+        if values.nunique() == 1:
+            return "ignore", "a single value"
+        return "date", "datetimes"
     if _is_image(sample):
-        return "image", ""
+        return "image", "images (paths with an image suffix, bytes or pictures)"
     if is_list_cells(sample):
-        return "multi", ""
+        return "multi", "lists in the cells"
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return ("cat", "") if values.nunique() > 1 else ("ignore", "a single value")
+        if values.nunique() == 1:
+            return "ignore", "a single value"
+        return "cat", f"a categorical of {values.nunique()} values"
     if not sample.map(lambda v: isinstance(v, str)).all():
-        return "cat", ""
+        return "cat", "values of several types"
     n_unique = values.nunique()
     if n_unique > 1 and is_date_like(sample):
-        return "date", ""
-    if list_separator(sample) is not None:
-        return "multi", ""
+        return "date", "strings that parse as dates"
+    sep = list_separator(sample)
+    if sep is not None:
+        return "multi", f"lists of short items separated by {sep!r}"
     if n_unique == 1:
         return "ignore", "a single value"
     words = _mean_words(sample)
     distinct = sample.nunique() / len(sample)
-    if words >= 4 or (words >= 1.5 and distinct > 0.5):
-        return "text", ""
+    if (words >= 4 and distinct > 0.05) or (words >= 1.5 and distinct > 0.7):
+        return "text", f"{words:.1f} words a row, {distinct:.0%} distinct"
     if len(values) > 20 and (
         n_unique == len(values)
         or (_ID_NAME.search(str(s.name)) and n_unique > len(values) / 2)
     ):
         return "ignore", "looks like an id (pass cat_cols to use it)"
-    return "cat", ""
+    return "cat", f"{n_unique} distinct strings"
+
+
+def _counts_rows(s: pd.Series) -> bool:
+    """Integers unique per row that number the rows: a span under 10 per row.
+
+    Counts of anything else (populations, prices in cents) are unique by
+    chance and spread far wider.
+    """
+    if not pd.api.types.is_integer_dtype(s) or len(s) <= 20 or not s.is_unique:
+        return False
+    return bool(s.max() - s.min() < 10 * len(s))
 
 
 # Leading bytes of the image formats Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP).

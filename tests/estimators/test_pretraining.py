@@ -3,14 +3,13 @@
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 import widemm
-from tests.conftest import DATA
+from widemm.datasets import load_adult
 from widemm.estimators.pretraining import PARTS, Pretrained
 
 NO_CHECK = "ignore:fit from a pretrained start has no validation rows"
@@ -18,7 +17,7 @@ NO_CHECK = "ignore:fit from a pretrained start has no validation rows"
 
 @pytest.fixture(scope="module")
 def adult_1200():
-    df = pd.read_parquet(DATA / "adult.parquet").sample(1200, random_state=0)
+    df = load_adult().sample(1200, random_state=0)
     return df.drop(columns="income"), df["income"]
 
 
@@ -101,7 +100,7 @@ def test_a_grid_search_over_a_pretrained_estimator_starts_each_fit_there(adult_1
 def test_a_pretrained_start_never_validates_worse_than_fit_alone():
     """Few labels on a real table: pretraining on 2,400 unlabeled rows picks TabM
     (2,000+ rows) where the 150 labeled rows alone give the MLP."""
-    df = pd.read_parquet(DATA / "adult.parquet").sample(2550, random_state=1)
+    df = load_adult().sample(2550, random_state=1)
     X, y = df.drop(columns="income"), df["income"]
     X_unlabeled, X_few, y_few = X.iloc[:2400], X.iloc[2400:], y.iloc[2400:]
     options = dict(random_state=0, max_epochs=8, validation_fraction=0.3)
@@ -125,7 +124,7 @@ def test_a_pretrained_start_never_validates_worse_than_fit_alone():
 
 def test_pretrain_for_zero_epochs_keeps_the_initial_projections():
     """The baseline of bench/pretrain.py's retrieval (it raised AttributeError)."""
-    df = pd.read_parquet(DATA / "adult.parquet").sample(300, random_state=0)
+    df = load_adult().sample(300, random_state=0)
     X = df.drop(columns="income")
     model = widemm.WideDeepClassifier(random_state=0, tab_model="mlp")
     model.pretrain(X, epochs=0)
@@ -143,7 +142,7 @@ def test_pretrain_for_zero_epochs_keeps_the_initial_projections():
 
 def test_embed_takes_a_column_by_the_name_the_user_gave_it():
     """X's column names become strings inside; embed(column=0) must still find 0."""
-    df = pd.read_parquet(DATA / "adult.parquet").sample(300, random_state=0)
+    df = load_adult().sample(300, random_state=0)
     X = df.drop(columns="income")
     X = X.set_axis(range(X.shape[1]), axis=1)  # integer column names
     model = widemm.WideDeepClassifier(random_state=0, tab_model="mlp")

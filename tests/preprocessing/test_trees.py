@@ -49,10 +49,27 @@ def test_scores_are_laid_out_as_the_models_outputs(table):
     assert (scores[:, 5] == scores[:, 7]).all()  # a column's score, per quantile
     assert np.corrcoef(trees.out_of_fold[:, 5], signal)[0, 1] > 0.9
     assert (trees.out_of_fold[:, :3].argmax(1) == y[:, 0]).mean() > 0.8
-    contributions = trees.contributions(cat[:10], cont[:10], 5)
-    expected = trees.transform(cat[:10], cont[:10])[:, 5]
-    bias = expected - contributions.sum(1)
-    np.testing.assert_allclose(bias, bias[0], rtol=1e-5)  # TreeSHAP adds up
+    beyond = cont[:10] + np.arange(10)[:, None]  # some beyond the fit range
+    for rows in (cont[:10], beyond):
+        contributions = trees.contributions(cat[:10], rows, 5)
+        expected = trees.transform(cat[:10], rows)[:, 5]
+        bias = expected - contributions.sum(1)
+        np.testing.assert_allclose(bias, bias[0], rtol=1e-5)  # TreeSHAP adds up
+
+
+def test_a_regression_score_follows_its_line_beyond_the_fit_range(table):
+    cat, cont, rng = table
+    y = (2 * cont[:, :1] + rng.normal(0, 0.1, (len(cont), 1))).astype(np.float32)
+    trees = TreeScores([("regression", 1, 0, 1)], random_state=0).fit(cat, cont, y)
+    np.testing.assert_allclose(trees.linear_[0], [2, 0, 0], atol=0.05)
+    top = cont[:, 0].max()
+    edge, far = cont[:50].copy(), cont[:50].copy()
+    edge[:, 0], far[:, 0] = top, top + 1.5
+    gain = trees.transform(cat[:50], far) - trees.transform(cat[:50], edge)
+    np.testing.assert_allclose(gain, 2 * 1.5, rtol=0.05)  # trees alone: 0
+    inside = trees.transform(cat, cont)
+    trees.linear_[0] = []
+    np.testing.assert_array_equal(trees.transform(cat, cont), inside)
 
 
 def test_a_column_of_one_class_scores_zero_and_weights_count(table):
@@ -66,3 +83,28 @@ def test_a_column_of_one_class_scores_zero_and_weights_count(table):
     plain = TreeScores([("binary", 1, 2, 1)]).fit(cat, cont, y)
     weighted = TreeScores([("binary", 1, 2, 1)]).fit(cat, cont, y, weight)
     assert plain.boosters_ != weighted.boosters_
+
+
+def test_text_columns_reach_the_trees_through_cross_fitted_linear_scores(table):
+    import pandas as pd
+
+    cat, cont, rng = table
+    good = ["great fit", "love it", "perfect", "so soft"]
+    bad = ["runs small", "returned it", "cheap fabric", "fell apart"]
+    y = rng.integers(0, 2, len(cat)).astype(np.float32)
+    words = [rng.choice(good if v else bad) + " " + rng.choice(good + bad) for v in y]
+    texts = pd.DataFrame({"review": words, "title": ["a title"] * len(cat)})
+    layout = [("binary", 1, 2, 1)]
+    plain = TreeScores(layout, random_state=0).fit(cat, cont, y[:, None])
+    read = TreeScores(layout, random_state=0, text_cols=("review", "title"))
+    read.fit(cat, cont, y[:, None], texts=texts)
+    assert roc_auc_score(y, plain.out_of_fold[:, 0]) < 0.6  # the table knows nothing
+    assert roc_auc_score(y, read.out_of_fold[:, 0]) > 0.95  # out of fold
+    contributions = read.contributions(cat[:20], cont[:20], 0, texts[:20])
+    assert contributions.shape == (20, read.n_features_ + 2)
+    bias = read.transform(cat[:20], cont[:20], texts[:20])[:, 0] - contributions.sum(1)
+    np.testing.assert_allclose(bias, bias[0], rtol=1e-5)  # TreeSHAP adds up
+    by_column = np.abs(contributions).mean(0)
+    assert by_column[-2] > 10 * by_column[: read.n_features_].max()  # the review
+    with pytest.raises(ValueError, match="text columns"):
+        read.transform(cat, cont)

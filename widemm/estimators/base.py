@@ -38,24 +38,20 @@ from widemm.validation import check_frame, check_target
 class BaseWideDeep(BaseEstimator):
     """Shared machinery of WideDeepClassifier, WideDeepRegressor and WideDeepMultiTask.
 
+    How columns become model inputs and which network they feed (``tab_model``,
+    ``text_model``, ``image_model``, ``fusion`` and their ``*_params``,
+    ``trees``, the column roles ``cat_cols`` ... ``crossed_cols``, ``scaling``,
+    ``image_size``, ``device``, ``verbose``, ...): the parameters of
+    :class:`widemm.pipeline.FeaturePipeline`, which declares and documents each.
+    Training settings (``learning_rate``, ``weight_decay``, ``lr_scheduler``,
+    ``n_iter_no_change``, ``num_workers``, ``checkpoint_dir``): those of
+    :class:`widemm.training.TrainConfig`. With ``checkpoint_dir``, ``fit`` run
+    again with the same settings and data resumes from the checkpoint (a finished
+    run trains no more); with other settings or data it warns, naming what
+    changed, and starts fresh.
+
     Parameters
     ----------
-    tab_model, tab_params, text_model, text_params, text_max_length, image_model,
-    image_params, image_root, image_size, image_augment, on_error, cache_features,
-    share_encoders, fusion, fusion_params, wide, cat_cols, cont_cols, date_cols,
-    multi_cols, text_cols, image_cols, ignore_cols, wide_cols, crossed_cols,
-    scaling, min_frequency, max_categories, device, verbose
-        How columns become model inputs and which network they feed: see
-        :class:`widemm.pipeline.FeaturePipeline`, which declares and documents
-        each (``device`` and ``verbose`` serve training too).
-    learning_rate, weight_decay, lr_scheduler, n_iter_no_change, num_workers,
-    checkpoint_dir
-        Training settings: see :class:`widemm.training.TrainConfig`, which
-        declares and documents each. With ``checkpoint_dir``, ``fit`` run again
-        with the same settings and data resumes from the checkpoint (a finished
-        run trains no more); with other settings or data it warns, naming what
-        changed, and starts fresh. ``random_state=None`` resumes with the
-        checkpoint's seed.
     max_epochs, batch_size : int or "auto"
         Training length and rows per step; ``"auto"`` adapts both to the number
         of training rows (``widemm.training.auto_schedule``: 256 rows and 20
@@ -89,6 +85,8 @@ class BaseWideDeep(BaseEstimator):
         ``fit`` alone gives), scores better on the validation rows, says which
         in ``start_``, and warns when the pretrained start loses.
 
+    Notes
+    -----
     Each estimator adds its task options (``class_weight``, ``quantiles``, ...).
     The signature is built from where each parameter is declared (see
     :mod:`widemm.estimators.params`).
@@ -97,7 +95,7 @@ class BaseWideDeep(BaseEstimator):
     _fitted: tuple[str, ...] = (  # what saving writes (besides model_'s weights)
         *("pipeline_", "schema_", "history_", "targets_", "batch_size_"),
         *("max_epochs_", "n_features_in_", "feature_names_in_", "target_names_"),
-        "start_",
+        *("start_", "head_shares_"),
     )
     targets_: list[Target]
     # Of the shared parameters (see widemm.estimators.params), those read here:
@@ -170,6 +168,7 @@ class BaseWideDeep(BaseEstimator):
         kept, self.start_ = train_from_start(self, rows, plan)
         self.pipeline_, self.model_ = kept.pipeline, kept.model
         self.batch_size_, self.max_epochs_ = kept.batch_size, kept.max_epochs
+        self.head_shares_ = kept.shares
         self.schema_: ColumnSchema = kept.pipeline.schema_
         if self.calibrate:
             calibrate(self.targets_, kept)
@@ -357,21 +356,24 @@ class BaseWideDeep(BaseEstimator):
         check_is_fitted(self, "model_")
         return export(self, path, format)
 
-    def save(self, path: str | os.PathLike[str], report: bool = True) -> None:
-        """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle).
-
-        With ``report``, also its ``report.html`` and ``MODEL_CARD.md``
-        (:func:`widemm.report.write_report`, which takes held-out rows too).
-        """
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to folder ``path`` (safetensors + JSON, no pickle)."""
         check_is_fitted(self, "model_")
         # Training-time objects, not needed to predict (the model holds what the
         # pretraining taught it): saved as None.
         classes, unsaved = saved_classes([type(self)]), ("callbacks", "pretrained")
         persistence.save(path, self, self.model_, classes, unsaved)
-        if report:
-            from widemm.report import write_report
 
-            write_report(self, path)
+    def report(self, folder: str | os.PathLike[str], data: Any = None) -> Path:
+        """Write ``report.html`` and ``MODEL_CARD.md`` into ``folder``; return the page.
+
+        ``data``: held-out labelled rows ``(X, y)``, for metrics, plots and
+        explanations (:mod:`widemm.report`). Matplotlib's backend is untouched.
+        """
+        from widemm.report import write_report
+
+        check_is_fitted(self, "model_")
+        return write_report(self, folder, data)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -30,7 +30,8 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         frequency); multiplies ``sample_weight``. Not for multilabel ``y``.
     focal_gamma : float, optional
         Focal loss with this gamma instead of cross-entropy.
-    Others: see :class:`BaseWideDeep`.
+    **params
+        The parameters every estimator shares: see :class:`BaseWideDeep`.
 
     Attributes
     ----------
@@ -47,6 +48,10 @@ class WideDeepClassifier(ClassifierMixin, BaseWideDeep):
         y <-> what the model trains on (with the calibration ``temperature_``).
     history_ : DataFrame
         Per-epoch losses, validation metric, learning rate and seconds.
+    head_shares_ : dict of str to float
+        Several labels (or targets): each one's share of its head's output,
+        chosen on the validation rows as its own stopping point
+        (:mod:`widemm.training.shrinkage`); empty for one.
     n_features_in_, feature_names_in_ : int, ndarray of str
 
     Examples

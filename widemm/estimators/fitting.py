@@ -31,6 +31,7 @@ from widemm.training import TrainConfig, Trainer, auto_schedule
 from widemm.training.callbacks import Callback
 from widemm.training.checkpoint import frame_digest, plan_run
 from widemm.training.objective import Objective
+from widemm.training.shrinkage import shrink_heads
 from widemm.validation import check_frame, check_sample_weight
 
 
@@ -171,6 +172,7 @@ class Trained:
     outputs: np.ndarray  # the model's logits on them
     batch_size: int
     max_epochs: int
+    shares: dict[str, float]  # each target column's share of its head's output
 
 
 def train(
@@ -237,6 +239,9 @@ def train(
         )
         trainer = Trainer(config, estimator.callbacks or (), run=plan.run)
         history = trainer.fit(model, stream or train, valid, plan.state)
+        shares = {}
+        if codes.reshape(len(codes), -1).shape[1] > 1 and valid is not None:
+            shares = shrink_heads(model, trainer, valid)
         pool = torch.randperm(len(X))[:2000]  # for explanations' background
         outputs = trainer.predict(model, data.subset(pool), batch_size)
     loss = None if valid is None else trainer.evaluate(model, valid)["valid_loss"]
@@ -251,6 +256,7 @@ def train(
         outputs,
         batch_size,
         max_epochs,
+        shares,
     )
 
 

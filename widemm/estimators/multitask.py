@@ -48,15 +48,22 @@ class WideDeepMultiTask(BaseWideDeep):
     class_weight, focal_gamma, quantiles
         Defaults for every classification (or regression) task: see
         :class:`WideDeepClassifier` and :class:`WideDeepRegressor`.
-    Other parameters: see :class:`BaseWideDeep`.
+    **params
+        The parameters every estimator shares: see :class:`BaseWideDeep`.
 
     Attributes
     ----------
     targets_ : list of Labels, LabelSets or Values
         Per task, in ``Y``'s column order; ``.kind`` is its kind.
     history_ : DataFrame
-        Per epoch: the weighted validation loss (early stopping watches it) and
-        each task's metric, ``valid_<task>_<metric>``.
+        Per epoch: the weighted validation loss (early stopping watches it),
+        each task's loss on the baselines' scale, ``valid_<task>_loss`` (its
+        own best epoch), and its metric, ``valid_<task>_<metric>``.
+    head_shares_ : dict of str to float
+        Each target column's (``<task>``, or ``<task>[j]`` for a label or one of
+        several values) share of its head's output, chosen on the validation
+        rows: what stopping at its own best epoch would keep
+        (:mod:`widemm.training.shrinkage`).
     Others as in :class:`WideDeepClassifier`.
 
     Examples

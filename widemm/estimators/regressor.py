@@ -29,7 +29,8 @@ class WideDeepRegressor(RegressorMixin, BaseWideDeep):
         Predict these quantiles (e.g. ``(0.05, 0.5, 0.95)``, which must include
         0.5) with pinball loss; ``predict`` gives the median and
         ``predict_quantiles`` all of them, for prediction intervals.
-    Others: see :class:`BaseWideDeep`.
+    **params
+        The parameters every estimator shares: see :class:`BaseWideDeep`.
     """
 
     def __init__(

@@ -10,7 +10,12 @@ import torch
 
 from widemm.data import FrameDataset
 from widemm.execution import seeded
-from widemm.explain.attribution import attribute_gradient, attribute_permutation
+from widemm.explain.attribution import (
+    MEMORY_BUDGET,
+    attribute_gradient,
+    attribute_permutation,
+    outputs,
+)
 from widemm.explain.explanation import Explanation, Method, check_method
 from widemm.explain.players import TREES, WIDE, Players
 from widemm.models import WideDeep
@@ -80,9 +85,8 @@ def explain(
     x = _materialise(pipeline.inputs(X, model))
     bg = _materialise(pipeline.inputs(background, model))
     players = Players.of(pipeline, list(X.columns), x)
-    with torch.no_grad():
-        out = model(x).double()
-        base = model(bg).double().mean(0)
+    out = outputs(model, x, MEMORY_BUDGET).double()
+    base = outputs(model, bg, MEMORY_BUDGET).double().mean(0)
     stop = out.shape[1] if output.width is None else output.start + output.width
     local = _target(out[:, output.start : stop], class_index)
     target = local + output.start  # the explained logit of each row
@@ -99,7 +103,8 @@ def explain(
     shares = {}
     for player, shares_of in ((WIDE, _wide_shares), (TREES, _tree_shares)):
         if player in table:
-            shares[player] = shares_of(model, pipeline, x, bg, target) * scale
+            frames = (X, background)
+            shares[player] = shares_of(model, pipeline, x, bg, target, frames) * scale
             table = _fold(table, shares[player], pipeline, player)
     return Explanation(
         values=table,
@@ -127,6 +132,7 @@ def _wide_shares(
     x: dict[str, Any],
     background: dict[str, Any],
     target: torch.Tensor,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
 ) -> pd.DataFrame:
     """Split the wide part's attribution among its inputs (a column or a cross).
 
@@ -150,27 +156,30 @@ def _tree_shares(
     x: dict[str, Any],
     background: dict[str, Any],
     target: torch.Tensor,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
 ) -> pd.DataFrame:
     """Split the trees' attribution among the columns they read, by TreeSHAP.
 
     The trees add ``scale * score`` to the logits. A column's share for a row is
     its TreeSHAP value (LightGBM's ``pred_contrib``) minus its mean over the
     background, times the scale: the shares add up to the trees' part of
-    ``output - base`` exactly.
+    ``output - base`` exactly. ``frames``: the explained and background rows,
+    whose text columns the trees' linear text models read.
     """
     assert model.trees is not None
     trees = pipeline.preprocessors_["trees"]
     cat, cont = pipeline.preprocessors_["tab"].feature_columns()
+    texts = list(trees.text_cols)
     scale = model.trees.scale.detach().double().numpy()
     rows = (x["tab"]["cat"].numpy(), x["tab"]["cont"].numpy())
     base = (background["tab"]["cat"].numpy(), background["tab"]["cont"].numpy())
-    shares = np.zeros((len(target), len(cat) + len(cont)))
+    shares = np.zeros((len(target), len(cat) + len(cont) + len(texts)))
     for t in target.unique().tolist():
         at = (target == t).numpy()
-        mean = trees.contributions(*base, t).mean(0)
-        contributions = trees.contributions(rows[0][at], rows[1][at], t)
+        mean = trees.contributions(*base, t, frames[1]).mean(0)
+        contributions = trees.contributions(rows[0][at], rows[1][at], t, frames[0][at])
         shares[at] = (contributions - mean) * scale[t]
-    table = pd.DataFrame(shares.T, index=[*cat, *cont])  # a column's features
+    table = pd.DataFrame(shares.T, index=[*cat, *cont, *texts])  # by column
     return table.groupby(level=0, sort=False).sum().T
 
 

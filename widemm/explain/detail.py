@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import take
+from widemm.explain.attribution import MEMORY_BUDGET, rows_per_call
 from widemm.models import WideDeep
 from widemm.models.layers import TokenAttributable
 from widemm.pipeline import FeaturePipeline
@@ -34,6 +35,11 @@ def _slot_of(pipeline: FeaturePipeline, column: str, kind: str) -> str:
         f"Column {column!r} is not a {kind} column; {kind} columns: "
         f"{list(slots.values())}."
     )
+
+
+def _per_call(model: nn.Module, forward: Any, x: Tensor, backward: bool) -> int:
+    """Rows of ``x`` one ``forward`` call may take in the explanations' budget."""
+    return rows_per_call(model, x, backward, MEMORY_BUDGET, forward)
 
 
 def _forward(model: nn.Module, row: dict[str, Any], slot: str, make: Any) -> Any:
@@ -89,7 +95,11 @@ def token_attributions(
         from captum.attr import LayerIntegratedGradients
 
         attr = LayerIntegratedGradients(forward, encoder.token_embeddings()).attribute(
-            ids, baselines=baseline, target=target, n_steps=n_steps
+            ids,
+            baselines=baseline,
+            target=target,
+            n_steps=n_steps,
+            internal_batch_size=_per_call(model, forward, ids, backward=True),
         )
         values = attr.sum(-1)[0]
     else:
@@ -101,7 +111,9 @@ def token_attributions(
             target=target,
             feature_mask=torch.arange(length)[None],
             n_samples=n_samples,
-            perturbations_per_eval=min(length, 32),
+            perturbations_per_eval=min(
+                length, _per_call(model, forward, ids, backward=False)
+            ),
         )[0]
     tok = Tokenizer.from_str(pre.tokenizer_json_)
     return pd.DataFrame(
@@ -142,7 +154,11 @@ def region_attributions(
         from captum.attr import IntegratedGradients
 
         attr = IntegratedGradients(forward).attribute(
-            pixels, baselines=0.0, target=target, n_steps=n_steps
+            pixels,
+            baselines=0.0,
+            target=target,
+            n_steps=n_steps,
+            internal_batch_size=_per_call(model, forward, pixels, backward=True),
         )
         per_pixel = attr.sum(1).flatten()
         values = torch.zeros(grid * grid).index_add_(
@@ -157,7 +173,9 @@ def region_attributions(
             target=target,
             feature_mask=cell_of_pixel,
             n_samples=n_samples,
-            perturbations_per_eval=grid,
+            perturbations_per_eval=min(
+                grid, _per_call(model, forward, pixels, backward=False)
+            ),
         )
         first = torch.zeros(grid * grid, dtype=torch.long).scatter_(
             0, cell_of_pixel.flatten(), torch.arange(size * size)

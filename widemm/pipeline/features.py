@@ -101,8 +101,9 @@ class FeaturePipeline(BaseEstimator):
     wide : bool
         Add the wide (linear) part over ``wide_cols`` and ``crossed_cols``.
     trees : bool or "auto"
-        Add gradient-boosted trees (LightGBM) over the tabular columns, fitted on
-        the targets and cross-fitted (:mod:`widemm.preprocessing.trees`): their
+        Add gradient-boosted trees (LightGBM) over the tabular columns and the
+        scores of a linear TF-IDF model of each text column, fitted on the
+        targets and cross-fitted (:mod:`widemm.preprocessing.trees`): their
         scores join the logits, the heads start at zero so training starts
         where the trees end, and the deep parts learn what the trees miss.
         ``"auto"``: from ``TREES_MIN_ROWS`` training rows, 300 (on wine's 142
@@ -259,7 +260,9 @@ class FeaturePipeline(BaseEstimator):
         wanted = self.trees is True or (self.trees == "auto" and len(X) >= least)
         if wanted and heads and y is not None and "tab" in self.preprocessors_:
             tab = self.preprocessors_["tab"]
-            trees = fit_trees(tab, X, np.asarray(y), heads, sample_weight)
+            trees = fit_trees(
+                tab, X, np.asarray(y), heads, sample_weight, self.schema_.text_cols
+            )
             self.preprocessors_["trees"] = trees
         self.summary_ = describe_columns(X)
         self.n_rows_ = len(X)

@@ -82,17 +82,19 @@ def fit_trees(
     y: np.ndarray,
     heads: Sequence[Head],
     sample_weight: np.ndarray | None,
+    text_cols: Sequence[str] = (),
 ) -> TreeScores:
     """Fit the trees on the tabular inputs of X (seeded by torch's RNG).
 
     ``y``: the targets encoded for ``heads``; ``tab``: the fitted tabular
-    preprocessor, whose inputs the trees read.
+    preprocessor, whose inputs the trees read, beside the scores of linear
+    models of the ``text_cols``.
     """
     arrays = frame_arrays({"tab": tab}, {}, X)
     layout = [
         (h.kind, h.n_targets, h.n_classes, len(h.quantiles or (None,))) for h in heads
     ]
     seed = int(torch.randint(2**31 - 1, ()))
-    trees = TreeScores(layout, random_state=seed)
+    trees = TreeScores(layout, random_state=seed, text_cols=tuple(text_cols))
     y = y.reshape(len(y), -1)
-    return trees.fit(arrays["tab.cat"], arrays["tab.cont"], y, sample_weight)
+    return trees.fit(arrays["tab.cat"], arrays["tab.cont"], y, sample_weight, X)

@@ -55,7 +55,10 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
         TextPreprocessor: (
             *("max_lengths_", "tokenizer_json_", "vocab_size_", "pad_id_", *names),
         ),
-        TreeScores: ("boosters_", "n_cat_", "n_features_"),
+        TreeScores: (
+            *("boosters_", "linear_", "range_", "n_cat_", "n_features_"),
+            *("text_vocab_", "text_idf_", "text_lines_"),
+        ),
         StandardScaler: ("mean_", "var_", "scale_", "n_samples_seen_", *names),
         QuantileTransformer: ("n_quantiles_", "quantiles_", "references_", *names),
     }

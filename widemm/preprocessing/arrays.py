@@ -20,8 +20,8 @@ def frame_arrays(
     """Return the flat model inputs of the rows of X (checked columns).
 
     Named ``wide``, ``tab.cat``, ``tab.cont``, ``trees`` (the trees' scores of
-    the tabular inputs) and, per text slot, ``<slot>.input_ids``,
-    ``<slot>.attention_mask`` and ``<slot>.present``.
+    the tabular inputs and the text columns' linear scores) and, per text slot,
+    ``<slot>.input_ids``, ``<slot>.attention_mask`` and ``<slot>.present``.
     """
     out: dict[str, np.ndarray] = {}
     memo: dict[str, np.ndarray] = {}  # category keys, shared by wide and tab
@@ -33,7 +33,9 @@ def frame_arrays(
         out["tab.cat"] = values[:, : tab.n_cat_].astype(np.int64)
         out["tab.cont"] = values[:, tab.n_cat_ :].astype(np.float32)
     if "trees" in preprocessors:
-        out["trees"] = preprocessors["trees"].transform(out["tab.cat"], out["tab.cont"])
+        out["trees"] = preprocessors["trees"].transform(
+            out["tab.cat"], out["tab.cont"], X
+        )
     if "text" in preprocessors:
         tokens = preprocessors["text"].transform_frame(X)
         for slot, col in text_slots.items():

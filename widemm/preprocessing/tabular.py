@@ -29,6 +29,10 @@ from widemm.validation import (
 
 MISSING, RARE = 0, 1  # reserved codes; known values start at 2 (MISSING pads bags)
 N_RESERVED = 2
+# How far beyond its fit range a continuous value is followed, in widths of that
+# range: y = x + noise fitted on x in [0, 1] is predicted at R^2 0.99 on x in
+# [0.8, 1.3] with the trees' linear base; clipped at the range, 0.1.
+REACH = 1.0
 
 
 def embed_dim(cardinality: int, max_dim: int) -> int:
@@ -47,7 +51,9 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
     each, padded with 0; a longer list keeps its first items. A date column
     becomes continuous features: the days since 1970, and sin/cos pairs of the
     time of year, week and day where these vary in fit. Continuous values are
-    scaled and clipped to their fit range (no extrapolation beyond it); missing
+    scaled and clipped to their fit range widened by its width on either side
+    (``REACH``): a linear term can follow a value up to there, and an outlier
+    far beyond it cannot throw the model off; missing
     values become 0 (the mean after standard scaling) and, for columns with
     missing values in fit, are flagged in an extra 0/1 column.
 
@@ -87,7 +93,8 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
     scaler_ : sklearn transformer or None
         Fitted scaler of the continuous features.
     bounds_ : ndarray of shape (2, n_features)
-        Scaled fit range of each continuous feature; values are clipped to it.
+        Scaled fit range of each continuous feature, widened by ``REACH`` times
+        its width on either side; values are clipped to it.
     cont_cols_ : list of str
         Continuous columns.
     nan_cols_ : list of str
@@ -156,7 +163,9 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         scaled = self._scale(cont)
         with warnings.catch_warnings():  # a feature without a number: NaN bounds
             warnings.simplefilter("ignore", RuntimeWarning)
-            self.bounds_ = np.stack([np.nanmin(scaled, 0), np.nanmax(scaled, 0)])
+            low, high = np.nanmin(scaled, 0), np.nanmax(scaled, 0)
+        reach = REACH * (high - low)
+        self.bounds_ = np.stack([low - reach, high + reach])
         self.n_cat_ = len(cat_cols) + sum(self.bag_widths_)
         self.n_cont_ = cont.shape[1] + len(self.nan_cols_)
         return self

@@ -10,6 +10,17 @@ what the trees miss rather than trusting trees that memorised their rows. Other
 rows get the mean of the fold models' scores. Scores are raw (logits; for
 regression the standardised target), laid out as the model's outputs.
 
+Trees are flat beyond the values they saw: a regression column's score follows
+a line there instead, a ridge regression's slope on each continuous input times
+how far the value lies beyond the fit range (``linear_``; ``TabPreprocessor``
+passes values up to ``REACH`` widths of that range beyond it). Within the fit
+range the line adds nothing: the trees' scores are unchanged there.
+
+With ``text_cols``, each text column's TF-IDF feeds a linear model per target
+column, cross-fitted too (:mod:`widemm.preprocessing.text_scores`); the trees
+read its scores beside the tabular inputs, and a text column's TreeSHAP value is
+that of its scores.
+
 Models are kept as LightGBM's text format (no pickle): saved with the pipeline
 and read back by the torch-free ONNX runtime too. TreeSHAP attributions come from
 LightGBM itself (``pred_contrib``).
@@ -21,8 +32,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+from widemm.preprocessing.text_scores import fit_line, fit_vocabulary, vectors
 
 # Per head, as the model lays out its outputs: (kind, target columns, classes,
 # outputs per target column), e.g. ("regression", 2, 0, 3) for two columns of 3
@@ -48,6 +62,8 @@ class TreeScores(BaseEstimator):
         Patience in rounds.
     random_state : int
         Seeds the folds, the held-out tenths and LightGBM.
+    text_cols : sequence of str
+        Text columns whose linear models' scores the trees read too.
 
     Attributes
     ----------
@@ -55,8 +71,19 @@ class TreeScores(BaseEstimator):
         Per tree model (a binary, multiclass or regression target column): its
         folds' LightGBM models as text; an empty list where a column cannot be
         fitted (fewer than two classes): its scores are 0.
+    linear_ : list of list of float
+        Per tree model, a regression column's: the slope of its score on each
+        continuous input beyond the fit range (a ridge regression's
+        coefficients); an empty list for classes.
+    range_ : list of list of float
+        The fit range of each continuous input: lows, then highs.
     n_cat_, n_features_ : int
-        Categorical inputs (the first ones) and all inputs of the trees.
+        Categorical inputs (the first ones) and all tabular inputs of the trees.
+    text_vocab_, text_idf_ : list
+        Per text column, its TF-IDF terms (term -> feature) and their idf.
+    text_lines_ : list of list of list of ndarray
+        Per tree model, per text column, its linear model's coefficients
+        (width, n_terms) and intercepts (width,).
     """
 
     def __init__(
@@ -70,6 +97,7 @@ class TreeScores(BaseEstimator):
         min_child_samples: int = 20,
         early_stopping: int = 50,
         random_state: int = 0,
+        text_cols: Sequence[str] = (),
     ) -> None:
         self.layout = layout
         self.n_folds = n_folds
@@ -79,6 +107,7 @@ class TreeScores(BaseEstimator):
         self.min_child_samples = min_child_samples
         self.early_stopping = early_stopping
         self.random_state = random_state
+        self.text_cols = text_cols
 
     def fit(
         self,
@@ -86,10 +115,12 @@ class TreeScores(BaseEstimator):
         cont: np.ndarray,
         y: np.ndarray,
         sample_weight: np.ndarray | None = None,
+        texts: pd.DataFrame | None = None,
     ) -> TreeScores:
         """Fit the trees on the inputs and encoded targets (NaN: unknown).
 
-        ``sample_weight``: each row's weight in the trees' loss.
+        ``sample_weight``: each row's weight in the trees' loss; ``texts``, the
+        rows' ``text_cols``.
 
         ``out_of_fold`` then holds each row's score from the trees that did not
         see it (not saved: it is for the fit that follows).
@@ -106,15 +137,30 @@ class TreeScores(BaseEstimator):
                 min(self.n_folds, n), shuffle=True, random_state=self.random_state
             ).split(features)
         )
+        cont = cont.astype(np.float64)
+        self.range_ = [cont.min(0).tolist(), cont.max(0).tolist()] if n else [[], []]
         self.boosters_: list[list[str]] = []
+        self.linear_: list[list[float]] = []
+        self.text_lines_: list[list[list[np.ndarray]]] = []
+        texts = pd.DataFrame(index=range(n)) if texts is None else texts
+        vocabularies = [fit_vocabulary(texts[c]) for c in self.text_cols]
+        self.text_vocab_ = [v for v, _ in vocabularies]
+        self.text_idf_ = [idf for _, idf in vocabularies]
+        matrices = self._text_vectors(texts)
         self.out_of_fold = np.zeros((n, self.n_outputs), dtype=np.float32)
         for column, objective, width, outputs in self._models():
             target = y[:, column].astype(np.float64)
             known = ~np.isnan(target)
             params = self._params(objective, width)
+            lines = [
+                fit_line(A, target, objective, width, folds, sample_weight)
+                for A in matrices
+            ]
+            self.text_lines_.append([[coef, icpt] for _, coef, icpt in lines])
+            inputs = np.hstack([features, *(scores for scores, _, _ in lines)])
             # Binned once; each fold's model trains on a subset of these bins.
             data = lgb.Dataset(
-                features,
+                inputs,
                 np.nan_to_num(target),
                 weight=sample_weight,
                 categorical_feature=list(range(self.n_cat_)),
@@ -128,12 +174,18 @@ class TreeScores(BaseEstimator):
                     boosters = []  # one class: no trees, scores 0
                     break
                 booster = self._train(lgb, params, data, train, rng)
-                raw = np.asarray(booster.predict(features[held], raw_score=True))
+                raw = np.asarray(booster.predict(inputs[held], raw_score=True))
                 self.out_of_fold[np.ix_(held, outputs)] = _columns(raw, width, outputs)
                 boosters.append(booster.model_to_string())
             if not boosters:
                 self.out_of_fold[:, outputs] = 0.0
             self.boosters_.append(boosters)
+            slope = objective == "regression" and boosters and cont.shape[1]
+            self.linear_.append(
+                _slopes(cont[known], target[known], _rows(sample_weight, known))
+                if slope
+                else []
+            )
         return self
 
     @property
@@ -144,41 +196,83 @@ class TreeScores(BaseEstimator):
             for kind, n_targets, n_classes, per in self.layout
         )
 
-    def transform(self, cat: np.ndarray, cont: np.ndarray) -> np.ndarray:
+    def transform(
+        self, cat: np.ndarray, cont: np.ndarray, texts: pd.DataFrame | None = None
+    ) -> np.ndarray:
         """Scores (n_rows, n_outputs) float32: the mean of the fold models'."""
         check_is_fitted(self, "boosters_")
         features = _features(cat, cont)
         out = np.zeros((len(features), self.n_outputs), dtype=np.float32)
-        for boosters, (_, _, width, outputs) in zip(
-            self._loaded(), self._models(), strict=True
+        beyond = self._beyond(cont)
+        matrices = self._text_vectors(texts)
+        for boosters, slopes, lines, (_, _, width, outputs) in zip(
+            self._loaded(), self.linear_, self.text_lines_, self._models(), strict=True
         ):
+            inputs = np.hstack([features, *_line_scores(lines, matrices)])
             for booster in boosters:
-                raw = np.asarray(booster.predict(features, raw_score=True))
+                raw = np.asarray(booster.predict(inputs, raw_score=True))
                 out[:, outputs] += _columns(raw, width, outputs) / len(boosters)
+            if slopes:
+                out[:, outputs] += (beyond @ np.asarray(slopes))[:, None]
         return out
 
     def contributions(
-        self, cat: np.ndarray, cont: np.ndarray, output: int
+        self,
+        cat: np.ndarray,
+        cont: np.ndarray,
+        output: int,
+        texts: pd.DataFrame | None = None,
     ) -> np.ndarray:
-        """TreeSHAP of one output's score per tree input, (n_rows, n_features).
+        """TreeSHAP of one output's score per input, (n_rows, n_features_ + texts).
 
         The fold models' mean (as ``transform``), from LightGBM's ``pred_contrib``;
-        a row's values sum to its score minus the trees' expected score.
+        a row's values sum to its score minus the trees' expected score. A
+        continuous input beyond the fit range adds its line's term there; a text
+        column's value is that of its scores (the last columns).
         """
         check_is_fitted(self, "boosters_")
         features = _features(cat, cont)
-        out = np.zeros((len(features), self.n_features_))
-        for boosters, (_, _, width, outputs) in zip(
-            self._loaded(), self._models(), strict=True
+        n_texts = len(self.text_cols)
+        out = np.zeros((len(features), self.n_features_ + n_texts))
+        matrices = self._text_vectors(texts)
+        for boosters, slopes, lines, (_, _, width, outputs) in zip(
+            self._loaded(), self.linear_, self.text_lines_, self._models(), strict=True
         ):
             if output not in outputs:
                 continue
+            if slopes:
+                out[:, self.n_cat_ : self.n_features_] += self._beyond(cont) * slopes
+            inputs = np.hstack([features, *_line_scores(lines, matrices)])
             block = outputs.index(output) % width  # a multiclass model's class
             for booster in boosters:
-                contrib = np.asarray(booster.predict(features, pred_contrib=True))
+                contrib = np.asarray(booster.predict(inputs, pred_contrib=True))
                 contrib = contrib.reshape(len(features), width, -1)[:, block, :-1]
-                out += contrib / len(boosters)
+                per_text = contrib[:, self.n_features_ :].reshape(
+                    len(features), -1, width
+                )
+                out[:, : self.n_features_] += contrib[:, : self.n_features_] / len(
+                    boosters
+                )
+                out[:, self.n_features_ :] += per_text.sum(2) / len(boosters)
         return out
+
+    def _text_vectors(self, texts: pd.DataFrame | None) -> list[Any]:
+        """Each text column's TF-IDF of the rows (none without ``text_cols``)."""
+        if not self.text_cols:
+            return []
+        if texts is None:
+            raise ValueError(f"These trees read text columns {list(self.text_cols)}.")
+        return [
+            vectors(texts[c], vocab, idf)
+            for c, vocab, idf in zip(
+                self.text_cols, self.text_vocab_, self.text_idf_, strict=True
+            )
+        ]
+
+    def _beyond(self, cont: np.ndarray) -> np.ndarray:
+        """How far each continuous value lies beyond the fit range (0 within)."""
+        cont = cont.astype(np.float64)
+        return cont - np.clip(cont, *np.asarray(self.range_).reshape(2, -1))
 
     def _models(self) -> list[tuple[int, str, int, list[int]]]:
         """Return per tree model: target column, objective, width, outputs.
@@ -249,6 +343,25 @@ class TreeScores(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # copies re-parse; the scores stay with fit
         return {k: v for k, v in state.items() if k not in ("_parsed", "out_of_fold")}
+
+
+def _line_scores(lines: list[list[np.ndarray]], matrices: list[Any]) -> list[Any]:
+    """Each text column's linear model's scores (n_rows, width)."""
+    return [A @ coef.T + icpt for (coef, icpt), A in zip(lines, matrices, strict=True)]
+
+
+def _slopes(
+    cont: np.ndarray, target: np.ndarray, sample_weight: np.ndarray | None
+) -> list[float]:
+    """Return a ridge regression's (alpha 1) coefficients of ``target`` on ``cont``."""
+    from sklearn.linear_model import Ridge
+
+    ridge = Ridge(alpha=1.0).fit(cont, target, sample_weight=sample_weight)
+    return ridge.coef_.tolist()
+
+
+def _rows(weight: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if weight is None else weight[rows]
 
 
 def _features(cat: np.ndarray, cont: np.ndarray) -> np.ndarray:

@@ -45,6 +45,8 @@ class ContrastiveLoss(nn.Module):
         Initial temperature; ``logit_scale = log(1 / temperature)`` is learned
         and clamped to ``[0, log(100)]``.
 
+    Notes
+    -----
     For embeddings ``a``, ``b`` (rows that hold both), normalised, the pair's
     loss is ``(CE(s a bᵀ, I) + CE(s b aᵀ, I)) / 2`` with ``s = exp(logit_scale)``;
     the total is the mean over pairs that have at least 2 such rows. Under DDP the

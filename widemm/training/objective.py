@@ -166,20 +166,29 @@ class Objective(nn.Module):
             if weight is None:
                 weight = logits.new_full((logits.shape[0] * k,), 1 / k)
             logits, target = logits.flatten(0, 1), target.repeat_interleave(k, 0)
-        target = target.float()
-        total = logits.new_zeros(())
         rows = logits.new_ones(len(logits)) if weight is None else weight
-        several = len(self.heads) > 1
-        for i, (head, z, y) in enumerate(self.blocks(logits, target)):
-            loss = (head_losses(head, z, y) * rows).sum() / head.known
-            if several:
-                loss = loss / head.baseline
+        total = logits.new_zeros(())
+        for i, (head, loss) in enumerate(
+            zip(self.heads, self.losses(logits, target, rows), strict=True)
+        ):
             if self.log_vars is None:
                 total = total + head.weight * loss
             else:
                 s = self.log_vars[i]
                 total = total + torch.exp(-s) * loss + s * rows.sum()
         return total
+
+    def losses(self, logits: Tensor, target: Tensor, rows: Tensor) -> list[Tensor]:
+        """Each head's loss summed over rows weighted by ``rows``, unweighted by task.
+
+        Divided by the head's ``known`` share and, with several heads, by its
+        ``baseline`` (see the module's docstring).
+        """
+        several, out = len(self.heads) > 1, []
+        for head, z, y in self.blocks(logits, target.float()):
+            loss = (head_losses(head, z, y) * rows).sum() / head.known
+            out.append(loss / head.baseline if several else loss)
+        return out
 
     def metrics(self, logits: Tensor, target: Tensor) -> dict[str, float]:
         """Return ``valid_<score>`` (several heads: ``valid_<name>_<score>``).

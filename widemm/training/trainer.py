@@ -315,6 +315,14 @@ class Trainer:
             )
         rows = len(target) if weight is None else float(weight.sum())
         row = {"valid_loss": loss / max(rows, 1e-12)}
+        if len(self.objective.heads) > 1:  # each task's, on the baselines' scale
+            if target.dim() == 1:
+                target = target.unsqueeze(1)
+            each = weight if weight is not None else torch.ones(len(target))
+            with torch.no_grad():
+                losses = self.objective.losses(logits, target, each)
+            for head, value in zip(self.objective.heads, losses, strict=True):
+                row[f"valid_{head.name}_loss"] = float(value) / max(rows, 1e-12)
         row.update(self.objective.metrics(logits, target))
         if self.objective.log_vars is not None:
             row.update(

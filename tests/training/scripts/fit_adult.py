@@ -16,16 +16,14 @@ import argparse
 import os
 import signal
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from widemm import WideDeepClassifier, WideDeepMultiTask
+from widemm.datasets import load_adult
 from widemm.training import Callback
-
-DATA = Path(__file__).resolve().parents[3] / "data" / "adult.parquet"
 
 
 class KillMidEpoch(Callback):
@@ -49,7 +47,7 @@ def main() -> None:
     parser.add_argument("--multitask", action="store_true")
     parser.add_argument("--pretrain", action="store_true")
     args = parser.parse_args()
-    df = pd.read_parquet(DATA).sample(args.rows, random_state=0)
+    df = load_adult().sample(args.rows, random_state=0)
     y = df.pop("income")
     fit = {}
     if args.multitask:
