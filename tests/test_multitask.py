@@ -375,7 +375,8 @@ def test_cli_fits_predicts_and_evaluates_several_targets(movies, tmp_path, capsy
 
 
 def test_service_describes_and_predicts_every_task_kind(movies, multitask):
-    from widemm.serve import _finite, describe, predictions
+    from widemm.contract import describe
+    from widemm.serve import _finite, predictions
 
     _, test = movies
     rows = test[INPUTS].head(3)

@@ -245,6 +245,28 @@ def test_bad_shapes_and_cells_get_errors_that_name_them(adult_small):
     assert not Path("never-written").exists()
 
 
+def test_lists_and_booleans_at_predict_time_are_refused_not_read(adult_small):
+    """A list is no category and no text; a boolean no number (was "[]", 0, 1)."""
+    X_train, X_test, y_train, _ = adult_small
+    model = small(max_epochs=1).fit(X_train, y_train)
+    rows = X_test.head(3).copy()
+    label = rows.index[1]
+    listed = rows.astype({"workclass": object})
+    listed.loc[label, "workclass"] = ["Private", "State-gov"]
+    with pytest.raises(
+        ValueError, match=rf"'workclass' holds list values \(row {label}"
+    ):
+        model.predict(listed)
+    flagged = rows.astype({"age": object})
+    flagged.loc[label, "age"] = True
+    with pytest.raises(
+        ValueError, match=rf"'age' is continuous but row {label} holds True"
+    ):
+        model.predict_proba(flagged)
+    with pytest.raises(ValueError, match="'age' is continuous but row"):
+        model.predict(rows.assign(age=rows["age"] > 40))  # a boolean column
+
+
 def test_predict_needs_only_the_columns_the_model_uses(adult_small):
     X_train, X_test, y_train, _ = adult_small
     model = small().fit(

@@ -132,6 +132,14 @@ def test_predict_with_uploaded_images_matches_the_model(server, rows):
          .encode(), 422, "no uploaded file"),
         (json.dumps([{"name": "x", "added_in": 1.0, "image_path": None,
                       "shoe": 3}]).encode(), 422, "shoe"),
+        (b'{"columns": false, "data": [[1]]}', 422, '"columns" must be a list'),
+        (b'{"columns": ["name"], "data": [[1, 2]]}', 422, "a list of 1 values"),
+        (b'{"columns": ["name"], "data": [["a"]], "index": [1, 2]}', 422,
+         '"index" must be a list of 1 labels'),
+        (json.dumps([{"name": ["x"], "added_in": 1.0, "image_path": None}])
+         .encode(), 422, "'name' holds list values"),
+        (json.dumps([{"name": "x", "added_in": False, "image_path": None}])
+         .encode(), 422, "'added_in' is continuous but row 0 holds False"),
     ],
 )  # fmt: skip
 def test_bad_payloads_get_a_clear_4xx(server, body, status, message):

@@ -87,6 +87,17 @@ class ColumnSchema:
                 return role
         return "ignored"
 
+    def check_values(self, X: pd.DataFrame) -> None:
+        """Refuse lists, sets and dicts in categorical, numeric and text columns.
+
+        Every row is looked at: a new frame's value must not become the
+        category or the text ``"[]"`` silently.
+        """
+        for role in ("cat", "cont", "text"):
+            for col in getattr(self, f"{role}_cols"):
+                if col in X:
+                    _check_scalars(X[col], role, rows=None)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per column: its role, whether it feeds the wide part, and why."""
         crossed = {c for cross in self.crossed_cols for c in cross}
@@ -226,11 +237,14 @@ def _check_names(X: pd.DataFrame, cols: Iterable[str], arg: str) -> tuple[str, .
     return tuple(cols)
 
 
-def _check_scalars(s: pd.Series, role: str) -> None:
-    """Raise a clear error for lists, sets or dicts in a column (no role uses them)."""
+def _check_scalars(s: pd.Series, role: str, rows: int | None = _SAMPLE) -> None:
+    """Raise a clear error for lists, sets or dicts in a column (no role uses them).
+
+    Looks at the first ``rows`` values (None: all of them).
+    """
     if s.dtype != object:
         return
-    sample = s.dropna().iloc[:_SAMPLE]
+    sample = s.dropna().iloc[:rows]
     nested = sample.map(lambda v: isinstance(v, list | tuple | set | dict | np.ndarray))
     if nested.any():
         label = nested.index[int(np.argmax(nested.to_numpy()))]

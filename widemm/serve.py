@@ -43,6 +43,8 @@ from fastapi import FastAPI, Request  # the [serve] extra; FastAPI reads these
 from fastapi.concurrency import run_in_threadpool  # annotations at run time
 from fastapi.responses import JSONResponse
 
+from widemm.contract import EXPLANATION, PREDICTION, describe, request_body, responses
+
 # widemm raises ValueError for every fault of the input (a column, a value, a
 # file, a size), naming it: a 422. Anything else is a fault of the service: 500.
 CLIENT_ERRORS = (ValueError,)
@@ -108,7 +110,7 @@ def create_app(
 
         @app.exception_handler(error)
         async def unprocessable(request: Request, err: Exception) -> JSONResponse:
-            return reply({"detail": str(err).strip("'\"")}, 422)
+            return reply({"detail": str(err)}, 422)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -118,12 +120,20 @@ def create_app(
     def meta() -> JSONResponse:
         return reply(metadata)
 
-    @app.post("/predict")
+    @app.post(
+        "/predict",
+        openapi_extra={"requestBody": request_body(model, max_rows)},
+        responses=responses(PREDICTION),
+    )
     async def predict(request: Request) -> JSONResponse:
         frame = await rows(request, max_rows)
         return reply(await asyncio.wrap_future(batcher.submit(frame)))
 
-    @app.post("/explain")
+    @app.post(
+        "/explain",
+        openapi_extra={"requestBody": request_body(model, max_explain_rows)},
+        responses=responses(EXPLANATION),
+    )
     async def explain(request: Request) -> JSONResponse:
         frame = _as_frame(await rows(request, max_explain_rows))
 
@@ -260,30 +270,40 @@ class _TooLarge(Exception):
         super().__init__(f"The body has {size:,} bytes; the limit is {limit:,}.")
 
 
-def describe(model: Any) -> dict[str, Any]:
-    """Describe what a client needs: columns, roles, dtypes, task, classes."""
-    schema, summary = model.schema_, model.pipeline_.summary_.set_index("column")
-    columns = [
-        {"name": c, "role": schema.role(c), "dtype": summary.loc[c, "dtype"]}
-        for c in model.feature_names_in_
-    ]
-    out: dict[str, Any] = {"model": type(model).__name__, "columns": columns}
-    out["required"] = [c["name"] for c in columns if c["role"] != "ignored"]
-    return out | model.outputs_.describe()
-
-
 def to_frame(payload: Any) -> pd.DataFrame:
     """Rows from JSON: a list of records, or pandas' ``split`` orient."""
     if isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
         return pd.DataFrame.from_records(payload)
     if isinstance(payload, dict) and {"columns", "data"} <= set(payload):
-        return pd.DataFrame(
-            payload["data"], columns=payload["columns"], index=payload.get("index")
-        )
+        columns, data = payload["columns"], payload["data"]
+        index = payload.get("index")
+        if not isinstance(columns, list) or not all(_label(c) for c in columns):
+            raise ValueError('"columns" must be a list of column names.')
+        if not isinstance(data, list) or not all(
+            isinstance(row, list) and len(row) == len(columns) for row in data
+        ):
+            raise ValueError(
+                f'"data" must be a list of rows, each a list of {len(columns)} '
+                "values (one a column)."
+            )
+        if index is not None and (
+            not isinstance(index, list)
+            or len(index) != len(data)
+            or not all(_label(i) for i in index)
+        ):
+            raise ValueError(
+                f'"index" must be a list of {len(data)} labels (one a row).'
+            )
+        return pd.DataFrame(data, columns=columns, index=index)
     raise ValueError(
         'Send rows as a JSON list of records ([{"col": value, ...}, ...]) or as '
         '{"columns": [...], "data": [[...], ...]} (pandas\' split orient).'
     )
+
+
+def _label(value: Any) -> bool:
+    """Tell whether ``value`` can name a row or a column (a string or a number)."""
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 def predictions(model: Any, frame: pd.DataFrame) -> dict[str, Any]:

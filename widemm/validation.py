@@ -172,11 +172,16 @@ def numeric_values(s: pd.Series) -> np.ndarray:
     values = pd.to_numeric(s, errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
     )
-    bad = first_row(s, np.isnan(values) & s.notna().to_numpy())
+    unread = np.isnan(values) & s.notna().to_numpy()
+    if pd.api.types.is_bool_dtype(s):  # a boolean is a category, not 0 or 1
+        unread[:] = True
+    elif s.dtype == object:
+        unread |= s.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(bool)
+    bad = first_row(s, unread)
     if bad is not None:
         raise ValueError(
             f"Column {s.name!r} is continuous but row {bad[0]} holds {bad[1]!r}. "
-            f"Fix it or pass cat_cols=[{s.name!r}]."
+            f"Fix it (cast booleans with .astype(int)) or pass cat_cols=[{s.name!r}]."
         )
     inf = first_row(s, np.isinf(values))
     if inf is not None:
@@ -192,4 +197,5 @@ def first_row(s: pd.Series, mask: np.ndarray) -> tuple[str, Any] | None:
     if not mask.any():
         return None
     row = int(np.flatnonzero(mask)[0])
-    return plain(s.index[row]), s.iloc[row]
+    value = s.iloc[row]
+    return plain(s.index[row]), value.item() if isinstance(value, np.generic) else value

@@ -190,8 +190,10 @@ class BaseWideDeep(BaseEstimator):
 
     def _frame(self, X: Any) -> pd.DataFrame:
         """X checked against the fit columns; those the model ignores may be absent."""
-        ignored = self.pipeline_.schema_.ignored
-        return check_frame(self, X, reset=False, optional=ignored)
+        schema = self.pipeline_.schema_
+        X = check_frame(self, X, reset=False, optional=schema.ignored)
+        schema.check_values(X)
+        return X
 
     def _encode(self, y: Any) -> torch.Tensor:
         """Encode y: the targets' columns side by side, float32 (NaN where unknown)."""

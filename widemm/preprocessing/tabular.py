@@ -270,7 +270,7 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
     def _cont_values(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Continuous features (NaN where missing) and each source column's NaNs."""
         cols = self.cont_cols_
-        if all(pd.api.types.is_numeric_dtype(X[c].dtype) for c in cols):
+        if all(_plain_numbers(X[c].dtype) for c in cols):
             values = np.empty((len(X), len(cols)))
             for j, c in enumerate(cols):
                 values[:, j] = X[c].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -312,6 +312,12 @@ class TabPreprocessor(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         return tags
+
+
+def _plain_numbers(dtype: Any) -> bool:
+    """Tell whether a column's dtype holds numbers only (booleans are checked)."""
+    types = pd.api.types
+    return types.is_numeric_dtype(dtype) and not types.is_bool_dtype(dtype)
 
 
 def _numeric(X: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
