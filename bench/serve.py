@@ -23,7 +23,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 from common import ROOT, emit, latency_ms, save_results, split
@@ -53,6 +56,27 @@ def main() -> None:
 
 def load(folder: str, bodies: list[bytes], workers: int) -> dict[str, object]:
     """Serve ``folder`` with ``workers`` processes; send ``bodies`` from 8 clients."""
+    with served(folder, workers) as (port, _):
+        client = Client(port)
+        with ThreadPoolExecutor(N_CLIENTS) as pool:
+            list(pool.map(client.send, bodies[:200]))  # warm up every worker
+            start = time.perf_counter()
+            results = list(pool.map(client.send, bodies))
+        seconds = time.perf_counter() - start
+    times = np.array([r.ms for r in results])
+    return {
+        "model": f"HTTP, {workers} worker(s), {N_CLIENTS} clients, "
+        f"{N_REQUESTS} one-row requests",
+        "latency_p50_ms": float(np.percentile(times, 50)),
+        "latency_p99_ms": float(np.percentile(times, 99)),
+        "requests_per_s": N_REQUESTS / seconds,
+        "errors": sum(r.status != 200 for r in results),
+    }
+
+
+@contextmanager
+def served(folder: str, workers: int) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Run ``widemm serve folder`` on a free loopback port until it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -69,44 +93,42 @@ def load(folder: str, bodies: list[bytes], workers: int) -> dict[str, object]:
                 break
             except OSError:
                 time.sleep(0.5)
-        local = threading.local()  # one keep-alive connection per client thread
-
-        def send(body: bytes) -> tuple[float, bool]:
-            if not hasattr(local, "connection"):
-                local.connection = http.client.HTTPConnection(
-                    "127.0.0.1", port, timeout=30
-                )
-            start = time.perf_counter()
-            try:
-                local.connection.request(
-                    "POST", "/predict", body, {"Content-Type": "application/json"}
-                )
-                response = local.connection.getresponse()
-                response.read()
-                ok = response.status == 200
-            except OSError:
-                local.connection.close()
-                del local.connection
-                ok = False
-            return (time.perf_counter() - start) * 1000, ok
-
-        with ThreadPoolExecutor(N_CLIENTS) as pool:
-            list(pool.map(send, bodies[:200]))  # warm up every worker
-            start = time.perf_counter()
-            results = list(pool.map(send, bodies))
-        seconds = time.perf_counter() - start
+        yield port, server
     finally:
         server.terminate()
         server.wait(timeout=30)
-    times = np.array([t for t, _ in results])
-    return {
-        "model": f"HTTP, {workers} worker(s), {N_CLIENTS} clients, "
-        f"{N_REQUESTS} one-row requests",
-        "latency_p50_ms": float(np.percentile(times, 50)),
-        "latency_p99_ms": float(np.percentile(times, 99)),
-        "requests_per_s": N_REQUESTS / seconds,
-        "errors": sum(not ok for _, ok in results),
-    }
+
+
+class Reply(NamedTuple):
+    ms: float
+    status: int  # 0: the connection failed
+    body: bytes
+
+
+class Client:
+    """POST bodies to ``/predict``, one keep-alive connection per thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.local = port, threading.local()
+
+    def send(self, body: bytes) -> Reply:
+        local = self.local
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=30
+            )
+        start = time.perf_counter()
+        try:
+            local.connection.request(
+                "POST", "/predict", body, {"Content-Type": "application/json"}
+            )
+            response = local.connection.getresponse()
+            status, answer = response.status, response.read()
+        except OSError:  # a new connection next time
+            local.connection.close()
+            del local.connection
+            status, answer = 0, b""
+        return Reply((time.perf_counter() - start) * 1000, status, answer)
 
 
 if __name__ == "__main__":
