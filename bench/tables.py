@@ -52,7 +52,19 @@ COLUMNS = {
     "max_sign_flip_share": "max share of signs flipped",
     "seconds_per_explain": "s per explain",
     "requests_per_s": "requests/s",
+    "rss_after_warmup_mb": "server RSS MiB after warm-up",
+    "rss_end_mb": "server RSS MiB at the end",
+    "rss_growth": "RSS growth",
+    "p99_after_warmup_ms": "p99 ms after warm-up",
+    "p99_end_ms": "p99 ms at the end",
+    "p99_ms": "p99 ms",
+    "workers_before": "workers before",
+    "workers_after": "workers after",
+    "replacement_started_s": "replacement started after s",
+    "retried": "connections retried",
+    "server_errors": "5xx",
     "errors": "errors",
+    "wrong": "wrong answers",
     "genre_auc_micro": "Genre micro AUC",
     "genre_auc_macro": "Genre macro AUC",
     "meter_r2": "Meter R²",
@@ -92,7 +104,8 @@ COLUMNS = {
 }
 
 
-HIDDEN = {"candidate", "bench", "rows"}  # bookkeeping, not measurements
+# bookkeeping, and measurements too long for a table cell (in the JSON)
+HIDDEN = {"candidate", "bench", "rows", "windows"}
 
 
 def table(result: dict) -> str:
