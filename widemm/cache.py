@@ -2,7 +2,10 @@
 
 Training on a frozen backbone (a pretrained text or image model) only needs its
 outputs, which do not change: the cache computes them once, in batches sorted by
-length, under ``torch.inference_mode``, and the model then trains on the cached
+length, under ``torch.inference_mode``; encoders whose ``bf16_safe`` is True (the
+transformers text backbones) under bf16 autocast where the device runs bfloat16
+in hardware (``widemm.execution.native_bf16``: a frozen MiniLM twice as fast,
+embeddings within cosine 0.9999 of float32). The model then trains on the cached
 embeddings, so epochs after the first cost almost nothing. Entries are keyed by
 slot and by the encoder's input row (its bytes; for an image file its path, size
 and modification time), so predicting on new rows encodes only the rows never
@@ -27,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.data import LazyColumn, n_rows, take, to_device
-from widemm.execution import log_line, progress
+from widemm.execution import log_line, native_bf16, progress
 from widemm.models.layers import Tokenized
 
 
@@ -51,6 +54,10 @@ class FeatureCache:
         Entries kept per slot (least recently used dropped first). 100,000 rows
         of a frozen MiniLM pooled over 4 layers (1,536 floats) take 600 MB; as
         tokens (8 segments in float16), 2.5 GB.
+    bf16 : bool or None
+        Encode with encoders whose ``bf16_safe`` is True under bfloat16
+        autocast; None: where the device runs bf16 in hardware. Outputs are
+        stored as float32 (tokens as float16) either way.
     """
 
     def __init__(
@@ -59,9 +66,11 @@ class FeatureCache:
         device: torch.device | str = "cpu",
         verbose: int = 0,
         max_rows: int = 100_000,
+        bf16: bool | None = None,
     ) -> None:
         self.batch_size, self.device = batch_size, torch.device(device)
         self.verbose, self.max_rows = verbose, max_rows
+        self.bf16 = native_bf16(self.device) if bf16 is None else bf16
         # (slot, tokens?) -> key -> {"embedding" or "tokens", "token_mask";
         # "present"}, one row each, oldest use first
         self.entries: dict[tuple[str, bool], OrderedDict[bytes, dict[str, Tensor]]]
@@ -125,7 +134,9 @@ class FeatureCache:
         encoder.to(self.device).eval()
         parts: list[dict[str, Tensor]] = []
         starts = range(0, len(rows), self.batch_size)
-        with torch.inference_mode():
+        bf16 = self.bf16 and getattr(encoder, "bf16_safe", False)
+        autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=bf16)
+        with torch.inference_mode(), autocast:
             for start in progress(
                 starts, verbose=self.verbose > 0, desc=f"encoding {what}"
             ):

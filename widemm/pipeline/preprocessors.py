@@ -70,10 +70,15 @@ def make_preprocessors(
         pre["image"] = ImagePreprocessor(
             s.image_cols,
             root=params["image_root"],
-            image_size=params["image_size"],
+            image_size=_image_size(params["image_size"], params["image_model"]),
             on_error=params["on_error"],
         )
     return pre
+
+
+def _image_size(size: int | str, image_model: Any) -> int | str:
+    """``"auto"`` stays for the small CNN (the images' size); else 224."""
+    return 224 if size == "auto" and image_model != "small_cnn" else size
 
 
 def fit_trees(

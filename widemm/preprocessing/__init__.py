@@ -65,5 +65,5 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
     if images:
         from widemm.preprocessing.image import ImagePreprocessor
 
-        fitted[ImagePreprocessor] = ("cols_", *names)
+        fitted[ImagePreprocessor] = ("cols_", "image_size_", *names)
     return {class_key(c): (c, keys) for c, keys in fitted.items()}

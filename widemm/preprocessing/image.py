@@ -60,7 +60,7 @@ class ImageColumn:
         index = (
             np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows)
         )
-        size = self.preprocessor.image_size
+        size = self.preprocessor.image_size_
         pixels = torch.zeros(len(index), 3, size, size)
         present = torch.ones(len(index), dtype=torch.bool)
         for j, i in enumerate(index):
@@ -142,6 +142,26 @@ def to_rgb(value: Any, root: str | None = None) -> Any:
     return image.convert("RGB")
 
 
+def _longer_side(value: Any, root: str | None) -> int | None:
+    """Return an image's longer side from its header; None if it is no image."""
+    from PIL import Image
+
+    if isinstance(value, np.ndarray):
+        return max(value.shape[:2]) if value.ndim >= 2 else None
+    if isinstance(value, Image.Image):
+        return max(value.size)
+    try:
+        if isinstance(value, str | Path):
+            with Image.open(_resolve(value, root)) as image:
+                return max(image.size)
+        if isinstance(value, bytes | bytearray):
+            with Image.open(io.BytesIO(value)) as image:
+                return max(image.size)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _is_missing(value: Any) -> bool:
     return (
         value is None
@@ -199,8 +219,10 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         Image columns; by default every column of X.
     root : str, optional
         Folder that relative paths are resolved against.
-    image_size : int
-        Side of the square crop fed to the network.
+    image_size : int or "auto"
+        Side of the square crop fed to the network; ``"auto"``: the fit images'
+        median longer side (of up to 64 of them), rounded up to a multiple of 16,
+        from 32 to 224.
     resize_ratio : float
         Evaluation resizes the shorter side to ``image_size * resize_ratio``, then
         center-crops ``image_size`` (torchvision's ImageNet recipe: 256 -> 224).
@@ -214,6 +236,8 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     ----------
     cols_ : list of str
         The image columns.
+    image_size_ : int
+        The side of the crop.
     """
 
     def __init__(
@@ -221,7 +245,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         cols: Sequence[str] | None = None,
         *,
         root: str | None = None,
-        image_size: int = 224,
+        image_size: int | Literal["auto"] = 224,
         resize_ratio: float = 256 / 224,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -245,7 +269,22 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         if self.on_error == "raise":
             for col in self.cols_:
                 self._check_files(X[col])
+        auto = self.image_size == "auto"
+        self.image_size_ = self._native_size(X) if auto else int(self.image_size)
         return self
+
+    def _native_size(self, X: pd.DataFrame) -> int:
+        """Return the crop side that fits the fit images.
+
+        Their median longer side (of up to 64, read from the headers), rounded
+        up to a multiple of 16, from 32 to 224; 224 when none can be read.
+        """
+        values = [v for c in self.cols_ for v in X[c].iloc[:64]]
+        sides = [s for s in (_longer_side(v, self.root) for v in values) if s]
+        if not sides:
+            return 224
+        side = 16 * int(np.ceil(np.median(sides) / 16))
+        return int(np.clip(side, 32, 224))
 
     def _check_files(self, s: pd.Series) -> None:
         """Raise one error listing every row whose image file does not exist."""
@@ -279,7 +318,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         """Return the ``transforms.v2`` pipeline from a PIL image to a tensor."""
         from torchvision.transforms import v2
 
-        size = self.image_size
+        size = self.image_size_
         if augment:
             geometry = [
                 v2.RandomResizedCrop(size, scale=(0.6, 1.0)),
