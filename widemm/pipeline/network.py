@@ -63,16 +63,20 @@ def check_names(params: Mapping[str, Any]) -> None:
     with its own model code (``auto_map`` in its ``config.json``) is refused:
     widemm runs no code from model folders.
     """
-    from torchvision import models as vision
-
     names = {
         "tab_model": {"auto", *TAB_MODELS},
         "fusion": set(FUSIONS),
-        "image_model": {*IMAGE_MODELS, *vision.list_models(module=vision)},
+        "image_model": set(IMAGE_MODELS),
     }
     for key, known in names.items():
         value = params.get(key)
-        if value is not None and not callable(value) and value not in known:
+        if value is None or callable(value) or value in known:
+            continue
+        if key == "image_model":  # torchvision's: importing it takes 2 s
+            from torchvision import models as vision
+
+            known = {*known, *vision.list_models(module=vision)}
+        if value not in known:
             close = difflib.get_close_matches(str(value), sorted(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             listed = f"; choose one of {sorted(known)}" if len(known) < 20 else ""
