@@ -68,7 +68,7 @@ def test_hf_encoder_unfreezes_top_layers_with_lower_learning_rate():
 def test_feature_cache_encodes_each_distinct_row_once(minilm):
     calls = []
     minilm.register_forward_hook(lambda m, i, o: calls.append(len(o)))
-    cache = FeatureCache(batch_size=3)
+    cache = FeatureCache(batch_size=3, bf16=False)  # exact: float32
     x = tokens(n=6, vocab=1000)
     first = cache("text_0", minilm, x)["embedding"]
     assert sum(calls) == 6
