@@ -310,3 +310,22 @@ def test_probabilities_are_computed_in_float64(adult_small):
         logits = model.model_(model.pipeline_.inputs(X_test, model.model_))[:, 0]
     p = model.predict_proba(X_test)
     np.testing.assert_allclose(np.log(p[:, 1] / p[:, 0]), logits.double(), atol=1e-9)
+
+
+def test_dicts_in_list_columns_are_refused_and_huge_numbers_are_categories():
+    """A dict in a name-list column became the item "{...}"; a float too large
+    for int64 in a category column was a TypeError."""
+    df = pd.read_parquet(DATA / "movies.parquet").dropna(subset=["Meter"])
+    df = df.sample(300, random_state=0)[["Rating", "Writer", "Year", "Meter"]]
+    y = df.pop("Meter")
+    model = WideDeepRegressor(max_epochs=1, random_state=0).fit(df, y)
+    assert model.schema_.role("Writer") == "multi"
+    assert model.schema_.role("Rating") == "cat"
+    rows = df.head(2).astype({"Writer": object})
+    label = rows.index[1]
+    rows.at[label, "Writer"] = {"name": "Ann"}
+    with pytest.raises(ValueError, match=rf"'Writer' is multi-valued but row {label}"):
+        model.predict(rows)
+    huge = df.head(2).astype({"Rating": object})
+    huge.at[label, "Rating"] = 9.2e18
+    assert np.isfinite(model.predict(huge)).all()

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from tests.conftest import DATA
-from widemm import WideDeepClassifier
+from widemm import WideDeepClassifier, WideDeepRegressor
 from widemm.serve import create_app
 
 EMOJI = DATA / "emoji"
@@ -21,7 +21,7 @@ COLUMNS = ["image_path", "name", "added_in"]  # an image, text, a number
 
 
 @pytest.fixture(scope="module")
-def schema():
+def emoji_schema():
     df = pd.read_parquet(EMOJI / "emoji.parquet")
     df = df[df["category"].isin(["Flags", "Food & Drink", "Smileys & Emotion"])]
     df = df.sample(200, random_state=0)
@@ -31,6 +31,26 @@ def schema():
     assert model.schema_.role("name") == "text"
     app = create_app(model, max_rows=50, max_explain_rows=3)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@pytest.fixture(scope="module")
+def movies_schema():
+    """Categories, numbers, a date, name lists and a title: every other role."""
+    df = pd.read_parquet(DATA / "movies.parquet").dropna(subset=["Meter"])
+    df = df.sample(300, random_state=0)
+    columns = ["Title", "Year", "Rating", "Released", "Runtime", "BoxOffice"]
+    columns += ["Director", "Writer", "Cast", "Language", "Country"]
+    model = WideDeepRegressor(max_epochs=1, random_state=0)
+    model.fit(df[columns], df["Meter"])
+    roles = {model.schema_.role(c) for c in columns}
+    assert {"cat", "cont", "date", "multi"} <= roles
+    app = create_app(model, max_rows=20, max_explain_rows=2)
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@pytest.fixture(scope="module", params=["emoji", "movies"])
+def schema(request):
+    return request.getfixturevalue(f"{request.param}_schema")
 
 
 def fuzz(schema, path, mode, examples):

@@ -58,10 +58,16 @@ def request_body(model: Any, max_rows: int) -> dict[str, Any]:
     split = {
         "type": "object",
         "properties": {
-            "columns": {"type": "array", "items": {"enum": names}, "uniqueItems": True},
+            "columns": {
+                "type": "array",
+                "items": {"enum": names},
+                "uniqueItems": True,
+                "minItems": 1,
+            },
             "data": {
                 "type": "array",
                 "items": {"type": "array", "items": _SCALAR},
+                "minItems": 1,
                 "maxItems": max_rows,
             },
             "index": {"type": "array", "items": {"type": ["string", "integer"]}},
@@ -130,8 +136,13 @@ def _value(role: str) -> dict[str, Any]:
     """
     if role == "image":
         return {"type": "null", "description": "JSON: null; a form: a file part's name"}
+    if role == "date":  # ISO 8601; other forms pandas reads are taken too
+        return {"type": ["string", "null"], "format": "date"}
     if role == "cont":
         return {"anyOf": [{"type": ["number", "null"]}, _NUMBER_STRING]}
-    if role == "multi":
-        return {"type": ["string", "array", "null"], "items": {"type": "string"}}
+    if role == "multi":  # a list of scalars, a delimited string, or one item
+        return {
+            "type": ["number", "string", "boolean", "array", "null"],
+            "items": _SCALAR,
+        }
     return _SCALAR

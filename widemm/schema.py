@@ -88,15 +88,20 @@ class ColumnSchema:
         return "ignored"
 
     def check_values(self, X: pd.DataFrame) -> None:
-        """Refuse lists, sets and dicts in categorical, numeric and text columns.
+        """Refuse values no role of these columns can use.
 
-        Every row is looked at: a new frame's value must not become the
-        category or the text ``"[]"`` silently.
+        Lists, sets and dicts in categorical, numeric and text columns; dicts
+        and nested lists in multi-valued ones. Every row is looked at: a new
+        frame's value must not become the category, the item or the text
+        ``"[]"`` silently.
         """
         for role in ("cat", "cont", "text"):
             for col in getattr(self, f"{role}_cols"):
                 if col in X:
                     _check_scalars(X[col], role, rows=None)
+        for col in self.multi_cols:
+            if col in X:
+                _check_items(X[col], rows=None)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per column: its role, whether it feeds the wide part, and why."""
@@ -206,6 +211,8 @@ def infer_schema(
     for col in X.columns:
         if roles[col] in ("cat", "cont", "text"):
             _check_scalars(X[col], roles[col])
+        elif roles[col] == "multi":
+            _check_items(X[col])
     by_role = {r: tuple(c for c in X.columns if roles[c] == r) for r in ROLES}
     crossed = tuple(tuple(_check_names(X, c, "crossed_cols")) for c in crossed_cols)
     if any(len(cross) < 2 for cross in crossed):
@@ -253,6 +260,32 @@ def _check_scalars(s: pd.Series, role: str, rows: int | None = _SAMPLE) -> None:
             f"{plain(label)}: {sample[label]!r:.60}), which the {role} role cannot "
             "use. "
             f"Join each into a string (text), or pass ignore_cols=[{s.name!r}]."
+        )
+
+
+def _check_items(s: pd.Series, rows: int | None = _SAMPLE) -> None:
+    """Raise a clear error for a dict, or a list of lists or dicts, in a list column.
+
+    Items are scalars. Looks at the first ``rows`` values (None: all).
+    """
+    if s.dtype != object:
+        return
+    sample = s.dropna().iloc[:rows]
+    nested = (list, tuple, set, dict, np.ndarray)
+
+    def bad(v: Any) -> bool:
+        if isinstance(v, dict):
+            return True
+        listed = isinstance(v, list | tuple | set | np.ndarray)
+        return listed and any(isinstance(x, nested) for x in v)
+
+    found = sample.map(bad).to_numpy(dtype=bool)
+    if found.any():
+        label = sample.index[int(np.argmax(found))]
+        raise ValueError(
+            f"Column {s.name!r} is multi-valued but row {plain(label)} holds "
+            f"{sample[label]!r:.60}: give each row a list of values or a delimited "
+            "string."
         )
 
 

@@ -122,12 +122,14 @@ def check_sample_weight(sample_weight: Any, X: pd.DataFrame) -> np.ndarray | Non
 def category_keys(s: pd.Series) -> np.ndarray:
     """Return a column as an object array of str keys, None where missing.
 
-    Integral floats become ints first, so 3.0 at predict time matches 3 in fit.
+    Integral floats become ints first, so 3.0 at predict time matches 3 in fit
+    (those that a float holds exactly: below 2**53 in size).
     """
     missing = pd.isna(s.to_numpy())
     if pd.api.types.is_float_dtype(s.dtype):
         finite = s.to_numpy(dtype=np.float64, na_value=np.nan)[~missing]
-        if np.array_equal(finite, np.round(finite)):
+        exact = np.abs(finite) < 2.0**53
+        if np.array_equal(finite, np.round(finite)) and exact.all():
             s = s.astype("Int64")
     values = s.to_numpy(dtype=object)
     if not isinstance(s.dtype, pd.StringDtype):  # numbers, bools, mixed objects
