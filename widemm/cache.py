@@ -4,9 +4,10 @@ Training on a frozen backbone (a pretrained text or image model) only needs its
 outputs, which do not change: the cache computes them once, in batches sorted by
 length, under ``torch.inference_mode``; encoders whose ``bf16_safe`` is True (the
 transformers text backbones) under bf16 autocast where the device runs bfloat16
-in hardware (``widemm.execution.native_bf16``: a frozen MiniLM twice as fast,
-embeddings within cosine 0.9999 of float32). The model then trains on the cached
-embeddings, so epochs after the first cost almost nothing. Entries are keyed by
+in hardware (``widemm.execution.native_bf16``: a frozen MiniLM 1.8x as fast on
+real reviews, 2x on 128-token texts, embeddings within cosine 0.9999 of float32).
+The model then trains on the cached embeddings, so epochs after the first cost
+almost nothing. Entries are keyed by
 slot and by the encoder's input row (its bytes; for an image file its path, size
 and modification time), so predicting on new rows encodes only the rows never
 seen before. Each slot keeps at most ``max_rows`` entries, the least recently
