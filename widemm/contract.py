@@ -36,16 +36,15 @@ def describe(model: Any) -> dict[str, Any]:
     return out | model.outputs_.describe()
 
 
-def request_body(model: Any, max_rows: int) -> dict[str, Any]:
+def request_body(meta: dict[str, Any], max_rows: int) -> dict[str, Any]:
     """Return the OpenAPI ``requestBody`` of ``/predict`` and ``/explain``.
 
     JSON: a list of records, one property a column (typed by its role; null
     is a missing value), or pandas' ``split`` orient. A
     multipart form: a ``data`` part holding that JSON, and one file part an
     image, which an image column's value names (JSON alone cannot carry images,
-    so there an image value is null).
+    so there an image value is null). ``meta``: the model's ``describe``.
     """
-    meta = describe(model)
     values = {c["name"]: _value(c["role"]) for c in meta["columns"]}
     record = {
         "type": "object",

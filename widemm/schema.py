@@ -5,14 +5,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from widemm.columns import is_date_like, is_list_cells, list_separator
-from widemm.validation import plain
+from widemm.validation import first_row
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 ROLES = ("cat", "cont", "date", "multi", "text", "image")
@@ -87,21 +87,22 @@ class ColumnSchema:
                 return role
         return "ignored"
 
-    def check_values(self, X: pd.DataFrame) -> None:
+    def check_values(self, X: pd.DataFrame, rows: int | None = None) -> None:
         """Refuse values no role of these columns can use.
 
         Lists, sets and dicts in categorical, numeric and text columns; dicts
-        and nested lists in multi-valued ones. Every row is looked at: a new
-        frame's value must not become the category, the item or the text
-        ``"[]"`` silently.
+        and nested lists in multi-valued ones. ``rows``: how many of each
+        column's values to look at (None, for predictions: all; a new frame's
+        value must not become the category, the item or the text ``"[]"``
+        silently).
         """
         for role in ("cat", "cont", "text"):
             for col in getattr(self, f"{role}_cols"):
                 if col in X:
-                    _check_scalars(X[col], role, rows=None)
+                    _check_scalars(X[col], role, rows)
         for col in self.multi_cols:
             if col in X:
-                _check_items(X[col], rows=None)
+                _check_items(X[col], rows)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per column: its role, whether it feeds the wide part, and why."""
@@ -208,12 +209,10 @@ def infer_schema(
         if col not in roles:
             roles[col], notes[col] = _infer_role(X[col])
     ignored = {c: notes.pop(c) for c, r in roles.items() if r == "ignore"}
-    for col in X.columns:
-        if roles[col] in ("cat", "cont", "text"):
-            _check_scalars(X[col], roles[col])
-        elif roles[col] == "multi":
-            _check_items(X[col])
     by_role = {r: tuple(c for c in X.columns if roles[c] == r) for r in ROLES}
+    role_cols = {f"{role}_cols": cols for role, cols in by_role.items()}
+    schema = ColumnSchema(**role_cols, ignored=ignored, notes=notes)
+    schema.check_values(X, rows=_SAMPLE)
     crossed = tuple(tuple(_check_names(X, c, "crossed_cols")) for c in crossed_cols)
     if any(len(cross) < 2 for cross in crossed):
         raise ValueError(f"Each cross in crossed_cols needs 2+ columns, got {crossed}.")
@@ -223,13 +222,7 @@ def infer_schema(
         if wide_cols is None
         else _check_names(X, wide_cols, "wide_cols")
     )
-    return ColumnSchema(
-        **{f"{role}_cols": cols for role, cols in by_role.items()},
-        wide_cols=tuple(wide),
-        crossed_cols=crossed,
-        ignored=ignored,
-        notes=notes,
-    )
+    return replace(schema, wide_cols=tuple(wide), crossed_cols=crossed)
 
 
 def _check_names(X: pd.DataFrame, cols: Iterable[str], arg: str) -> tuple[str, ...]:
@@ -244,7 +237,7 @@ def _check_names(X: pd.DataFrame, cols: Iterable[str], arg: str) -> tuple[str, .
     return tuple(cols)
 
 
-def _check_scalars(s: pd.Series, role: str, rows: int | None = _SAMPLE) -> None:
+def _check_scalars(s: pd.Series, role: str, rows: int | None) -> None:
     """Raise a clear error for lists, sets or dicts in a column (no role uses them).
 
     Looks at the first ``rows`` values (None: all of them).
@@ -253,17 +246,17 @@ def _check_scalars(s: pd.Series, role: str, rows: int | None = _SAMPLE) -> None:
         return
     sample = s.dropna().iloc[:rows]
     nested = sample.map(lambda v: isinstance(v, list | tuple | set | dict | np.ndarray))
-    if nested.any():
-        label = nested.index[int(np.argmax(nested.to_numpy()))]
+    bad = first_row(sample, nested.to_numpy(dtype=bool))
+    if bad is not None:
+        row, value = bad
         raise ValueError(
-            f"Column {s.name!r} holds {type(sample[label]).__name__} values (row "
-            f"{plain(label)}: {sample[label]!r:.60}), which the {role} role cannot "
-            "use. "
+            f"Column {s.name!r} holds {type(value).__name__} values (row "
+            f"{row}: {value!r:.60}), which the {role} role cannot use. "
             f"Join each into a string (text), or pass ignore_cols=[{s.name!r}]."
         )
 
 
-def _check_items(s: pd.Series, rows: int | None = _SAMPLE) -> None:
+def _check_items(s: pd.Series, rows: int | None) -> None:
     """Raise a clear error for a dict, or a list of lists or dicts, in a list column.
 
     Items are scalars. Looks at the first ``rows`` values (None: all).
@@ -279,13 +272,12 @@ def _check_items(s: pd.Series, rows: int | None = _SAMPLE) -> None:
         listed = isinstance(v, list | tuple | set | np.ndarray)
         return listed and any(isinstance(x, nested) for x in v)
 
-    found = sample.map(bad).to_numpy(dtype=bool)
-    if found.any():
-        label = sample.index[int(np.argmax(found))]
+    found = first_row(sample, sample.map(bad).to_numpy(dtype=bool))
+    if found is not None:
+        row, value = found
         raise ValueError(
-            f"Column {s.name!r} is multi-valued but row {plain(label)} holds "
-            f"{sample[label]!r:.60}: give each row a list of values or a delimited "
-            "string."
+            f"Column {s.name!r} is multi-valued but row {row} holds {value!r:.60}: "
+            "give each row a list of values or a delimited string."
         )
 
 

@@ -122,7 +122,7 @@ def create_app(
 
     @app.post(
         "/predict",
-        openapi_extra={"requestBody": request_body(model, max_rows)},
+        openapi_extra={"requestBody": request_body(metadata, max_rows)},
         responses=responses(PREDICTION),
     )
     async def predict(request: Request) -> JSONResponse:
@@ -131,7 +131,7 @@ def create_app(
 
     @app.post(
         "/explain",
-        openapi_extra={"requestBody": request_body(model, max_explain_rows)},
+        openapi_extra={"requestBody": request_body(metadata, max_explain_rows)},
         responses=responses(EXPLANATION),
     )
     async def explain(request: Request) -> JSONResponse:

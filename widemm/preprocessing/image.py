@@ -122,10 +122,8 @@ def to_rgb(value: Any, root: str | None = None) -> Any:
 
     if _is_missing(value):
         raise ValueError("the value is missing")
-    if isinstance(value, str | Path):
-        image: Image.Image = Image.open(_resolve(value, root))
-    elif isinstance(value, bytes | bytearray):
-        image = Image.open(io.BytesIO(value))
+    if isinstance(value, str | Path | bytes | bytearray):
+        image: Image.Image = _opened(value, root)
     elif isinstance(value, np.ndarray):
         if value.dtype != np.uint8:
             raise TypeError(f"arrays must be uint8, got {value.dtype}")
@@ -150,16 +148,22 @@ def _longer_side(value: Any, root: str | None) -> int | None:
         return max(value.shape[:2]) if value.ndim >= 2 else None
     if isinstance(value, Image.Image):
         return max(value.size)
+    if not isinstance(value, str | Path | bytes | bytearray):
+        return None
     try:
-        if isinstance(value, str | Path):
-            with Image.open(_resolve(value, root)) as image:
-                return max(image.size)
-        if isinstance(value, bytes | bytearray):
-            with Image.open(io.BytesIO(value)) as image:
-                return max(image.size)
+        with _opened(value, root) as image:
+            return max(image.size)
     except (OSError, ValueError):
         return None
-    return None
+
+
+def _opened(value: str | Path | bytes | bytearray, root: str | None) -> Any:
+    """Open a file path or file bytes as a PIL image (its header read, not decoded)."""
+    from PIL import Image
+
+    if isinstance(value, str | Path):
+        return Image.open(_resolve(value, root))
+    return Image.open(io.BytesIO(value))
 
 
 def _is_missing(value: Any) -> bool:
