@@ -122,6 +122,11 @@ def test_auto_image_size_is_the_images_own_size(emoji):
     assert sizes == [224, 32]  # within 32..224
     none = ImagePreprocessor(image_size="auto", on_error="mask")
     assert none.fit(pd.DataFrame({"i": [None, "absent.png"]})).image_size_ == 224
+    for bad in ("big", 0, 64.5):
+        with pytest.raises(ValueError, match="image_size must be a positive"):
+            ImagePreprocessor(root=str(EMOJI), image_size=bad).fit(
+                emoji[["image_path"]]
+            )
 
 
 def test_auto_image_size_is_224_for_a_pretrained_backbone(emoji, mobilenet_weights):

@@ -273,8 +273,16 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         if self.on_error == "raise":
             for col in self.cols_:
                 self._check_files(X[col])
-        auto = self.image_size == "auto"
-        self.image_size_ = self._native_size(X) if auto else int(self.image_size)
+        size = self.image_size
+        if size == "auto":
+            self.image_size_ = self._native_size(X)
+        elif isinstance(size, int | np.integer) and size > 0:
+            self.image_size_ = int(size)
+        else:
+            raise ValueError(
+                f"image_size must be a positive number of pixels or 'auto', got "
+                f"{size!r}."
+            )
         return self
 
     def _native_size(self, X: pd.DataFrame) -> int:
