@@ -52,7 +52,7 @@ def test_frozen_cache_gives_the_same_predictions(reviews, minilm_pair):
     _, X_test, _, _ = reviews
     cached, uncached = minilm_pair
     rows = X_test.head(40)
-    # The cache encodes under bf16 autocast where the CPU runs bf16 in hardware
+    # The cache encodes with bf16 weights where the CPU runs bf16 in hardware
     # (embeddings within cosine 0.9999): two models trained on those and on
     # float32 encodings agree to 2.2e-3 here (1e-5 with both in float32).
     atol = 5e-3 if cached.pipeline_.feature_cache().bf16 else 1e-5

@@ -78,7 +78,7 @@ class HFTextEncoder(BackboneEncoder):
     output_dim : int
         The backbone's hidden size.
     bf16_safe : bool
-        True: the feature cache may encode under bf16 autocast (MiniLM: cosine
+        True: the feature cache may encode with a bf16 copy (MiniLM: cosine
         0.9999 to float32, reviews' ROC AUC unchanged). MobileNetV2's features
         lost 0.01 accuracy that way, so image encoders stay float32.
     """
