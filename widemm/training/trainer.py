@@ -20,7 +20,7 @@ from widemm.training.callbacks import (
     ModelCheckpoint,
     Stateful,
 )
-from widemm.training.config import TrainConfig
+from widemm.training.config import TrainConfig, auto_patience
 from widemm.training.distributed import Distributed
 from widemm.training.objective import Objective
 
@@ -123,7 +123,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=cfg.precision == "fp16"
         )
-        self.active_callbacks = self._callbacks(valid is not None)
+        n_rows = len(loader) * cfg.batch_size  # about: whole global batches
+        self.active_callbacks = self._callbacks(valid is not None, n_rows)
         self.should_stop, self.history = False, []
         for cb in self.active_callbacks:
             cb.on_fit_start(self, model)
@@ -216,15 +217,16 @@ class Trainer:
         self.history = list(state["history"])
         self.should_stop = bool(state["should_stop"])
 
-    def _callbacks(self, has_valid: bool) -> list[Callback]:
+    def _callbacks(self, has_valid: bool, n_rows: int) -> list[Callback]:
         cfg = self.config
+        patience = auto_patience(cfg.n_iter_no_change, n_rows)
         callbacks = list(self.callbacks)
         if cfg.lr_scheduler is not None:
             callbacks.append(
                 LRScheduler(cfg.lr_scheduler, warmup_fraction=cfg.warmup_fraction)
             )
-        if has_valid and cfg.n_iter_no_change is not None:
-            callbacks.append(EarlyStopping(patience=cfg.n_iter_no_change))
+        if has_valid and patience is not None:
+            callbacks.append(EarlyStopping(patience=patience))
         if cfg.checkpoint_dir is not None:
             callbacks.append(ModelCheckpoint(cfg.checkpoint_dir))
         return callbacks
