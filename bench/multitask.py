@@ -1,6 +1,7 @@
 """One multi-task model against single-task models and gradient boosting, on movies.
 
     python bench/multitask.py            # every candidate in a fresh process
+    python bench/multitask.py multitask_weighting   # one table's candidates
     python bench/multitask.py --run multi-task
 
 Movies (data/movies.parquet, 17,472 films), a fixed 80/20 split (seed 0). Tasks:
@@ -65,6 +66,13 @@ OTHERS = [f"{t}:{m}" for t in ("films", "budget") for m in MAIN]
 GENRES = ["Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short"]
 SHARES = ["wfood", "wfuel", "wcloth", "walc", "wtrans", "wother"]
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
+# The multi-task model with other task weights than the default's
+WEIGHTINGS = {
+    "multi-task, genres weigh 1": {
+        "tasks": {"Genre": {"kind": "multilabel", "weight": 1}}
+    },
+    "multi-task, uncertainty weighting": {"task_weighting": "uncertainty"},
+}
 
 
 def movies() -> tuple[pd.DataFrame, ...]:
@@ -105,8 +113,8 @@ def run_main(name: str) -> None:
 
     X_train, X_test, Y_train, Y_test = movies()
     labels = list(split_labels(Y_train["Genre"]).columns)
-    if name == "multi-task":
-        model = WideDeepMultiTask(random_state=0)
+    if name.startswith("multi-task"):
+        model = WideDeepMultiTask(random_state=0, **WEIGHTINGS.get(name, {}))
         _, seconds = timed(lambda: model.fit(X_train, Y_train))
         proba = model.predict_proba(X_test)["Genre"][labels].to_numpy()
         predicted = model.predict(X_test)
@@ -332,13 +340,17 @@ def main() -> None:
         if name in OTHERS:
             run_other(name)
         else:
-            (run_main if name in MAIN else run_extra)(name)
+            (run_main if name in [*MAIN, *WEIGHTINGS] else run_extra)(name)
         return
-    run_candidates(__file__, MAIN, "multitask")
-    for table in ("films", "budget"):
-        names = [n for n in OTHERS if n.startswith(f"{table}:")]
-        run_candidates(__file__, names, f"multitask_{table}")
-    run_candidates(__file__, EXTRAS, "weights_calibration")
+    tables = {
+        "multitask": MAIN,
+        **{f"multitask_{t}": [n for n in OTHERS if n.startswith(f"{t}:")]
+           for t in ("films", "budget")},
+        "multitask_weighting": list(WEIGHTINGS),
+        "weights_calibration": EXTRAS,
+    }  # fmt: skip
+    for bench in sys.argv[1:] or tables:
+        run_candidates(__file__, tables[bench], bench)
 
 
 if __name__ == "__main__":

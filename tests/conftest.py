@@ -9,6 +9,8 @@ import torch
 from widemm.datasets import load_adult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+EMOJI = DATA / "emoji"
+SERVED_COLUMNS = ["image_path", "name", "added_in"]  # an image, text, a number
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +55,25 @@ def adult() -> pd.DataFrame:
 def adult_xy(adult):
     X = adult.drop(columns="income")
     return X, adult["income"]
+
+
+@pytest.fixture(scope="session")
+def emoji_rows() -> pd.DataFrame:
+    """200 emoji of three categories (Flags, Food & Drink, Smileys & Emotion)."""
+    df = pd.read_parquet(EMOJI / "emoji.parquet")
+    df = df[df["category"].isin(["Flags", "Food & Drink", "Smileys & Emotion"])]
+    return df.sample(200, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def emoji_model(emoji_rows):
+    """The served model: the category from an image, a name (text) and a number."""
+    from widemm import WideDeepClassifier
+
+    model = WideDeepClassifier(
+        image_root=str(EMOJI), image_size=32, max_epochs=3, random_state=0
+    )
+    return model.fit(emoji_rows[SERVED_COLUMNS], emoji_rows["category"])
 
 
 @pytest.fixture(scope="session")

@@ -16,26 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import DATA
+from tests.conftest import EMOJI, SERVED_COLUMNS
 from widemm import WideDeepClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
-EMOJI = DATA / "emoji"
-COLUMNS = ["image_path", "name", "added_in"]
+COLUMNS = SERVED_COLUMNS
 
 
 @pytest.fixture(scope="module")
-def rows():
-    df = pd.read_parquet(EMOJI / "emoji.parquet")
-    df = df[df["category"].isin(["Flags", "Food & Drink", "Smileys & Emotion"])]
-    return df.sample(200, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def server(rows, tmp_path_factory):
-    model = WideDeepClassifier(
-        image_root=str(EMOJI), image_size=32, max_epochs=3, random_state=0
-    ).fit(rows[COLUMNS], rows["category"])
+def server(emoji_model, tmp_path_factory):
+    model = emoji_model
     folder = tmp_path_factory.mktemp("served")
     model.save(folder)
     with socket.socket() as s:
@@ -109,12 +99,12 @@ def test_health_and_metadata(server):
     }  # fmt: skip
 
 
-def test_predict_with_uploaded_images_matches_the_model(server, rows):
+def test_predict_with_uploaded_images_matches_the_model(server, emoji_rows):
     url, model = server
-    records, files = uploads(rows, 4)
+    records, files = uploads(emoji_rows, 4)
     status, out = call(url, "/predict", *multipart(records, files))
     assert status == 200, out
-    expected = model.predict_proba(rows[COLUMNS].head(4))
+    expected = model.predict_proba(emoji_rows[COLUMNS].head(4))
     got = [[p[str(c)] for c in model.classes_] for p in out["probabilities"]]
     np.testing.assert_allclose(got, expected, atol=1e-6)
     status, out = call(url, "/explain", *multipart(records, files))
@@ -149,9 +139,9 @@ def test_bad_payloads_get_a_clear_4xx(server, body, status, message):
     assert message in out["detail"]
 
 
-def test_wrong_types_nan_and_huge_bodies(server, rows):
+def test_wrong_types_nan_and_huge_bodies(server, emoji_rows):
     url, _ = server
-    records, files = uploads(rows, 1)
+    records, files = uploads(emoji_rows, 1)
     wrong = [{**records[0], "added_in": "soon"}]
     status, out = call(url, "/predict", *multipart(wrong, files))
     assert status == 422
@@ -174,9 +164,9 @@ def test_wrong_types_nan_and_huge_bodies(server, rows):
     assert b"the limit is 20,000,000" in reply
 
 
-def test_concurrent_requests_agree(server, rows):
+def test_concurrent_requests_agree(server, emoji_rows):
     url, _ = server
-    records, files = uploads(rows, 2)
+    records, files = uploads(emoji_rows, 2)
     body = multipart(records, files)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: call(url, "/predict", *body), range(24)))
@@ -191,11 +181,11 @@ def test_concurrent_requests_agree(server, rows):
             )
 
 
-def test_batched_requests_each_get_their_own_answer_and_errors(server, rows):
+def test_batched_requests_each_get_their_own_answer_and_errors(server, emoji_rows):
     # 32 concurrent one-row requests (batched into few model calls), every 8th
     # with a value its column cannot hold: those alone get a 422.
     url, model = server
-    table = rows[["added_in", "name"]].head(32).reset_index(drop=True)
+    table = emoji_rows[["added_in", "name"]].head(32).reset_index(drop=True)
     bodies = []
     for i, row in table.iterrows():
         record = {"image_path": None, "added_in": row["added_in"], "name": row["name"]}
@@ -218,7 +208,7 @@ def test_batched_requests_each_get_their_own_answer_and_errors(server, rows):
 
 
 @pytest.mark.slow
-def test_workers_serve_from_several_processes(server, rows, tmp_path):
+def test_workers_serve_from_several_processes(server, emoji_rows, tmp_path):
     _, model = server
     model.save(tmp_path / "m")
     with socket.socket() as s:
@@ -237,7 +227,7 @@ def test_workers_serve_from_several_processes(server, rows, tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        frame = rows[COLUMNS].head(4).assign(image_path=None)
+        frame = emoji_rows[COLUMNS].head(4).assign(image_path=None)
         body = json.dumps(frame.to_dict(orient="records")).encode()
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: call(url, "/predict", body), range(8)))
@@ -282,15 +272,15 @@ def test_batcher_merges_json_records_per_column_set_and_keeps_errors_apart():
             assert out["index"] == [0]
 
 
-def test_a_fault_of_the_service_is_a_500_not_the_clients_422(rows):
+def test_a_fault_of_the_service_is_a_500_not_the_clients_422(emoji_rows):
     """Only bad input (a ValueError naming it) is the client's; a bug is ours."""
     from fastapi.testclient import TestClient
 
     from widemm.serve import create_app
 
     model = WideDeepClassifier(image_root=str(EMOJI), image_size=32, max_epochs=1)
-    model.fit(rows[COLUMNS].head(60), rows["category"].head(60))
-    records = rows[COLUMNS].head(2).assign(image_path=None).to_dict("records")
+    model.fit(emoji_rows[COLUMNS].head(60), emoji_rows["category"].head(60))
+    records = emoji_rows[COLUMNS].head(2).assign(image_path=None).to_dict("records")
     with TestClient(create_app(model), raise_server_exceptions=False) as client:
         bad = client.post("/predict", json=[{**records[0], "added_in": "soon"}])
         assert bad.status_code == 422

@@ -13,23 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from tests.conftest import DATA
-from widemm import WideDeepClassifier, WideDeepRegressor
+from widemm import WideDeepRegressor
 from widemm.serve import create_app
-
-EMOJI = DATA / "emoji"
-COLUMNS = ["image_path", "name", "added_in"]  # an image, text, a number
 
 
 @pytest.fixture(scope="module")
-def emoji_schema():
-    df = pd.read_parquet(EMOJI / "emoji.parquet")
-    df = df[df["category"].isin(["Flags", "Food & Drink", "Smileys & Emotion"])]
-    df = df.sample(200, random_state=0)
-    model = WideDeepClassifier(
-        image_root=str(EMOJI), image_size=32, max_epochs=2, random_state=0
-    ).fit(df[COLUMNS], df["category"])
-    assert model.schema_.role("name") == "text"
-    app = create_app(model, max_rows=50, max_explain_rows=3)
+def emoji_schema(emoji_model):
+    assert emoji_model.schema_.role("name") == "text"
+    app = create_app(emoji_model, max_rows=50, max_explain_rows=3)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
