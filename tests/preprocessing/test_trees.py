@@ -108,3 +108,14 @@ def test_text_columns_reach_the_trees_through_cross_fitted_linear_scores(table):
     assert by_column[-2] > 10 * by_column[: read.n_features_].max()  # the review
     with pytest.raises(ValueError, match="text columns"):
         read.transform(cat, cont)
+
+
+@pytest.mark.parametrize(("n_cont", "fraction"), [(6, "1"), (8, "0.5")])
+def test_each_tree_sees_half_the_inputs_from_ten(table, n_cont, fraction):
+    """feature_fraction="auto": 0.5 from 10 inputs (2 categorical + 8 numeric
+    here), else every input (California's 8 lose 0.003 R² with half)."""
+    cat, _, rng = table
+    cont = rng.normal(size=(len(cat), n_cont)).astype(np.float32)
+    y = (cont[:, :1] > 0).astype(np.float32)
+    trees = TreeScores([("binary", 1, 2, 1)], random_state=0).fit(cat, cont, y)
+    assert f"[feature_fraction: {fraction}]" in trees.boosters_[0][0]
