@@ -69,6 +69,7 @@ MOVIE_INPUTS = [
     *("Director", "Writer", "Cast", "Production", "Language", "Country"),
 ]
 LISTS = ["Director", "Writer", "Cast", "Production", "Language", "Country"]
+RAW = ("widemm", "TF-IDF+LR")  # the models that read the frames as they are
 BUNDLED = {
     "wine": (datasets.load_wine, "accuracy"),
     "breast_cancer": (datasets.load_breast_cancer, "roc_auc"),
@@ -285,17 +286,13 @@ def training_gflop_per_s(model, X: pd.DataFrame) -> float:
     return flops / history["seconds"].sum() / 1e9
 
 
-def warm_up(makers: dict, splits: list, name: str) -> float:
+def warm_up(makers: dict, splits: list) -> float:
     """Fit every model once on 400 training rows; return widemm's seconds."""
     X_train, _, y_train, _ = splits[0]
     X_small, y_small = X_train.head(400), y_train.head(400)
     seconds = 0.0
     for label, make in makers.items():
-        X = (
-            X_small
-            if label in ("widemm", "TF-IDF+LR")
-            else categorical(X_small, X_small)[0]
-        )
+        X = X_small if label in RAW else categorical(X_small, X_small)[0]
         model = make()
         if label == "widemm":
             model.set_params(max_epochs=1)
@@ -318,12 +315,12 @@ def run(name: str) -> None:
         **trees(regression),
         **(text_baseline() if name == "reviews" else {}),
     }
-    warmup = warm_up(makers, splits, name)
+    warmup = warm_up(makers, splits)
     results, gflops = {}, []
     for label, make in makers.items():
         values, seconds = [], 0.0
         for X_train, X_test, y_train, y_test in splits:
-            if label not in ("widemm", "TF-IDF+LR"):  # strings as categoricals
+            if label not in RAW:  # strings as categoricals
                 X_train, X_test = categorical(X_train, X_test)
             model = make()
             start = time.perf_counter()

@@ -86,12 +86,12 @@ def test_bf16_copy_is_made_once_and_again_when_the_weights_change():
     cache = FeatureCache(bf16=True)
     x = torch.tensor([[1, 2, 3], [0, 4, 4]])
     first = cache("s", encoder, x)["embedding"]
-    copied = cache._bf16_copies[id(encoder)][2]
+    copied = cache._bf16_copies[encoder][1]
     assert next(copied.parameters()).dtype == torch.bfloat16
     cache("s2", encoder, x)
-    assert cache._bf16_copies[id(encoder)][2] is copied
+    assert cache._bf16_copies[encoder][1] is copied
     with torch.no_grad():
         encoder[0].weight.add_(1.0)
     second = cache("s3", encoder, x)["embedding"]
-    assert cache._bf16_copies[id(encoder)][2] is not copied
+    assert cache._bf16_copies[encoder][1] is not copied
     assert torch.allclose(second, first + 1.0, atol=0.05)

@@ -81,8 +81,10 @@ class FeatureCache:
         # "present"}, one row each, oldest use first
         self.entries: dict[tuple[str, bool], OrderedDict[bytes, dict[str, Tensor]]]
         self.entries = {}
-        # id(encoder) -> (the encoder, its weights' versions, its bf16 copy)
-        self._bf16_copies: dict[int, tuple[Any, tuple[int, ...], nn.Module]] = {}
+        # encoder -> (its weights' versions, its bf16 copy), while it lives
+        self._bf16_copies: weakref.WeakKeyDictionary[
+            nn.Module, tuple[tuple[int, ...], nn.Module]
+        ] = weakref.WeakKeyDictionary()
 
     def __call__(
         self,
@@ -168,12 +170,11 @@ class FeatureCache:
         """Return a bfloat16 copy of ``encoder``, made again when its weights change."""
         weights = (*encoder.parameters(), *encoder.buffers())
         versions = tuple(t._version for t in weights)
-        held = self._bf16_copies.get(id(encoder))
-        if held is None or held[0]() is not encoder or held[1] != versions:
-            copied = copy.deepcopy(encoder).to(torch.bfloat16)
-            held = (weakref.ref(encoder), versions, copied)
-            self._bf16_copies[id(encoder)] = held
-        return held[2]
+        held = self._bf16_copies.get(encoder)
+        if held is None or held[0] != versions:
+            held = (versions, copy.deepcopy(encoder).to(torch.bfloat16))
+            self._bf16_copies[encoder] = held
+        return held[1]
 
 
 def _row_keys(x: Any) -> list[bytes]:
