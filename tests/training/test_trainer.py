@@ -99,6 +99,9 @@ def test_auto_patience_keeps_given_values():
     assert auto_patience(3, 50_000) == 3
     assert auto_patience(None, 50_000) is None
     assert (auto_patience("auto", 9_999), auto_patience("auto", 10_000)) == (5, 2)
+    for bad in ("Auto", "two", 0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_iter_no_change must be a positive"):
+            auto_patience(bad, 50_000)
 
 
 def test_trainer_multiclass_and_regression_losses():
