@@ -295,3 +295,35 @@ def test_encoder_tokens(name):
         weighted = (states * sizes[..., None]).sum(1) / lengths[:, None]
         torch.testing.assert_close(weighted, pooled, atol=1e-4, rtol=1e-4)
         assert (mask.sum(1) == lengths.clamp(max=3)).all()
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_fast_dropout_drops_at_its_rate_and_keeps_the_mean(p):
+    from widemm.models.layers import FastDropout
+
+    x = torch.full((512, 1024), 2.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = FastDropout(p)(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.005  # 524k draws: sd 0.0007
+    assert abs(y.mean().item() - 2.0) < 0.02
+    y.sum().backward()  # the gradient is the mask, scaled as the values
+    torch.testing.assert_close(x.grad, y.detach() / 2.0)
+    torch.manual_seed(0)
+    torch.testing.assert_close(FastDropout(p)(x), y)  # torch's generator repeats it
+    assert torch.equal(FastDropout(p).eval()(x), x)
+
+
+def test_widedeep_makes_every_dropout_fast():
+    from widemm.models.layers import FastDropout
+
+    tab = make_tab_model("tabm", [4, 7], [3, 3], 3, k=4, hidden_dims=(8, 8))
+    model = WideDeep({"tab": tab}, make_fusion("concat", {"tab": 8}), {"y": 1})
+    rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(rates) > 1  # tabm's own dropouts included
+    assert all(p > 0 for p in rates)
+    assert all(
+        type(m) is FastDropout
+        for m in model.modules()
+        if isinstance(m, torch.nn.Dropout)
+    )

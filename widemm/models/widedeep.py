@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from widemm.models.fusion import Fusion
-from widemm.models.layers import Encoder, Tokenized
+from widemm.models.layers import Encoder, Tokenized, fast_dropouts
 from widemm.models.wide import TreeLogits, Wide
 
 
@@ -65,6 +65,7 @@ class WideDeep(nn.Module):
                 assert isinstance(head, nn.Linear)
                 nn.init.zeros_(head.weight)
                 nn.init.zeros_(head.bias)
+        fast_dropouts(self)
 
     def embed(
         self, batch: Mapping[str, Any]
