@@ -66,6 +66,8 @@ OTHERS = [f"{t}:{m}" for t in ("films", "budget") for m in MAIN]
 GENRES = ["Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short"]
 SHARES = ["wfood", "wfuel", "wcloth", "walc", "wtrans", "wother"]
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
+SEEDED = ["movies", "films", "budget"]  # multitask_seeds: a candidate per table
+SEEDS = (0, 1, 2)
 # The multi-task model with other task weights than the default's
 WEIGHTINGS = {
     "multi-task, genres weigh 1": {
@@ -104,6 +106,19 @@ def scores(Y_test: pd.DataFrame, genre_proba: np.ndarray, values: dict) -> dict:
 
 
 def run_main(name: str) -> None:
+    row, seconds = movies_scores(name, 0)
+    emit(
+        {
+            "model": name,
+            **row,
+            "fit_seconds": round(seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
+    )
+
+
+def movies_scores(name: str, seed: int) -> tuple[dict[str, float], float]:
+    """One movies candidate's test scores and fit seconds (widemm seeded ``seed``)."""
     from widemm import (
         WideDeepClassifier,
         WideDeepMultiTask,
@@ -114,64 +129,55 @@ def run_main(name: str) -> None:
     X_train, X_test, Y_train, Y_test = movies()
     labels = list(split_labels(Y_train["Genre"]).columns)
     if name.startswith("multi-task"):
-        model = WideDeepMultiTask(random_state=0, **WEIGHTINGS.get(name, {}))
+        model = WideDeepMultiTask(random_state=seed, **WEIGHTINGS.get(name, {}))
         _, seconds = timed(lambda: model.fit(X_train, Y_train))
         proba = model.predict_proba(X_test)["Genre"][labels].to_numpy()
         predicted = model.predict(X_test)
-        row = scores(Y_test, proba, predicted)
-    elif name == "single-task":
+        return scores(Y_test, proba, predicted), seconds
+    if name == "single-task":
         seconds, values = 0.0, {}
         known = Y_train["Genre"].notna()
-        genre = WideDeepClassifier(random_state=0)
+        genre = WideDeepClassifier(random_state=seed)
         Y = split_labels(Y_train["Genre"][known])
         _, s = timed(lambda: genre.fit(X_train[known], Y))
         seconds += s
         proba = genre.predict_proba(X_test)
         for task in ("Meter", "Metacritic"):
             known = Y_train[task].notna()
-            model = WideDeepRegressor(random_state=0)
+            model = WideDeepRegressor(random_state=seed)
             _, s = timed(partial(model.fit, X_train[known], Y_train[task][known]))
             seconds += s
             values[task] = model.predict(X_test)
-        row = scores(Y_test, proba, values)
-    else:
-        from sklearn.ensemble import HistGradientBoostingClassifier as HGBC
-        from sklearn.ensemble import HistGradientBoostingRegressor as HGBR
-        from sklearn.multioutput import MultiOutputClassifier
+        return scores(Y_test, proba, values), seconds
+    from sklearn.ensemble import HistGradientBoostingClassifier as HGBC
+    from sklearn.ensemble import HistGradientBoostingRegressor as HGBR
+    from sklearn.multioutput import MultiOutputClassifier
 
-        def tabular(X: pd.DataFrame) -> pd.DataFrame:
-            out = X[["Year", "Runtime", "Reviews", "BoxOffice", "Month"]].copy()
-            for col in ("Rating", "Language", "Country"):
-                first = X[col].str.split(",").str[0].str.strip()
-                top = X_train[col].str.split(",").str[0].str.strip().value_counts()
-                out[col] = pd.Categorical(first.where(first.isin(top.index[:200])))
-            return out
+    def tabular(X: pd.DataFrame) -> pd.DataFrame:
+        out = X[["Year", "Runtime", "Reviews", "BoxOffice", "Month"]].copy()
+        for col in ("Rating", "Language", "Country"):
+            first = X[col].str.split(",").str[0].str.strip()
+            top = X_train[col].str.split(",").str[0].str.strip().value_counts()
+            out[col] = pd.Categorical(first.where(first.isin(top.index[:200])))
+        return out
 
-        T_train, T_test = tabular(X_train), tabular(X_test)
-        seconds, values = 0.0, {}
-        known = Y_train["Genre"].notna()
-        genre = MultiOutputClassifier(
-            HGBC(categorical_features="from_dtype", random_state=0)
-        )
-        Y = split_labels(Y_train["Genre"][known])
-        _, s = timed(lambda: genre.fit(T_train[known], Y))
-        seconds += s
-        proba = np.stack([p[:, 1] for p in genre.predict_proba(T_test)], axis=1)
-        for task in ("Meter", "Metacritic"):
-            known = Y_train[task].notna()
-            model = HGBR(categorical_features="from_dtype", random_state=0)
-            _, s = timed(partial(model.fit, T_train[known], Y_train[task][known]))
-            seconds += s
-            values[task] = model.predict(T_test)
-        row = scores(Y_test, proba, values)
-    emit(
-        {
-            "model": name,
-            **row,
-            "fit_seconds": round(seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb()),
-        }
+    T_train, T_test = tabular(X_train), tabular(X_test)
+    seconds, values = 0.0, {}
+    known = Y_train["Genre"].notna()
+    genre = MultiOutputClassifier(
+        HGBC(categorical_features="from_dtype", random_state=0)
     )
+    Y = split_labels(Y_train["Genre"][known])
+    _, s = timed(lambda: genre.fit(T_train[known], Y))
+    seconds += s
+    proba = np.stack([p[:, 1] for p in genre.predict_proba(T_test)], axis=1)
+    for task in ("Meter", "Metacritic"):
+        known = Y_train[task].notna()
+        model = HGBR(categorical_features="from_dtype", random_state=0)
+        _, s = timed(partial(model.fit, T_train[known], Y_train[task][known]))
+        seconds += s
+        values[task] = model.predict(T_test)
+    return scores(Y_test, proba, values), seconds
 
 
 def r_table(name: str) -> tuple[pd.DataFrame, ...]:
@@ -190,9 +196,23 @@ def r_table(name: str) -> tuple[pd.DataFrame, ...]:
 
 def run_other(candidate: str) -> None:
     """One candidate on ``films`` or ``budget``: each target column's score."""
+    table, name = candidate.split(":")
+    each, seconds = other_scores(table, name, 0)
+    emit(
+        {
+            "model": f"{table}: {name}",
+            "mean": round(float(np.mean(list(each.values()))), 4),
+            **each,
+            "fit_seconds": round(seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
+    )
+
+
+def other_scores(table: str, name: str, seed: int) -> tuple[dict[str, float], float]:
+    """Each target column's test score on ``films`` or ``budget``, and fit seconds."""
     from widemm import WideDeepClassifier, WideDeepRegressor
 
-    table, name = candidate.split(":")
     X_train, X_test, Y_train, Y_test = r_table(table)
     labels = table == "films"
     if name == "HGB":
@@ -211,7 +231,7 @@ def run_other(candidate: str) -> None:
 
         def make() -> Any:
             kind = WideDeepClassifier if labels else WideDeepRegressor
-            return kind(random_state=0, verbose=0)
+            return kind(random_state=seed, verbose=0)
 
     if name == "multi-task":
         model = make()
@@ -235,15 +255,39 @@ def run_other(candidate: str) -> None:
         )
         for j, t in enumerate(Y_test)
     }
-    emit(
-        {
-            "model": f"{table}: {name}",
-            "mean": round(float(np.mean(list(each.values()))), 4),
-            **each,
-            "fit_seconds": round(seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb()),
-        }
-    )
+    return each, seconds
+
+
+def run_seeds(table: str) -> None:
+    """The multi-task model against single-task models on one table, seeds 0-2.
+
+    A row per task: each side's mean test score over the seeds, their difference
+    and the seeds where the multi-task model scored at least as well.
+    """
+    runs: dict[str, list[tuple[dict[str, float], float]]] = {}
+    for name in ("multi-task", "single-task"):
+        runs[name] = [
+            movies_scores(name, seed) if table == "movies"
+            else other_scores(table, name, seed)
+            for seed in SEEDS
+        ]  # fmt: skip
+    seconds = {name: np.mean([s for _, s in r]) for name, r in runs.items()}
+    for task in runs["multi-task"][0][0]:
+        multi = [scores[task] for scores, _ in runs["multi-task"]]
+        single = [scores[task] for scores, _ in runs["single-task"]]
+        emit(
+            {
+                "model": f"{table}: {task}",
+                "single_task_mean": round(float(np.mean(single)), 4),
+                "multi_task_mean": round(float(np.mean(multi)), 4),
+                "difference": round(float(np.mean(multi) - np.mean(single)), 4),
+                "seeds_multi_ahead": sum(
+                    m >= s for m, s in zip(multi, single, strict=True)
+                ),
+                "fit_seconds_single": round(float(seconds["single-task"]), 1),
+                "fit_seconds_multi": round(float(seconds["multi-task"]), 1),
+            }
+        )
 
 
 def ece(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
@@ -339,6 +383,8 @@ def main() -> None:
         name = sys.argv[2]
         if name in OTHERS:
             run_other(name)
+        elif name in SEEDED:
+            run_seeds(name)
         else:
             (run_main if name in [*MAIN, *WEIGHTINGS] else run_extra)(name)
         return
@@ -348,6 +394,7 @@ def main() -> None:
            for t in ("films", "budget")},
         "multitask_weighting": list(WEIGHTINGS),
         "weights_calibration": EXTRAS,
+        "multitask_seeds": SEEDED,
     }  # fmt: skip
     for bench in sys.argv[1:] or tables:
         run_candidates(__file__, tables[bench], bench)

@@ -104,6 +104,12 @@ COLUMNS = {
     "probe_gflop_per_s_bf16": "matmul probe GFLOP/s, bf16",
     "export_seconds": "export s",
     "max_abs_diff": "max logit difference",
+    "single_task_mean": "single-task (mean of 3 seeds)",
+    "multi_task_mean": "multi-task (mean of 3 seeds)",
+    "difference": "multi - single",
+    "seeds_multi_ahead": "seeds multi-task >= single-task (of 3)",
+    "fit_seconds_single": "single-task fit s",
+    "fit_seconds_multi": "multi-task fit s",
     "peak_rss_mb": "peak RSS MiB",
 }
 
