@@ -1,4 +1,4 @@
-"""LightGBM models of the cross-fitting folds, trained side by side."""
+"""LightGBM for the trees inside the model: "auto" settings, folds side by side."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+LARGE = 10_000  # rows from which the trees learn at rate 0.1
+MANY_INPUTS = 10  # inputs from which each tree sees half of them
+FEW_ROWS_PER_INPUT = 50  # below it, each split's threshold is drawn at random
+
+
+def auto_settings(n_rows: int, n_inputs: int) -> dict[str, Any]:
+    """LightGBM settings that ``"auto"`` gives ``n_rows`` rows of ``n_inputs`` inputs.
+
+    Each rule is measured in :class:`widemm.preprocessing.trees.TreeScores`'s
+    parameters.
+    """
+    return {
+        "learning_rate": 0.1 if n_rows >= LARGE else 0.05,
+        "feature_fraction": 0.5 if n_inputs >= MANY_INPUTS else 1.0,
+        "extra_trees": n_rows < FEW_ROWS_PER_INPUT * n_inputs,
+    }
 
 
 def train_folds(
