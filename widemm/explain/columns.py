@@ -20,6 +20,7 @@ from widemm.explain.explanation import Explanation, Method, check_method
 from widemm.explain.players import TREES, WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
+from widemm.preprocessing.arrays import flatten
 from widemm.preprocessing.wide import CROSS_SEP
 from widemm.targets import Block
 
@@ -168,11 +169,11 @@ def _tree_shares(
     """
     assert model.trees is not None
     trees = pipeline.preprocessors_["trees"]
-    cat, cont = pipeline.preprocessors_["tab"].feature_columns()
+    tab = pipeline.preprocessors_.get("tab")  # None: the trees read text alone
+    cat, cont = ([], []) if tab is None else tab.feature_columns()
     texts = list(trees.text_cols)
     scale = model.trees.scale.detach().double().numpy()
-    rows = (x["tab"]["cat"].numpy(), x["tab"]["cont"].numpy())
-    base = (background["tab"]["cat"].numpy(), background["tab"]["cont"].numpy())
+    rows, base = (_tab_arrays(batch) for batch in (x, background))
     shares = np.zeros((len(target), len(cat) + len(cont) + len(texts)))
     for t in target.unique().tolist():
         at = (target == t).numpy()
@@ -181,6 +182,14 @@ def _tree_shares(
         shares[at] = (contributions - mean) * scale[t]
     table = pd.DataFrame(shares.T, index=[*cat, *cont, *texts])  # by column
     return table.groupby(level=0, sort=False).sum().T
+
+
+def _tab_arrays(batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Return a batch's tabular (categorical, continuous) inputs; empty without."""
+    if "tab" in batch:
+        return batch["tab"]["cat"].numpy(), batch["tab"]["cont"].numpy()
+    n = len(next(iter(flatten(batch).values())))
+    return np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
 
 
 def _fold(

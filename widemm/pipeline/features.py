@@ -262,8 +262,9 @@ class FeaturePipeline(BaseEstimator):
         media = bool(self.schema_.text_cols or self.schema_.image_cols)
         least = TREES_MIN_ROWS["text or images" if media else "table"]
         wanted = self.trees is True or (self.trees == "auto" and len(X) >= least)
-        if wanted and heads and y is not None and "tab" in self.preprocessors_:
-            tab = self.preprocessors_["tab"]
+        readable = "tab" in self.preprocessors_ or self.schema_.text_cols
+        if wanted and heads and y is not None and readable:
+            tab = self.preprocessors_.get("tab")
             trees = fit_trees(
                 tab, X, np.asarray(y), heads, sample_weight, self.schema_.text_cols
             )

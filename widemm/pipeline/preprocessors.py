@@ -82,7 +82,7 @@ def _image_size(size: int | str, image_model: Any) -> int | str:
 
 
 def fit_trees(
-    tab: TabPreprocessor,
+    tab: TabPreprocessor | None,
     X: pd.DataFrame,
     y: np.ndarray,
     heads: Sequence[Head],
@@ -92,14 +92,16 @@ def fit_trees(
     """Fit the trees on the tabular inputs of X (seeded by torch's RNG).
 
     ``y``: the targets encoded for ``heads``; ``tab``: the fitted tabular
-    preprocessor, whose inputs the trees read, beside the scores of linear
-    models of the ``text_cols``.
+    preprocessor, whose inputs the trees read (None: there are none), beside
+    the scores of linear models of the ``text_cols``.
     """
-    arrays = frame_arrays({"tab": tab}, {}, X)
+    arrays = frame_arrays({} if tab is None else {"tab": tab}, {}, X)
+    empty = np.zeros((len(X), 0))
     layout = [
         (h.kind, h.n_targets, h.n_classes, len(h.quantiles or (None,))) for h in heads
     ]
     seed = int(torch.randint(2**31 - 1, ()))
     trees = TreeScores(layout, random_state=seed, text_cols=tuple(text_cols))
     y = y.reshape(len(y), -1)
-    return trees.fit(arrays["tab.cat"], arrays["tab.cont"], y, sample_weight, X)
+    cat, cont = arrays.get("tab.cat", empty), arrays.get("tab.cont", empty)
+    return trees.fit(cat, cont, y, sample_weight, X)

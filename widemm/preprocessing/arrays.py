@@ -32,10 +32,10 @@ def frame_arrays(
         values = tab.transform_frame(X, memo)
         out["tab.cat"] = values[:, : tab.n_cat_].astype(np.int64)
         out["tab.cont"] = values[:, tab.n_cat_ :].astype(np.float32)
-    if "trees" in preprocessors:
-        out["trees"] = preprocessors["trees"].transform(
-            out["tab.cat"], out["tab.cont"], X
-        )
+    if "trees" in preprocessors:  # without tabular columns, on text scores alone
+        cat = out.get("tab.cat", np.zeros((len(X), 0), np.int64))
+        cont = out.get("tab.cont", np.zeros((len(X), 0), np.float32))
+        out["trees"] = preprocessors["trees"].transform(cat, cont, X)
     if "text" in preprocessors:
         tokens = preprocessors["text"].transform_frame(X)
         for slot, col in text_slots.items():

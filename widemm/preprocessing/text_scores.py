@@ -161,3 +161,8 @@ def _weight(sample_weight: np.ndarray | None, rows: np.ndarray) -> dict[str, Any
 
 def _strings(strings: pd.Series) -> list[str]:
     return [v if isinstance(v, str) else "" for v in strings.tolist()]
+
+
+def line_scores(lines: list[list[np.ndarray]], matrices: list[Any]) -> list[Any]:
+    """Each text column's linear model's scores (n_rows, width)."""
+    return [A @ coef.T + icpt for (coef, icpt), A in zip(lines, matrices, strict=True)]

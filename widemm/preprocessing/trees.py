@@ -37,7 +37,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from widemm.preprocessing.boosting import auto_settings, train_folds
-from widemm.preprocessing.text_scores import fit_line, fit_vocabulary, vectors
+from widemm.preprocessing.text_scores import (
+    fit_line,
+    fit_vocabulary,
+    line_scores,
+    vectors,
+)
 
 # Per head, as the model lays out its outputs: (kind, target columns, classes,
 # outputs per target column), e.g. ("regression", 2, 0, 3) for two columns of 3
@@ -48,8 +53,6 @@ Layout = tuple[str, int, int, int]
 class TreeScores(BaseEstimator):
     """LightGBM per target column, cross-fitted, giving a score per model output.
 
-    The ``"auto"`` settings' rules are in ``widemm.preprocessing.boosting``.
-
     Parameters
     ----------
     layout : sequence of (kind, n_targets, n_classes, n_per_target)
@@ -59,32 +62,11 @@ class TreeScores(BaseEstimator):
     n_estimators : int
         Most boosting rounds; each fold model stops after ``early_stopping``
         rounds without gain on a tenth of its training rows held out.
-    learning_rate : float or "auto"
-        ``"auto"``: 0.1 from ``LARGE`` rows, else 0.05. Measured with the whole
-        model's test metric: 0.1 against 0.05 gave Adult ROC AUC 0.9291 against
-        0.9288 and California R² 0.8568 against 0.8548, in 0.6-1 s less, but
-        diabetes R² 0.448 against 0.463 and digits 0.9705 against 0.9744 (a
-        tenth of 1,000 rows stops the faster rate too late or too early).
-    feature_fraction : float or "auto"
-        Share of the inputs each tree is grown on (LightGBM's setting).
-        ``"auto"``: 0.5 from ``MANY_INPUTS`` inputs (text scores included),
-        else 1. Measured with the whole model's test metric, 0.5 against 1:
-        digits 0.9794 against 0.9744, diabetes R² 0.464 against 0.463, Adult
-        0.9300 against 0.9291, breast cancer 0.9925 against 0.9941; on
-        California's 8 inputs 0.854 against 0.857 (half the trees would lack
-        the median income). Row subsampling (bagging 0.8) lost California
-        0.006 R².
-    extra_trees : bool or "auto"
-        Split each node at a random threshold per input (LightGBM's
-        ``extra_trees``; Geurts et al. 2006) instead of the best one.
-        ``"auto"``: below ``FEW_ROWS_PER_INPUT`` training rows per input (text
-        scores included), where searching every threshold fits noise. Measured
-        with the whole model's test metric, mean of seeds 0-2 (5-fold
-        cross-validation): digits (22 rows per input) 0.9811 against 0.9766,
-        diabetes (35) R² 0.469 against 0.461 (seeds 0-1), wine and breast
-        cancer (11, 15) level; on 1,500 training rows of California (187) R²
-        0.748 against 0.761, of Adult (107) 0.9034 against 0.9027, and at 5,000
-        rows and more both lost 0.003-0.02.
+    learning_rate, feature_fraction, extra_trees : float, float, bool or "auto"
+        LightGBM's settings; ``extra_trees`` splits each node at a random
+        threshold per input instead of the best one. ``"auto"``: by the rows
+        and inputs (text scores included), as ``auto_settings`` says and
+        measured.
     num_leaves, min_child_samples : int
         LightGBM's settings.
     early_stopping : int
@@ -99,7 +81,9 @@ class TreeScores(BaseEstimator):
     boosters_ : list of list of str
         Per tree model (a binary, multiclass or regression target column): its
         folds' LightGBM models as text; an empty list where a column cannot be
-        fitted (fewer than two classes): its scores are 0.
+        fitted (fewer than two classes): its scores are 0; or where one text
+        column is all there is to read (no tabular input): its linear model's
+        scores are the scores.
     linear_ : list of list of float
         Per tree model, a regression column's: the slope of its score on each
         continuous input beyond the fit range (a ridge regression's
@@ -189,6 +173,11 @@ class TreeScores(BaseEstimator):
                 for A in matrices
             ]
             self.text_lines_.append([[coef, icpt] for _, coef, icpt in lines])
+            if self._alone:  # nothing to cross the scores with: they are the scores
+                self.out_of_fold[:, outputs] = _columns(lines[0][0], width, outputs)
+                self.boosters_.append([])
+                self.linear_.append([])
+                continue
             inputs = np.hstack([features, *(scores for scores, _, _ in lines)])
             params = self._params(objective, width, n, inputs.shape[1])
             # Binned once; each fold's model trains on a subset of these bins.
@@ -242,7 +231,9 @@ class TreeScores(BaseEstimator):
         for boosters, slopes, lines, (_, _, width, outputs) in zip(
             self._loaded(), self.linear_, self.text_lines_, self._models(), strict=True
         ):
-            inputs = np.hstack([features, *_line_scores(lines, matrices)])
+            inputs = np.hstack([features, *line_scores(lines, matrices)])
+            if self._alone:
+                out[:, outputs] += _columns(inputs, width, outputs)
             for booster in boosters:
                 raw = np.asarray(booster.predict(inputs, raw_score=True))
                 out[:, outputs] += _columns(raw, width, outputs) / len(boosters)
@@ -276,8 +267,10 @@ class TreeScores(BaseEstimator):
                 continue
             if slopes:
                 out[:, self.n_cat_ : self.n_features_] += self._beyond(cont) * slopes
-            inputs = np.hstack([features, *_line_scores(lines, matrices)])
+            inputs = np.hstack([features, *line_scores(lines, matrices)])
             block = outputs.index(output) % width  # a multiclass model's class
+            if self._alone:
+                out[:, -1] += inputs[:, block]
             n = len(boosters)
             for booster in boosters:
                 contrib = np.asarray(booster.predict(inputs, pred_contrib=True))
@@ -287,6 +280,15 @@ class TreeScores(BaseEstimator):
                 out[:, : self.n_features_] += tabular / n
                 out[:, self.n_features_ :] += per_text / n
         return out
+
+    @property
+    def _alone(self) -> bool:
+        """Whether one text column's scores are all there is: they pass through.
+
+        Trees over one score only cut it into steps: fine foods' reviews, test
+        ROC AUC 0.862 with trees over the linear model's score, 0.876 without.
+        """
+        return not self.n_features_ and len(self.text_cols) == 1
 
     def _text_vectors(self, texts: pd.DataFrame | None) -> list[Any]:
         """Each text column's TF-IDF of the rows (none without ``text_cols``)."""
@@ -365,11 +367,6 @@ class TreeScores(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # copies re-parse; the scores stay with fit
         return {k: v for k, v in state.items() if k not in ("_parsed", "out_of_fold")}
-
-
-def _line_scores(lines: list[list[np.ndarray]], matrices: list[Any]) -> list[Any]:
-    """Each text column's linear model's scores (n_rows, width)."""
-    return [A @ coef.T + icpt for (coef, icpt), A in zip(lines, matrices, strict=True)]
 
 
 def _slopes(
