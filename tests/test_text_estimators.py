@@ -94,8 +94,11 @@ def test_text_model_save_load_round_trip(reviews, minilm_pair, tmp_path):
     cached.save(tmp_path)
     loaded = widemm.load(tmp_path)
     rows = X_test.head(16)
+    # bf16 encodings round differently in batches of other lengths (a row the
+    # original cached from another batch: 7e-5 in probability); float32 to 1e-6.
+    atol = 2e-4 if cached.pipeline_.feature_cache().bf16 else 1e-6
     np.testing.assert_allclose(
-        loaded.predict_proba(rows), cached.predict_proba(rows), atol=1e-6
+        loaded.predict_proba(rows), cached.predict_proba(rows), atol=atol
     )
 
 
