@@ -52,12 +52,20 @@ class Distributed:
         return device
 
     def setup(self, device: torch.device) -> None:
-        """Join the process group (once per process)."""
+        """Join the process group (once per process; left when the process exits).
+
+        A process that exits still in the group can abort as its threads are
+        torn down ("terminate called without an active exception"): one run in
+        three of the two-process pretraining test did, exit code -6.
+        """
+        import atexit
+
         import torch.distributed as dist
 
         if self.enabled and not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
             dist.init_process_group(backend, rank=self.rank, world_size=self.world_size)
+            atexit.register(_leave)
 
     def wrap(self, model: nn.Module, strategy: Strategy) -> nn.Module:
         """Return the model as the ranks train it (itself when not distributed)."""
@@ -110,3 +118,11 @@ class Distributed:
             import torch.distributed as dist
 
             dist.barrier()
+
+
+def _leave() -> None:
+    """Leave the process group, if the process is still in it."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
