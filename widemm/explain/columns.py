@@ -20,7 +20,7 @@ from widemm.explain.explanation import Explanation, Method, check_method
 from widemm.explain.players import TREES, WIDE, Players
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
-from widemm.preprocessing.arrays import flatten
+from widemm.preprocessing.arrays import flatten, tab_arrays
 from widemm.preprocessing.wide import CROSS_SEP
 from widemm.targets import Block
 
@@ -173,7 +173,10 @@ def _tree_shares(
     cat, cont = ([], []) if tab is None else tab.feature_columns()
     texts = list(trees.text_cols)
     scale = model.trees.scale.detach().double().numpy()
-    rows, base = (_tab_arrays(batch) for batch in (x, background))
+    rows, base = (
+        tab_arrays(flatten(batch), len(frame))
+        for batch, frame in zip((x, background), frames, strict=True)
+    )
     shares = np.zeros((len(target), len(cat) + len(cont) + len(texts)))
     for t in target.unique().tolist():
         at = (target == t).numpy()
@@ -182,14 +185,6 @@ def _tree_shares(
         shares[at] = (contributions - mean) * scale[t]
     table = pd.DataFrame(shares.T, index=[*cat, *cont, *texts])  # by column
     return table.groupby(level=0, sort=False).sum().T
-
-
-def _tab_arrays(batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Return a batch's tabular (categorical, continuous) inputs; empty without."""
-    if "tab" in batch:
-        return batch["tab"]["cat"].numpy(), batch["tab"]["cont"].numpy()
-    n = len(next(iter(flatten(batch).values())))
-    return np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
 
 
 def _fold(

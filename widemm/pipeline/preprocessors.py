@@ -17,7 +17,7 @@ from widemm.preprocessing import (
     TextPreprocessor,
     WidePreprocessor,
 )
-from widemm.preprocessing.arrays import frame_arrays
+from widemm.preprocessing.arrays import frame_arrays, tab_arrays
 from widemm.preprocessing.trees import TreeScores
 from widemm.schema import ColumnSchema
 
@@ -96,12 +96,10 @@ def fit_trees(
     the scores of linear models of the ``text_cols``.
     """
     arrays = frame_arrays({} if tab is None else {"tab": tab}, {}, X)
-    empty = np.zeros((len(X), 0))
     layout = [
         (h.kind, h.n_targets, h.n_classes, len(h.quantiles or (None,))) for h in heads
     ]
     seed = int(torch.randint(2**31 - 1, ()))
     trees = TreeScores(layout, random_state=seed, text_cols=tuple(text_cols))
     y = y.reshape(len(y), -1)
-    cat, cont = arrays.get("tab.cat", empty), arrays.get("tab.cont", empty)
-    return trees.fit(cat, cont, y, sample_weight, X)
+    return trees.fit(*tab_arrays(arrays, len(X)), y, sample_weight, X)

@@ -32,10 +32,8 @@ def frame_arrays(
         values = tab.transform_frame(X, memo)
         out["tab.cat"] = values[:, : tab.n_cat_].astype(np.int64)
         out["tab.cont"] = values[:, tab.n_cat_ :].astype(np.float32)
-    if "trees" in preprocessors:  # without tabular columns, on text scores alone
-        cat = out.get("tab.cat", np.zeros((len(X), 0), np.int64))
-        cont = out.get("tab.cont", np.zeros((len(X), 0), np.float32))
-        out["trees"] = preprocessors["trees"].transform(cat, cont, X)
+    if "trees" in preprocessors:
+        out["trees"] = preprocessors["trees"].transform(*tab_arrays(out, len(X)), X)
     if "text" in preprocessors:
         tokens = preprocessors["text"].transform_frame(X)
         for slot, col in text_slots.items():
@@ -43,6 +41,17 @@ def frame_arrays(
             out[f"{slot}.attention_mask"] = tokens[col].attention_mask
             out[f"{slot}.present"] = tokens[col].present
     return out
+
+
+def tab_arrays(flat: Mapping[str, Any], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the categorical codes and continuous values among flat inputs.
+
+    Without a tabular part (trees reading a text column alone), empty arrays of
+    ``n_rows`` rows.
+    """
+    if "tab.cat" not in flat:
+        return np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), np.float32)
+    return np.asarray(flat["tab.cat"]), np.asarray(flat["tab.cont"])
 
 
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
