@@ -68,9 +68,9 @@ def train_folds(
         shuffled = rng.permutation(rows)
         n_stop = max(len(rows) // 10, 1)
         splits.append((np.sort(shuffled[n_stop:]), np.sort(shuffled[:n_stop])))
-    cores = _cores()
-    workers = min(len(folds), cores)
-    params = {**params, "num_threads": max(cores // workers, 1)}
+    n_cores = cores()
+    workers = min(len(folds), n_cores)
+    params = {**params, "num_threads": max(n_cores // workers, 1)}
     binning = threading.Lock()  # subsets are cut from one Dataset in turn
 
     def fit(train: np.ndarray, stop: np.ndarray) -> Any:
@@ -89,7 +89,7 @@ def train_folds(
         return list(pool.map(lambda parts: fit(*parts), splits))
 
 
-def _cores() -> int:
+def cores() -> int:
     """Return the CPU cores this process may run on."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
