@@ -81,8 +81,8 @@ def test_trainer_early_stopping_restores_best_epoch():
     assert history[-1]["epoch"] == best["epoch"] + 2
 
 
-@pytest.mark.parametrize(("n_rows", "patience"), [(9_000, 5), (12_000, 2)])
-def test_auto_patience_is_2_epochs_from_10000_training_rows(n_rows, patience):
+@pytest.mark.parametrize(("n_rows", "patience"), [(9_000, 5), (12_000, 1)])
+def test_auto_patience_is_1_epoch_from_10000_training_rows(n_rows, patience):
     """With nothing to learn (learning rate 0) the first epoch stays the best:
     the run stops after 1 + patience epochs."""
     config = TrainConfig(
@@ -98,7 +98,7 @@ def test_auto_patience_is_2_epochs_from_10000_training_rows(n_rows, patience):
 def test_auto_patience_keeps_given_values():
     assert auto_patience(3, 50_000) == 3
     assert auto_patience(None, 50_000) is None
-    assert (auto_patience("auto", 9_999), auto_patience("auto", 10_000)) == (5, 2)
+    assert (auto_patience("auto", 9_999), auto_patience("auto", 10_000)) == (5, 1)
     for bad in ("Auto", "two", 0, -1, 2.5, True):
         with pytest.raises(ValueError, match="n_iter_no_change must be a positive"):
             auto_patience(bad, 50_000)
