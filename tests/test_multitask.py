@@ -124,6 +124,28 @@ def test_uncertainty_weighting_is_kendalls_form_and_learns():
     assert objective.log_vars.grad.abs() > 0
 
 
+def test_famo_divides_each_task_gradient_by_its_loss_and_favours_the_slower_task():
+    heads = [Head("a", "regression"), Head("b", "regression")]
+    famo, fixed = Objective(heads, "famo"), Objective(heads)
+    z = torch.tensor([[0.0, 0.0], [1.0, 2.0]], requires_grad=True)
+    y = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # losses per row: a 1, b 2
+    step, reported = famo.step_loss(z, y)
+    assert float(reported) == pytest.approx(float(fixed(z, y)))  # fixed weights'
+    step.backward()
+    # d/dz of 2 rows * 2 * (0.5 log l_a + 0.5 log l_b) / (0.5 / 1 + 0.5 / 2):
+    # each task's gradient over its loss, times 8 / 3.
+    expected = torch.tensor([[-1.0, 0.0], [1.0, 2.0]]) * torch.tensor([1.0, 0.5])
+    torch.testing.assert_close(z.grad, expected * 8 / 3)
+
+    for _ in range(20):  # task a's loss halves each step, b's falls by a tenth
+        famo.famo.update(torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.9]))
+    weights = famo.task_weights()
+    assert weights["b"] > 1.2 > 0.8 > weights["a"]
+    assert weights["a"] + weights["b"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="'famo'"):
+        Objective(heads, "gradnorm")
+
+
 def test_unknown_targets_send_no_gradient_to_their_head():
     z = torch.zeros(4, 2, requires_grad=True)
     y = torch.tensor([[1.0, float("nan")], [0.0, float("nan")], [1.0, 3.0], [0.0, 1.0]])
@@ -190,6 +212,20 @@ def test_multitask_trains_every_head_with_missing_targets_masked(movies, multita
     assert scores["Meter_r2"] > 0.1
     assert scores["Metacritic_r2"] > 0.1
     assert set(multitask.predict_proba(test[INPUTS].head(3))) == {"Genre"}
+
+
+def test_famo_weighting_trains_and_reports_its_task_weights(movies):
+    train, test = movies
+    model = WideDeepMultiTask(random_state=0, max_epochs=3, task_weighting="famo")
+    model.fit(train[INPUTS], train[TASKS])
+    weights = model.history_[[f"weight_{task}" for task in TASKS]]
+    start = {"Genre": 21.0, "Meter": 1.0, "Metacritic": 1.0}  # Genre: its labels
+    assert weights.sum(axis=1).to_numpy() == pytest.approx(sum(start.values()))
+    moved = weights.iloc[-1].to_numpy() - np.array(list(start.values()))
+    assert np.abs(moved).max() > 1e-3
+    scores = model.scores(test[INPUTS], test[TASKS])
+    assert scores["Genre_roc_auc_micro"] > 0.75
+    assert scores["Meter_r2"] > 0.1
 
 
 def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_path):

@@ -40,6 +40,17 @@ def test_two_process_ddp_matches_one_process_for_weighted_multitask(tmp_path):
     assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
 
 
+def test_two_process_ddp_matches_one_process_with_famo_task_weights(tmp_path):
+    # FAMO moves its task weights by each step's loss sums over all ranks' rows
+    run(tmp_path / "single.pt", "--rows", 1779, "--multitask", "--weighting", "famo")
+    run(
+        tmp_path / "ddp.pt",
+        *("--rows", 1779, "--multitask", "--weighting", "famo"),
+        torchrun=True,
+    )
+    assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
+
+
 def test_contrastive_negatives_are_gathered_across_ranks(tmp_path):
     """Two ranks, half a batch each, give the whole batch's loss and gradients:
     the other rank's rows serve as negatives, and their gradients flow back."""

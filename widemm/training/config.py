@@ -146,8 +146,9 @@ def auto_patience(
     decimals on Adult, California and the reviews, in 3.4 s, 0.3 s and 16 s
     less; on diabetes' 350 rows 2 cost 0.006 R². 1 against 2, seeds 0-1 (0-2
     on California): the same test metrics to 4 decimals on Adult, California,
-    movies and the reviews, in 1.2 s (18%), 0.4 s (13%), 4.4 s and 6.1 s less. Given values are kept; any
-    other than a positive int, "auto" or None raises a ValueError naming it.
+    movies and the reviews, in 1.2 s (18%), 0.4 s (13%), 4.4 s and 6.1 s less.
+    Given values are kept; any other than a positive int, "auto" or None raises
+    a ValueError naming it.
     """
     given = n_iter_no_change
     epochs = isinstance(given, int | np.integer) and not isinstance(given, bool)

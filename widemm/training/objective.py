@@ -25,7 +25,7 @@ scale, so no task dominates the shared layers or early stopping by its units.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from widemm.heads import Head
+from widemm.training.famo import FAMO
 
 Scorer = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 T = TypeVar("T", Tensor, np.ndarray)
@@ -82,7 +83,7 @@ def _mean(loss: Tensor, known: Tensor) -> Tensor:
     return (loss * known).sum(1) / known.sum(1).clamp(min=1)
 
 
-Weighting = Literal["fixed", "uncertainty"]
+Weighting = Literal["fixed", "uncertainty", "famo"]
 
 
 class Objective(nn.Module):
@@ -92,11 +93,14 @@ class Objective(nn.Module):
     ----------
     heads : sequence of Head
         In the order of the logit and target blocks.
-    weighting : {"fixed", "uncertainty"}
+    weighting : {"fixed", "uncertainty", "famo"}
         ``"fixed"``: each head's loss times its ``weight``. ``"uncertainty"``:
         learned homoscedastic-uncertainty weights (Kendall et al., 2018): head
         ``t`` adds ``exp(-s_t) * loss_t + s_t`` per row, with ``s_t`` trained
-        with the model (``log_vars``), so noisier tasks weigh less.
+        with the model (``log_vars``), so noisier tasks weigh less. ``"famo"``:
+        training steps minimise :class:`~widemm.training.famo.FAMO`'s loss
+        (``famo``, see :meth:`step_loss`); the loss returned, reported and
+        early-stopped on is the fixed weights'.
     scorer : callable, optional
         ``(logits, target) -> {score: value}`` (numpy arrays) for the validation
         scores; by default each head scores its block (see ``Head.metrics``).
@@ -109,9 +113,10 @@ class Objective(nn.Module):
         scorer: Scorer | None = None,
     ) -> None:
         super().__init__()
-        if weighting not in ("fixed", "uncertainty"):
+        if weighting not in ("fixed", "uncertainty", "famo"):
             raise ValueError(
-                f"weighting must be 'fixed' or 'uncertainty', got {weighting!r}."
+                "weighting must be 'fixed', 'uncertainty' or 'famo', "
+                f"got {weighting!r}."
             )
         names = [h.name for h in heads]
         if len(set(names)) != len(names):
@@ -122,6 +127,7 @@ class Objective(nn.Module):
             if weighting == "uncertainty"
             else None
         )
+        self.famo = FAMO([h.weight for h in heads]) if weighting == "famo" else None
 
     @classmethod
     def of(cls, task: str | Objective) -> Objective:
@@ -158,15 +164,7 @@ class Objective(nn.Module):
         Logits of shape (B, k, n_outputs), an ensemble's k members, give the
         mean of the members' losses: each member learns on its own.
         """
-        if target.dim() == 1:
-            target = target.unsqueeze(1)
-        if logits.dim() == 3:
-            k = logits.shape[1]
-            weight = None if weight is None else weight.repeat_interleave(k) / k
-            if weight is None:
-                weight = logits.new_full((logits.shape[0] * k,), 1 / k)
-            logits, target = logits.flatten(0, 1), target.repeat_interleave(k, 0)
-        rows = logits.new_ones(len(logits)) if weight is None else weight
+        logits, target, rows = _flat(logits, target, weight)
         total = logits.new_zeros(())
         for i, (head, loss) in enumerate(
             zip(self.heads, self.losses(logits, target, rows), strict=True)
@@ -177,6 +175,61 @@ class Objective(nn.Module):
                 s = self.log_vars[i]
                 total = total + torch.exp(-s) * loss + s * rows.sum()
         return total
+
+    def step_loss(
+        self,
+        logits: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        all_reduce_: Callable[[Tensor], None] = lambda tensor: None,
+    ) -> tuple[Tensor, Tensor]:
+        """Return a training step's loss to minimise and the one to report.
+
+        The second is ``forward``'s. They differ with ``"famo"`` weighting: the
+        first is then the heads' loss sums times FAMO's coefficients of the
+        heads' mean losses over all ranks' rows (``all_reduce_`` sums a tensor
+        over the ranks in place), whose gradient is FAMO's.
+        """
+        if self.famo is None:
+            loss = self(logits, target, weight)
+            return loss, loss
+        sums, total = self.loss_sums(logits, target, weight)
+        both = torch.cat([sums.detach(), total[None]])
+        all_reduce_(both)
+        coefficients = self.famo.coefficients(both[:-1] / both[-1])
+        reported = sums @ sums.new_tensor([h.weight for h in self.heads])
+        return sums @ coefficients, reported
+
+    @torch.no_grad()
+    def balance(
+        self,
+        before: Tensor,
+        after: Tensor,
+        batch: Mapping[str, Tensor],
+        all_reduce_: Callable[[Tensor], None],
+    ) -> None:
+        """FAMO: move the task weights by a batch's logits before and after a step.
+
+        ``all_reduce_`` sums a tensor over the ranks in place, so every rank
+        moves its weights alike.
+        """
+        means = []
+        for logits in (before, after):
+            sums, rows = self.loss_sums(
+                logits.float(), batch["target"], batch.get("weight")
+            )
+            both = torch.cat([sums, rows[None]])
+            all_reduce_(both)
+            means.append(both[:-1] / both[-1])
+        if self.famo is not None:
+            self.famo.update(*means)
+
+    def loss_sums(
+        self, logits: Tensor, target: Tensor, weight: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Each head's loss summed over rows (n_heads,), and the rows' total weight."""
+        logits, target, rows = _flat(logits, target, weight)
+        return torch.stack(self.losses(logits, target, rows)), rows.sum()
 
     def losses(self, logits: Tensor, target: Tensor, rows: Tensor) -> list[Tensor]:
         """Each head's loss summed over rows weighted by ``rows``, unweighted by task.
@@ -209,8 +262,35 @@ class Objective(nn.Module):
         return {f"valid_{k}": v for k, v in scores.items()}
 
     def task_weights(self) -> dict[str, float]:
-        """Each head's current weight (learned ones: ``exp(-s_t)``)."""
-        if self.log_vars is None:
+        """Each head's current weight.
+
+        Learned ones: ``exp(-s_t)`` (uncertainty); FAMO's ``z_t`` times the
+        fixed weights' sum (each task's gradient is also divided by its loss).
+        """
+        if self.famo is not None:
+            learned = (self.famo.weights() * self.famo.scale).tolist()
+        elif self.log_vars is not None:
+            learned = torch.exp(-self.log_vars.detach()).tolist()
+        else:
             return {h.name: h.weight for h in self.heads}
-        learned = torch.exp(-self.log_vars.detach()).tolist()
         return dict(zip([h.name for h in self.heads], learned, strict=True))
+
+
+def _flat(
+    logits: Tensor, target: Tensor, weight: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return the logits, targets (n, n_targets) and row weights, flattened.
+
+    Logits of shape (B, k, n_outputs), an ensemble's k members, become B * k
+    rows of weight 1 / k each (times the row's weight): the members' mean loss.
+    """
+    if target.dim() == 1:
+        target = target.unsqueeze(1)
+    if logits.dim() == 3:
+        k = logits.shape[1]
+        weight = None if weight is None else weight.repeat_interleave(k) / k
+        if weight is None:
+            weight = logits.new_full((logits.shape[0] * k,), 1 / k)
+        logits, target = logits.flatten(0, 1), target.repeat_interleave(k, 0)
+    rows = logits.new_ones(len(logits)) if weight is None else weight
+    return logits, target, rows

@@ -252,14 +252,16 @@ class Trainer:
             with torch.autocast(self.device.type, dtype, enabled=dtype is not None):
                 logits = net(batch)
             weight = batch.get("weight")
-            loss = self.objective(logits.float(), batch["target"], weight)
-            if not torch.isfinite(loss):
+            step, loss = self.objective.step_loss(
+                logits.float(), batch["target"], weight, dist.all_reduce_
+            )
+            if not torch.isfinite(step):
                 raise FloatingPointError(
                     f"Training loss is {loss.item()} at epoch {self.epoch + 1}, "
                     f"batch {i + 1} of {n_batches}. Lower learning_rate, try "
                     "clip_grad_norm, or check that batch's inputs for extreme values."
                 )
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(step).backward()
             rows = len(batch["target"]) if weight is None else float(weight.sum())
             step_rows += rows
             if (i + 1) % accumulate == 0 or i + 1 == n_batches:
@@ -274,6 +276,17 @@ class Trainer:
                 self.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 step_rows = 0
+                if self.objective.famo is not None:  # the batch after the step
+                    with (
+                        torch.no_grad(),
+                        torch.autocast(
+                            self.device.type, dtype, enabled=dtype is not None
+                        ),
+                    ):
+                        after = net(batch)
+                    self.objective.balance(
+                        logits.detach(), after, batch, dist.all_reduce_
+                    )
                 if self.active_callbacks:
                     value = float(loss.detach()) / max(rows, 1)
                     for cb in self.active_callbacks:
@@ -326,7 +339,7 @@ class Trainer:
             for head, value in zip(self.objective.heads, losses, strict=True):
                 row[f"valid_{head.name}_loss"] = float(value) / max(rows, 1e-12)
         row.update(self.objective.metrics(logits, target))
-        if self.objective.log_vars is not None:
+        if self.objective.weighting != "fixed":
             row.update(
                 {f"weight_{k}": v for k, v in self.objective.task_weights().items()}
             )

@@ -4,6 +4,7 @@
     torchrun --nproc_per_node 2 fit_adult.py OUT          # data parallel
     python fit_adult.py OUT --multitask    # income + hours-per-week, learned task
                                            # weights, sample weights
+    python fit_adult.py OUT --multitask --weighting famo   # FAMO's task weights
     python fit_adult.py OUT --pretrain     # contrastive pretraining instead of fit
                                            # (corruption 0: no draws that differ
                                            # between ranks)
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--strategy", default="ddp")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--multitask", action="store_true")
+    parser.add_argument("--weighting", default="uncertainty")
     parser.add_argument("--pretrain", action="store_true")
     parser.add_argument("--regressor", action="store_true")
     parser.add_argument("--accumulate", type=int, default=1)
@@ -79,7 +81,7 @@ def main() -> None:
     estimator = WideDeepRegressor if args.regressor else estimator
     callbacks = [KillMidEpoch(args.kill_at_epoch)] if args.kill_at_epoch else []
     callbacks += [Nudge(args.nudge)] if args.nudge else []
-    options = {"task_weighting": "uncertainty"} if args.multitask else {}
+    options = {"task_weighting": args.weighting} if args.multitask else {}
     model = estimator(
         **options,
         tab_model="mlp",  # TabM takes one width
