@@ -110,6 +110,13 @@ COLUMNS = {
     "seeds_multi_ahead": "seeds multi-task >= single-task (of 3)",
     "fit_seconds_single": "single-task fit s",
     "fit_seconds_multi": "multi-task fit s",
+    "fixed": "fixed weights (default)",
+    "uncertainty": "uncertainty",
+    "famo": "FAMO",
+    "seeds_famo_ahead": "seeds FAMO >= fixed (of 3)",
+    "fit_seconds_fixed": "fixed fit s",
+    "fit_seconds_uncertainty": "uncertainty fit s",
+    "fit_seconds_famo": "FAMO fit s",
     "peak_rss_mb": "peak RSS MiB",
 }
 
