@@ -194,35 +194,28 @@ class Objective(nn.Module):
             loss = self(logits, target, weight)
             return loss, loss
         sums, total = self.loss_sums(logits, target, weight)
-        both = torch.cat([sums.detach(), total[None]])
-        all_reduce_(both)
-        coefficients = self.famo.coefficients(both[:-1] / both[-1])
+        self._before = _global_means(sums.detach(), total, all_reduce_)
+        coefficients = self.famo.coefficients(self._before)
         reported = sums @ sums.new_tensor([h.weight for h in self.heads])
         return sums @ coefficients, reported
 
     @torch.no_grad()
     def balance(
         self,
-        before: Tensor,
         after: Tensor,
         batch: Mapping[str, Tensor],
         all_reduce_: Callable[[Tensor], None],
     ) -> None:
-        """FAMO: move the task weights by a batch's logits before and after a step.
+        """FAMO: move the task weights by a batch's losses before and after a step.
 
-        ``all_reduce_`` sums a tensor over the ranks in place, so every rank
-        moves its weights alike.
+        ``after``: the logits of the batch of the last :meth:`step_loss`, once
+        the step is taken. ``all_reduce_`` sums a tensor over the ranks in
+        place, so every rank moves its weights alike.
         """
-        means = []
-        for logits in (before, after):
-            sums, rows = self.loss_sums(
-                logits.float(), batch["target"], batch.get("weight")
-            )
-            both = torch.cat([sums, rows[None]])
-            all_reduce_(both)
-            means.append(both[:-1] / both[-1])
-        if self.famo is not None:
-            self.famo.update(*means)
+        if self.famo is None:
+            return
+        sums, rows = self.loss_sums(after.float(), batch["target"], batch.get("weight"))
+        self.famo.update(self._before, _global_means(sums, rows, all_reduce_))
 
     def loss_sums(
         self, logits: Tensor, target: Tensor, weight: Tensor | None = None
@@ -274,6 +267,15 @@ class Objective(nn.Module):
         else:
             return {h.name: h.weight for h in self.heads}
         return dict(zip([h.name for h in self.heads], learned, strict=True))
+
+
+def _global_means(
+    sums: Tensor, rows: Tensor, all_reduce_: Callable[[Tensor], None]
+) -> Tensor:
+    """Each head's loss per unit of row weight over all ranks' rows."""
+    both = torch.cat([sums, rows[None]])
+    all_reduce_(both)
+    return both[:-1] / both[-1]
 
 
 def _flat(

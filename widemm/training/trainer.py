@@ -284,9 +284,7 @@ class Trainer:
                         ),
                     ):
                         after = net(batch)
-                    self.objective.balance(
-                        logits.detach(), after, batch, dist.all_reduce_
-                    )
+                    self.objective.balance(after, batch, dist.all_reduce_)
                 if self.active_callbacks:
                     value = float(loss.detach()) / max(rows, 1)
                     for cb in self.active_callbacks:
