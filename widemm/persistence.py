@@ -26,7 +26,7 @@ from widemm.schema import ColumnSchema
 if TYPE_CHECKING:
     from torch import nn
 
-FORMAT_VERSION = 8  # 8: ImagePreprocessor.image_size_
+FORMAT_VERSION = 9  # 9: TreeScores.boost and lines_ (was text_lines_)
 CONFIG_FILE, WEIGHTS_FILE = "widemm.json", "model.safetensors"
 # "module.QualName" -> (class, its fitted attributes): all that is saved and loaded
 Classes = Mapping[str, tuple[type, Collection[str]]]

@@ -130,3 +130,27 @@ def test_split_thresholds_are_random_below_fifty_rows_per_input(table, n_cont, e
     y = (cont[:, :1] > 0).astype(np.float32)
     trees = TreeScores([("binary", 1, 2, 1)], random_state=0).fit(cat, cont, y)
     assert f"[extra_trees: {extra}]" in trees.boosters_[0][0]
+
+
+def test_without_boosting_a_cross_fitted_line_of_the_continuous_inputs_passes(table):
+    cat, cont, rng = table
+    value = 2 * cont[:, 0] - cont[:, 1]
+    y = np.column_stack([value + rng.normal(0, 0.1, len(cont)), value > 0])
+    layout = [("regression", 1, 0, 1), ("binary", 1, 2, 1)]
+    line = TreeScores(layout, random_state=0, boost=False).fit(cat, cont, y)
+    assert line.boosters_ == [[], []]
+    (coef, intercept), (label_coef, _) = (lines[0] for lines in line.lines_)
+    np.testing.assert_allclose(coef[0], [2, -1, 0], atol=0.05)
+    assert label_coef[0, 0] > 1
+    assert label_coef[0, 2] < label_coef[0, 0] / 10
+    scores = line.transform(cat, cont)
+    np.testing.assert_allclose(scores[:, 0], cont @ coef[0] + intercept[0], rtol=1e-5)
+    assert np.corrcoef(line.out_of_fold[:, 0], y[:, 0])[0, 1] > 0.99
+    assert not np.allclose(line.out_of_fold[:, 0], scores[:, 0])  # out of fold
+    assert roc_auc_score(y[:, 1], line.out_of_fold[:, 1]) > 0.95
+    for output in (0, 1):
+        contributions = line.contributions(cat[:20], cont[:20], output)
+        assert contributions.shape == (20, line.n_features_)
+        assert not contributions[:, : line.n_cat_].any()  # the line reads no codes
+        bias = scores[:20, output] - contributions.sum(1)
+        np.testing.assert_allclose(bias, bias[0], rtol=1e-5, atol=1e-5)

@@ -20,11 +20,7 @@ from widemm.models.layers import Tokenized
 from widemm.models.text import backbone_config, pretrained_text_name
 from widemm.pipeline.background import background_rows
 from widemm.pipeline.network import build_network, check_names, tab_model_name
-from widemm.pipeline.preprocessors import (
-    TREES_MIN_ROWS,
-    fit_trees,
-    make_preprocessors,
-)
+from widemm.pipeline.preprocessors import fit_trees, make_preprocessors, tree_kind
 from widemm.pipeline.summary import describe_columns
 from widemm.preprocessing import (
     ImageColumn,
@@ -111,8 +107,10 @@ class FeaturePipeline(BaseEstimator):
         scores join the logits, the heads start at zero so training starts
         where the trees end, and the deep parts learn what the trees miss.
         ``"auto"``: from ``TREES_MIN_ROWS`` training rows, 300 (on wine's 142
-        the trees cost 1.7 points of accuracy); on a table with text or image
-        columns from 1,000, and an estimator's ``fit`` also trains without them
+        the trees cost 1.7 points of accuracy; below, a table without text or
+        images gets a cross-fitted line of its continuous inputs in their place,
+        ``TreeScores(boost=False)``); on a table with text or image columns
+        from 1,000, and an estimator's ``fit`` also trains without them
         and keeps what validates better. Needs targets at fit: a streamed fit
         and a pretrained start (pipelines fitted without them) have no trees.
     cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols, ignore_cols :
@@ -259,15 +257,11 @@ class FeaturePipeline(BaseEstimator):
         self.preprocessors_ = make_preprocessors(self.schema_, self.get_params())
         for pre in self.preprocessors_.values():
             pre.fit(X)
-        media = bool(self.schema_.text_cols or self.schema_.image_cols)
-        least = TREES_MIN_ROWS["text or images" if media else "table"]
-        wanted = self.trees is True or (self.trees == "auto" and len(X) >= least)
-        readable = "tab" in self.preprocessors_ or self.schema_.text_cols
-        if wanted and heads and y is not None and readable:
-            tab = self.preprocessors_.get("tab")
-            trees = fit_trees(
-                tab, X, np.asarray(y), heads, sample_weight, self.schema_.text_cols
-            )
+        tab = self.preprocessors_.get("tab")
+        boost = tree_kind(self.trees, len(X), self.schema_, tab)
+        if boost is not None and heads and y is not None:
+            texts = self.schema_.text_cols
+            trees = fit_trees(tab, X, np.asarray(y), heads, sample_weight, texts, boost)
             self.preprocessors_["trees"] = trees
         self.summary_ = describe_columns(X)
         self.n_rows_ = len(X)

@@ -81,6 +81,26 @@ def _image_size(size: int | str, image_model: Any) -> int | str:
     return 224 if size == "auto" and image_model != "small_cnn" else size
 
 
+def tree_kind(
+    trees: bool | str, n_rows: int, schema: ColumnSchema, tab: TabPreprocessor | None
+) -> bool | None:
+    """Return what ``trees`` gives: True boosted trees, False a line, None neither.
+
+    ``"auto"``: trees from ``TREES_MIN_ROWS`` rows; below, a table without text
+    or images gets a line of its continuous inputs (``TreeScores(boost=False)``).
+    Trees need something to read: a tabular part or a text column.
+    """
+    media = bool(schema.text_cols or schema.image_cols)
+    least = TREES_MIN_ROWS["text or images" if media else "table"]
+    if tab is None and not schema.text_cols:
+        return None
+    if trees is True or (trees == "auto" and n_rows >= least):
+        return True
+    if trees == "auto" and not media and tab is not None and tab.n_cont_:
+        return False
+    return None
+
+
 def fit_trees(
     tab: TabPreprocessor | None,
     X: pd.DataFrame,
@@ -88,6 +108,7 @@ def fit_trees(
     heads: Sequence[Head],
     sample_weight: np.ndarray | None,
     text_cols: Sequence[str] = (),
+    boost: bool = True,
 ) -> TreeScores:
     """Fit the trees on the tabular inputs of X (seeded by torch's RNG).
 
@@ -100,6 +121,8 @@ def fit_trees(
         (h.kind, h.n_targets, h.n_classes, len(h.quantiles or (None,))) for h in heads
     ]
     seed = int(torch.randint(2**31 - 1, ()))
-    trees = TreeScores(layout, random_state=seed, text_cols=tuple(text_cols))
+    trees = TreeScores(
+        layout, random_state=seed, text_cols=tuple(text_cols), boost=boost
+    )
     y = y.reshape(len(y), -1)
     return trees.fit(*tab_arrays(arrays, len(X)), y, sample_weight, X)

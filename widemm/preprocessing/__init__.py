@@ -57,7 +57,7 @@ def fitted_classes(images: bool = True) -> dict[str, tuple[type, tuple[str, ...]
         ),
         TreeScores: (
             *("boosters_", "linear_", "range_", "n_cat_", "n_features_"),
-            *("text_vocab_", "text_idf_", "text_lines_"),
+            *("text_vocab_", "text_idf_", "lines_"),
         ),
         StandardScaler: ("mean_", "var_", "scale_", "n_samples_seen_", *names),
         QuantileTransformer: ("n_quantiles_", "quantiles_", "references_", *names),

@@ -1,4 +1,4 @@
-"""LightGBM for the trees inside the model: "auto" settings, folds side by side."""
+"""LightGBM for the trees inside the model: its settings, folds side by side."""
 
 from __future__ import annotations
 
@@ -43,6 +43,27 @@ def auto_settings(n_rows: int, n_inputs: int) -> dict[str, Any]:
         "feature_fraction": 0.5 if n_inputs >= MANY_INPUTS else 1.0,
         "extra_trees": n_rows < FEW_ROWS_PER_INPUT * n_inputs,
     }
+
+
+def lgb_params(
+    objective: str, width: int, shape: tuple[int, int], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Return LightGBM's parameters for one tree model of ``width`` raw scores.
+
+    ``settings``: LightGBM's settings, ``"auto"`` ones resolved by
+    ``auto_settings`` for ``shape`` (training rows, inputs).
+    """
+    auto = auto_settings(*shape)
+    params = {k: auto[k] if v == "auto" else v for k, v in settings.items()}
+    params |= {
+        "objective": objective,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+    if objective == "multiclass":
+        params["num_class"] = width
+    return params
 
 
 def train_folds(

@@ -17,9 +17,11 @@ passes values up to ``REACH`` widths of that range beyond it). Within the fit
 range the line adds nothing: the trees' scores are unchanged there.
 
 With ``text_cols``, each text column's TF-IDF feeds a linear model per target
-column, cross-fitted too (:mod:`widemm.preprocessing.text_scores`); the trees
+column, cross-fitted too (:mod:`widemm.preprocessing.lines`); the trees
 read its scores beside the tabular inputs, and a text column's TreeSHAP value is
-that of its scores.
+that of its scores. Without ``boost`` (small tables) there are no trees: a line
+of the continuous inputs per target column, cross-fitted the same way, gives
+the scores, and each input's attribution is its term of the line.
 
 Models are kept as LightGBM's text format (no pickle): saved with the pipeline
 and read back by the torch-free ONNX runtime too. TreeSHAP attributions come from
@@ -36,9 +38,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from widemm.preprocessing.boosting import auto_settings, train_folds
-from widemm.preprocessing.text_scores import (
+from widemm.preprocessing.boosting import lgb_params, train_folds
+from widemm.preprocessing.lines import (
+    CS,
+    DENSE_CS,
     fit_line,
+    fit_slopes,
     fit_vocabulary,
     line_scores,
     vectors,
@@ -65,8 +70,8 @@ class TreeScores(BaseEstimator):
     learning_rate, feature_fraction, extra_trees : float, float, bool or "auto"
         LightGBM's settings; ``extra_trees`` splits each node at a random
         threshold per input instead of the best one. ``"auto"``: by the rows
-        and inputs (text scores included), as ``auto_settings`` says and
-        measured.
+        and inputs (text scores included), as
+        ``widemm.preprocessing.boosting.auto_settings`` says and measured.
     num_leaves, min_child_samples : int
         LightGBM's settings.
     early_stopping : int
@@ -75,15 +80,20 @@ class TreeScores(BaseEstimator):
         Seeds the folds, the held-out tenths and LightGBM.
     text_cols : sequence of str
         Text columns whose linear models' scores the trees read too.
+    boost : bool
+        False: no trees, but a linear model of the continuous inputs per target
+        column (ridge, or logistic regression Platt-scaled on its out-of-fold
+        scores; its strength the best out of fold of ``DENSE_CS``) whose scores
+        are the scores. ``trees="auto"`` fits it below 300 training rows.
 
     Attributes
     ----------
     boosters_ : list of list of str
         Per tree model (a binary, multiclass or regression target column): its
         folds' LightGBM models as text; an empty list where a column cannot be
-        fitted (fewer than two classes): its scores are 0; or where one text
-        column is all there is to read (no tabular input): its linear model's
-        scores are the scores.
+        fitted (fewer than two classes): its scores are 0; or where one line is
+        all there is (one text column and no tabular input, or no ``boost``):
+        its scores are the scores.
     linear_ : list of list of float
         Per tree model, a regression column's: the slope of its score on each
         continuous input beyond the fit range (a ridge regression's
@@ -94,9 +104,10 @@ class TreeScores(BaseEstimator):
         Categorical inputs (the first ones) and all tabular inputs of the trees.
     text_vocab_, text_idf_ : list
         Per text column, its TF-IDF terms (term -> feature) and their idf.
-    text_lines_ : list of list of list of ndarray
-        Per tree model, per text column, its linear model's coefficients
-        (width, n_terms) and intercepts (width,).
+    lines_ : list of list of list of ndarray
+        Per tree model, per line (each text column; without ``boost`` the
+        continuous inputs), its coefficients (width, n_inputs) and intercepts
+        (width,).
     """
 
     def __init__(
@@ -113,6 +124,7 @@ class TreeScores(BaseEstimator):
         early_stopping: int = 50,
         random_state: int = 0,
         text_cols: Sequence[str] = (),
+        boost: bool = True,
     ) -> None:
         self.layout = layout
         self.n_folds = n_folds
@@ -125,6 +137,7 @@ class TreeScores(BaseEstimator):
         self.early_stopping = early_stopping
         self.random_state = random_state
         self.text_cols = text_cols
+        self.boost = boost
 
     def fit(
         self,
@@ -158,28 +171,37 @@ class TreeScores(BaseEstimator):
         self.range_ = [cont.min(0).tolist(), cont.max(0).tolist()] if n else [[], []]
         self.boosters_: list[list[str]] = []
         self.linear_: list[list[float]] = []
-        self.text_lines_: list[list[list[np.ndarray]]] = []
+        self.lines_: list[list[list[np.ndarray]]] = []
         texts = pd.DataFrame(index=range(n)) if texts is None else texts
         vocabularies = [fit_vocabulary(texts[c]) for c in self.text_cols]
         self.text_vocab_ = [v for v, _ in vocabularies]
         self.text_idf_ = [idf for _, idf in vocabularies]
-        matrices = self._text_vectors(texts)
+        matrices = self._line_inputs(cont, texts)
+        line = (CS, False) if self.boost else (DENSE_CS, True)  # strengths, rescale
         self.out_of_fold = np.zeros((n, self.n_outputs), dtype=np.float32)
         for column, objective, width, outputs in self._models():
             target = y[:, column].astype(np.float64)
             known = ~np.isnan(target)
             lines = [
-                fit_line(A, target, objective, width, folds, sample_weight)
+                fit_line(A, target, objective, width, folds, sample_weight, *line)
                 for A in matrices
             ]
-            self.text_lines_.append([[coef, icpt] for _, coef, icpt in lines])
-            if self._alone:  # nothing to cross the scores with: they are the scores
+            self.lines_.append([[coef, icpt] for _, coef, icpt in lines])
+            if self._passes:  # the one line's scores are the scores
                 self.out_of_fold[:, outputs] = _columns(lines[0][0], width, outputs)
                 self.boosters_.append([])
                 self.linear_.append([])
                 continue
             inputs = np.hstack([features, *(scores for scores, _, _ in lines)])
-            params = self._params(objective, width, n, inputs.shape[1])
+            settings = {
+                "learning_rate": self.learning_rate,
+                "feature_fraction": self.feature_fraction,
+                "extra_trees": self.extra_trees,
+                "num_leaves": self.num_leaves,
+                "min_child_samples": self.min_child_samples,
+                "seed": self.random_state,
+            }
+            params = lgb_params(objective, width, (n, inputs.shape[1]), settings)
             # Binned once; each fold's model trains on a subset of these bins.
             data = lgb.Dataset(
                 inputs,
@@ -205,7 +227,7 @@ class TreeScores(BaseEstimator):
             self.boosters_.append(boosters)
             slope = objective == "regression" and boosters and cont.shape[1]
             self.linear_.append(
-                _slopes(cont[known], target[known], _rows(sample_weight, known))
+                fit_slopes(cont[known], target[known], _rows(sample_weight, known))
                 if slope
                 else []
             )
@@ -227,13 +249,14 @@ class TreeScores(BaseEstimator):
         features = _features(cat, cont)
         out = np.zeros((len(features), self.n_outputs), dtype=np.float32)
         beyond = self._beyond(cont)
-        matrices = self._text_vectors(texts)
+        matrices = self._line_inputs(cont, texts)
         for boosters, slopes, lines, (_, _, width, outputs) in zip(
-            self._loaded(), self.linear_, self.text_lines_, self._models(), strict=True
+            self._loaded(), self.linear_, self.lines_, self._models(), strict=True
         ):
-            inputs = np.hstack([features, *line_scores(lines, matrices)])
-            if self._alone:
-                out[:, outputs] += _columns(inputs, width, outputs)
+            scores = line_scores(lines, matrices)
+            if self._passes:
+                out[:, outputs] += _columns(scores[0], width, outputs)
+            inputs = np.hstack([features, *scores])
             for booster in boosters:
                 raw = np.asarray(booster.predict(inputs, raw_score=True))
                 out[:, outputs] += _columns(raw, width, outputs) / len(boosters)
@@ -259,18 +282,21 @@ class TreeScores(BaseEstimator):
         features = _features(cat, cont)
         n_texts = len(self.text_cols)
         out = np.zeros((len(features), self.n_features_ + n_texts))
-        matrices = self._text_vectors(texts)
+        matrices = self._line_inputs(cont, texts)
         for boosters, slopes, lines, (_, _, width, outputs) in zip(
-            self._loaded(), self.linear_, self.text_lines_, self._models(), strict=True
+            self._loaded(), self.linear_, self.lines_, self._models(), strict=True
         ):
             if output not in outputs:
                 continue
             if slopes:
                 out[:, self.n_cat_ : self.n_features_] += self._beyond(cont) * slopes
-            inputs = np.hstack([features, *line_scores(lines, matrices)])
+            scores = line_scores(lines, matrices)
+            inputs = np.hstack([features, *scores])
             block = outputs.index(output) % width  # a multiclass model's class
-            if self._alone:
-                out[:, -1] += inputs[:, block]
+            if not self.boost:  # a line's terms, each input's
+                out[:, self.n_cat_ : self.n_features_] += cont * lines[0][0][block]
+            elif self._passes:
+                out[:, -1] += scores[0][:, block]
             n = len(boosters)
             for booster in boosters:
                 contrib = np.asarray(booster.predict(inputs, pred_contrib=True))
@@ -282,16 +308,25 @@ class TreeScores(BaseEstimator):
         return out
 
     @property
-    def _alone(self) -> bool:
-        """Whether one text column's scores are all there is: they pass through.
+    def _passes(self) -> bool:
+        """Whether one line's scores are all there is: they pass through.
 
-        Trees over one score only cut it into steps: fine foods' reviews, test
-        ROC AUC 0.862 with trees over the linear model's score, 0.876 without.
+        Without ``boost``, the line of the continuous inputs; with it, a text
+        column's when it is all there is to read (trees over one score only cut
+        it into steps: fine foods' reviews, test ROC AUC 0.862 with trees over
+        the linear model's score, 0.876 without).
         """
-        return not self.n_features_ and len(self.text_cols) == 1
+        alone = not self.n_features_ and len(self.text_cols) == 1
+        return not self.boost or alone
 
-    def _text_vectors(self, texts: pd.DataFrame | None) -> list[Any]:
-        """Each text column's TF-IDF of the rows (none without ``text_cols``)."""
+    def _line_inputs(self, cont: np.ndarray, texts: pd.DataFrame | None) -> list[Any]:
+        """Return the lines' inputs.
+
+        Without ``boost`` the continuous values, else each text column's TF-IDF
+        of the rows (none without ``text_cols``).
+        """
+        if not self.boost:
+            return [cont.astype(np.float64)]
         if not self.text_cols:
             return []
         if texts is None:
@@ -328,31 +363,6 @@ class TreeScores(BaseEstimator):
             column, output = column + n_targets, output + n_targets * per
         return models
 
-    def _params(
-        self, objective: str, width: int, n_rows: int, n_inputs: int
-    ) -> dict[str, Any]:
-        auto = auto_settings(n_rows, n_inputs)
-        given = {
-            "learning_rate": self.learning_rate,
-            "feature_fraction": self.feature_fraction,
-            "extra_trees": self.extra_trees,
-        }
-        params: dict[str, Any] = {
-            k: auto[k] if v == "auto" else v for k, v in given.items()
-        }
-        params |= {
-            "objective": objective,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "seed": self.random_state,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbose": -1,
-        }
-        if objective == "multiclass":
-            params["num_class"] = width
-        return params
-
     def _loaded(self) -> list[list[Any]]:
         """Return the boosters parsed from their text (once)."""
         import lightgbm as lgb
@@ -367,16 +377,6 @@ class TreeScores(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # copies re-parse; the scores stay with fit
         return {k: v for k, v in state.items() if k not in ("_parsed", "out_of_fold")}
-
-
-def _slopes(
-    cont: np.ndarray, target: np.ndarray, sample_weight: np.ndarray | None
-) -> list[float]:
-    """Return a ridge regression's (alpha 1) coefficients of ``target`` on ``cont``."""
-    from sklearn.linear_model import Ridge
-
-    ridge = Ridge(alpha=1.0).fit(cont, target, sample_weight=sample_weight)
-    return ridge.coef_.tolist()
 
 
 def _rows(weight: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
