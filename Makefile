@@ -85,6 +85,7 @@ bench: $(BENCH_STAMP) $(PEER_STAMP)
 	$(BIN)/python bench/multitask.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/small.py
 	$(BIN)/python bench/tables.py
 
 clean:

@@ -36,11 +36,6 @@ def expected_failures(estimator):
         "check_sample_weight_equivalence_on_dense_data": "mini-batch SGD with "
         "early stopping: weights are equivalent in expectation, not to 1e-7",
     }
-    if isinstance(estimator, WideDeepRegressor):  # float32: one value off by 9e-7
-        failures["check_methods_subset_invariance"] = (
-            "float32 matrix products round differently for another number of rows "
-            "(relative 1e-6; the check asks 1e-7)"
-        )
     return failures
 
 

@@ -16,13 +16,19 @@ def reviews():
     return df.drop(columns=["Rating"]), y
 
 
-def test_trees_auto_needs_rows(adult_xy):
+def test_trees_auto_needs_rows_and_below_them_a_table_gets_a_line(adult_xy):
     X, y = adult_xy
     few = WideDeepClassifier(max_epochs=1, random_state=0).fit(X[:250], y[:250])
-    assert "trees" not in few.pipeline_.preprocessors_
-    assert few.model_.trees is None
+    line = few.pipeline_.preprocessors_["trees"]
+    assert not line.boost
+    assert line.boosters_ == [[]]
+    assert few.model_.trees is not None  # its scores join the logits
     forced = WideDeepClassifier(max_epochs=1, random_state=0, trees=True)
-    assert "trees" in forced.fit(X[:250], y[:250]).pipeline_.preprocessors_
+    assert forced.fit(X[:250], y[:250]).pipeline_.preprocessors_["trees"].boost
+    plain = WideDeepClassifier(max_epochs=1, random_state=0, trees=False)
+    assert plain.fit(X[:250], y[:250]).model_.trees is None
+    names = X[["workclass", "education"]][:250]  # no continuous input: no line
+    assert "trees" not in few.fit(names, y[:250]).pipeline_.preprocessors_
 
 
 def test_with_text_a_fit_keeps_trees_only_if_they_validate_better(reviews):
