@@ -178,6 +178,14 @@ class TreeScores(BaseEstimator):
         self.text_idf_ = [idf for _, idf in vocabularies]
         matrices = self._line_inputs(cont, texts)
         line = (CS, False) if self.boost else (DENSE_CS, True)  # strengths, rescale
+        settings = {
+            "learning_rate": self.learning_rate,
+            "feature_fraction": self.feature_fraction,
+            "extra_trees": self.extra_trees,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.random_state,
+        }
         self.out_of_fold = np.zeros((n, self.n_outputs), dtype=np.float32)
         for column, objective, width, outputs in self._models():
             target = y[:, column].astype(np.float64)
@@ -193,14 +201,6 @@ class TreeScores(BaseEstimator):
                 self.linear_.append([])
                 continue
             inputs = np.hstack([features, *(scores for scores, _, _ in lines)])
-            settings = {
-                "learning_rate": self.learning_rate,
-                "feature_fraction": self.feature_fraction,
-                "extra_trees": self.extra_trees,
-                "num_leaves": self.num_leaves,
-                "min_child_samples": self.min_child_samples,
-                "seed": self.random_state,
-            }
             params = lgb_params(objective, width, (n, inputs.shape[1]), settings)
             # Binned once; each fold's model trains on a subset of these bins.
             data = lgb.Dataset(
@@ -254,8 +254,9 @@ class TreeScores(BaseEstimator):
             self._loaded(), self.linear_, self.lines_, self._models(), strict=True
         ):
             scores = line_scores(lines, matrices)
-            if self._passes:
+            if self._passes:  # no trees, no slopes
                 out[:, outputs] += _columns(scores[0], width, outputs)
+                continue
             inputs = np.hstack([features, *scores])
             for booster in boosters:
                 raw = np.asarray(booster.predict(inputs, raw_score=True))
@@ -290,13 +291,15 @@ class TreeScores(BaseEstimator):
                 continue
             if slopes:
                 out[:, self.n_cat_ : self.n_features_] += self._beyond(cont) * slopes
-            scores = line_scores(lines, matrices)
-            inputs = np.hstack([features, *scores])
             block = outputs.index(output) % width  # a multiclass model's class
             if not self.boost:  # a line's terms, each input's
                 out[:, self.n_cat_ : self.n_features_] += cont * lines[0][0][block]
-            elif self._passes:
+                continue
+            scores = line_scores(lines, matrices)
+            if self._passes:
                 out[:, -1] += scores[0][:, block]
+                continue
+            inputs = np.hstack([features, *scores])
             n = len(boosters)
             for booster in boosters:
                 contrib = np.asarray(booster.predict(inputs, pred_contrib=True))
@@ -326,7 +329,7 @@ class TreeScores(BaseEstimator):
         of the rows (none without ``text_cols``).
         """
         if not self.boost:
-            return [cont.astype(np.float64)]
+            return [np.asarray(cont, dtype=np.float64)]
         if not self.text_cols:
             return []
         if texts is None:
