@@ -1,17 +1,54 @@
-"""LightGBM for the trees inside the model: its settings, folds side by side."""
+"""LightGBM for the trees inside the model: its models, settings and folds."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+# Per head, as the model lays out its outputs: (kind, target columns, classes,
+# outputs per target column), e.g. ("regression", 2, 0, 3) for two columns of 3
+# quantiles each.
+Layout = tuple[str, int, int, int]
+
 LARGE = 10_000  # rows from which the trees learn at rate 0.1
 MANY_INPUTS = 10  # inputs from which each tree sees half of them
 FEW_ROWS_PER_INPUT = 50  # below it, each split's threshold is drawn at random
+
+
+def tree_models(layout: Sequence[Layout]) -> list[tuple[int, str, int, list[int]]]:
+    """Return per tree model: target column, objective, width, outputs.
+
+    A tree model per target column of the heads' ``layout``; the width of its
+    raw scores (a multiclass model's classes, else 1) and the model outputs it
+    scores.
+    """
+    models, column, output = [], 0, 0
+    for kind, n_targets, n_classes, per in layout:
+        if kind == "multiclass":
+            outputs = list(range(output, output + n_classes))
+            models.append((column, "multiclass", n_classes, outputs))
+            column, output = column + 1, output + n_classes
+            continue
+        objective = "regression" if kind == "regression" else "binary"
+        for j in range(n_targets):
+            outputs = list(range(output + j * per, output + (j + 1) * per))
+            models.append((column + j, objective, 1, outputs))
+        column, output = column + n_targets, output + n_targets * per
+    return models
+
+
+def as_outputs(raw: np.ndarray, width: int, outputs: list[int]) -> np.ndarray:
+    """Return raw scores (n,) or (n, width) as the ``outputs`` columns.
+
+    A regression column's one score is repeated for each of its quantiles.
+    """
+    raw = raw.reshape(len(raw), width)
+    return np.repeat(raw, len(outputs) // width, axis=1)
 
 
 def auto_settings(n_rows: int, n_inputs: int) -> dict[str, Any]:

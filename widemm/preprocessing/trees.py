@@ -38,7 +38,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from widemm.preprocessing.boosting import lgb_params, train_folds
+from widemm.preprocessing.boosting import (
+    Layout,
+    as_outputs,
+    lgb_params,
+    train_folds,
+    tree_models,
+)
 from widemm.preprocessing.lines import (
     CS,
     DENSE_CS,
@@ -49,11 +55,6 @@ from widemm.preprocessing.lines import (
     vectors,
 )
 
-# Per head, as the model lays out its outputs: (kind, target columns, classes,
-# outputs per target column), e.g. ("regression", 2, 0, 3) for two columns of 3
-# quantiles each.
-Layout = tuple[str, int, int, int]
-
 
 class TreeScores(BaseEstimator):
     """LightGBM per target column, cross-fitted, giving a score per model output.
@@ -61,7 +62,7 @@ class TreeScores(BaseEstimator):
     Parameters
     ----------
     layout : sequence of (kind, n_targets, n_classes, n_per_target)
-        The heads' outputs, in order (see ``Layout``).
+        The heads' outputs, in order (see ``boosting.Layout``).
     n_folds : int
         Folds of the cross-fitting (and models whose mean scores new rows).
     n_estimators : int
@@ -187,7 +188,7 @@ class TreeScores(BaseEstimator):
             "seed": self.random_state,
         }
         self.out_of_fold = np.zeros((n, self.n_outputs), dtype=np.float32)
-        for column, objective, width, outputs in self._models():
+        for column, objective, width, outputs in tree_models(self.layout):
             target = y[:, column].astype(np.float64)
             known = ~np.isnan(target)
             lines = [
@@ -196,7 +197,7 @@ class TreeScores(BaseEstimator):
             ]
             self.lines_.append([[coef, icpt] for _, coef, icpt in lines])
             if self._passes:  # the one line's scores are the scores
-                self.out_of_fold[:, outputs] = _columns(lines[0][0], width, outputs)
+                self.out_of_fold[:, outputs] = as_outputs(lines[0][0], width, outputs)
                 self.boosters_.append([])
                 self.linear_.append([])
                 continue
@@ -221,7 +222,7 @@ class TreeScores(BaseEstimator):
                 )
                 for booster, (_, held) in zip(fitted, folds, strict=True):
                     raw = np.asarray(booster.predict(inputs[held], raw_score=True))
-                    scores = _columns(raw, width, outputs)
+                    scores = as_outputs(raw, width, outputs)
                     self.out_of_fold[np.ix_(held, outputs)] = scores
                     boosters.append(booster.model_to_string())
             self.boosters_.append(boosters)
@@ -251,16 +252,20 @@ class TreeScores(BaseEstimator):
         beyond = self._beyond(cont)
         matrices = self._line_inputs(cont, texts)
         for boosters, slopes, lines, (_, _, width, outputs) in zip(
-            self._loaded(), self.linear_, self.lines_, self._models(), strict=True
+            self._loaded(),
+            self.linear_,
+            self.lines_,
+            tree_models(self.layout),
+            strict=True,
         ):
             scores = line_scores(lines, matrices)
             if self._passes:  # no trees, no slopes
-                out[:, outputs] += _columns(scores[0], width, outputs)
+                out[:, outputs] += as_outputs(scores[0], width, outputs)
                 continue
             inputs = np.hstack([features, *scores])
             for booster in boosters:
                 raw = np.asarray(booster.predict(inputs, raw_score=True))
-                out[:, outputs] += _columns(raw, width, outputs) / len(boosters)
+                out[:, outputs] += as_outputs(raw, width, outputs) / len(boosters)
             if slopes:
                 out[:, outputs] += (beyond @ np.asarray(slopes))[:, None]
         return out
@@ -285,7 +290,11 @@ class TreeScores(BaseEstimator):
         out = np.zeros((len(features), self.n_features_ + n_texts))
         matrices = self._line_inputs(cont, texts)
         for boosters, slopes, lines, (_, _, width, outputs) in zip(
-            self._loaded(), self.linear_, self.lines_, self._models(), strict=True
+            self._loaded(),
+            self.linear_,
+            self.lines_,
+            tree_models(self.layout),
+            strict=True,
         ):
             if output not in outputs:
                 continue
@@ -346,26 +355,6 @@ class TreeScores(BaseEstimator):
         cont = cont.astype(np.float64)
         return cont - np.clip(cont, *np.asarray(self.range_).reshape(2, -1))
 
-    def _models(self) -> list[tuple[int, str, int, list[int]]]:
-        """Return per tree model: target column, objective, width, outputs.
-
-        The width of its raw scores (a multiclass model's classes, else 1) and
-        the model outputs it scores.
-        """
-        models, column, output = [], 0, 0
-        for kind, n_targets, n_classes, per in self.layout:
-            if kind == "multiclass":
-                outputs = list(range(output, output + n_classes))
-                models.append((column, "multiclass", n_classes, outputs))
-                column, output = column + 1, output + n_classes
-                continue
-            objective = "regression" if kind == "regression" else "binary"
-            for j in range(n_targets):
-                outputs = list(range(output + j * per, output + (j + 1) * per))
-                models.append((column + j, objective, 1, outputs))
-            column, output = column + n_targets, output + n_targets * per
-        return models
-
     def _loaded(self) -> list[list[Any]]:
         """Return the boosters parsed from their text (once)."""
         import lightgbm as lgb
@@ -389,12 +378,3 @@ def _rows(weight: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
 def _features(cat: np.ndarray, cont: np.ndarray) -> np.ndarray:
     """Return the trees' inputs: categorical codes (0 missing, 1 rare), continuous."""
     return np.concatenate([cat.astype(np.float64), cont.astype(np.float64)], axis=1)
-
-
-def _columns(raw: np.ndarray, width: int, outputs: list[int]) -> np.ndarray:
-    """Return raw scores (n,) or (n, width) as the ``outputs`` columns.
-
-    A regression column's one score is repeated for each of its quantiles.
-    """
-    raw = raw.reshape(len(raw), width)
-    return np.repeat(raw, len(outputs) // width, axis=1)
