@@ -29,10 +29,10 @@ small, wide multilabel case: 2.5 rows per input) scored on the same test rows.
 ``arrivals`` (R's fpp2): quarterly visitor arrivals to Australia from Japan, New
 Zealand, the UK and the US, 1981-2012; each country's arrivals a year ahead (4
 targets, R² each) from the four series now and their 6 previous quarters and
-the quarter: the first 80% of the quarters train, the last 20% test, where the
-trending series reach values the training years did not (the shape of the
-river gauges of issue #27; the seasonal naive forecast, this quarter's value,
-is the ``naive`` row). Else each on a fixed 80/20 split (seed 0). There
+the quarter, indexed by quarter: the first 80% of the quarters train, the last
+20% test, where the trending series reach values the training years did not
+(the shape of the river gauges of issue #27; the seasonal naive forecast, this
+quarter's value, is the ``naive`` row). Else each on a fixed 80/20 split (seed 0). There
 "multi-task" is one widemm model for all the target columns, "single-task" one
 widemm model per column, "HGB" one HistGradientBoosting per column.
 
@@ -223,6 +223,7 @@ def r_table(name: str) -> tuple[pd.DataFrame, ...]:
 def arrivals() -> list[pd.DataFrame]:
     """The arrivals table, split in time: X_train, X_test, Y_train, Y_test."""
     series = r_data("fpp2", "arrivals").drop(columns="rownames")
+    series.index = pd.period_range("1981Q1", periods=len(series), freq="Q")
     X = pd.concat(
         {f"{c}_lag{k}": series[c].shift(k) for c in series for k in range(LAGS + 1)},
         axis=1,

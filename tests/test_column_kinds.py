@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import DATA
 from widemm import WideDeepRegressor, infer_schema, load
+from widemm.columns import time_order
 from widemm.preprocessing import TabPreprocessor, WidePreprocessor
 
 
@@ -42,6 +43,21 @@ def test_date_strings_and_list_cells_are_recognised():
     assert schema.date_cols == ("iso", "us")
     assert schema.multi_cols == ("tags",)
     assert schema.cat_cols == ("code",)
+
+
+def test_time_order_reads_a_rising_index_or_date_column():
+    days = pd.date_range("2024-01-01", periods=6, freq="D")
+    X = pd.DataFrame({"day": days.astype(str), "x": range(6)})
+    assert time_order(X, ["day"]) == "column 'day'"
+    assert time_order(X.set_axis(days), []) == "the index"
+    quarters = pd.period_range("1981Q1", periods=6, freq="Q")
+    assert time_order(X.set_axis(quarters), []) == "the index"
+    assert time_order(X.set_axis(days[::-1]), ["day"]) is None  # index falls
+    assert time_order(X.iloc[[0, 2, 1, 3, 4, 5]], ["day"]) is None
+    assert time_order(X.assign(day="2024-01-01"), ["day"]) is None  # one value
+    gap = X.assign(day=X["day"].where(X.index != 3))
+    assert time_order(gap, ["day"]) is None  # a row without a date
+    assert time_order(X, []) is None
 
 
 def test_date_features_vary_flag_missing_and_name_bad_rows():

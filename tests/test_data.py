@@ -36,3 +36,12 @@ def test_ranks_share_each_global_batch_exactly():
     epoch = GlobalBatches(103, 16, seed=5, rank=0, world_size=1)
     epoch.set_epoch(1)
     assert list(epoch) != one  # another epoch, another order
+
+
+def test_split_last_holds_out_the_last_rows_unshuffled():
+    target = torch.tensor([0.0] * 90 + [1.0] * 10)
+    data = FrameDataset({"x": torch.arange(100.0)[:, None]}, target)
+    train, valid, held = data.split(0.2, seed=3, stratify=True, last=True)
+    np.testing.assert_array_equal(held, np.arange(80, 100))
+    assert valid.inputs["x"][:, 0].tolist() == list(range(80, 100))
+    assert train.inputs["x"][:, 0].tolist() == list(range(80))

@@ -1,12 +1,14 @@
 """Dates and multi-valued cells: telling them apart, and reading them.
 
-Used by ``infer_schema`` (which column is a date or a list of names) and by the
-tabular preprocessor (the calendar features of a date, the items of a list).
+Used by ``infer_schema`` (which column is a date or a list of names), by the
+tabular preprocessor (the calendar features of a date, the items of a list) and
+by ``fit`` (whether the rows come in time order).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,31 @@ def date_values(s: pd.Series) -> np.ndarray:
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def time_order(X: pd.DataFrame, date_cols: Sequence[str]) -> str | None:
+    """Tell what puts the rows of X in time order, if anything does.
+
+    Returns ``"the index"`` when the index holds datetimes or periods, or else
+    the first of ``date_cols`` holding a date in every row, that never falls
+    and takes more than one value; None when neither does.
+    """
+    if isinstance(X.index, pd.DatetimeIndex | pd.PeriodIndex):
+        return "the index" if _rises(X.index.to_numpy()) else None
+    for col in date_cols:
+        values = date_values(X[col])
+        if not np.isnat(values).any() and _rises(values):
+            return f"column {col!r}"
+    return None
+
+
+def _rises(values: np.ndarray) -> bool:
+    """Tell whether values never fall and take more than one value."""
+    return (
+        len(values) > 1
+        and bool((values[1:] >= values[:-1]).all())
+        and (values[-1] > values[0])
+    )
 
 
 def date_parts(values: np.ndarray) -> dict[str, np.ndarray]:

@@ -150,12 +150,14 @@ class FrameDataset(Dataset[Batch]):
         return FrameDataset(select(self.inputs, rows))
 
     def split(
-        self, fraction: float, seed: int, stratify: bool
+        self, fraction: float, seed: int, stratify: bool, last: bool = False
     ) -> tuple[FrameDataset, FrameDataset | None, np.ndarray]:
         """Hold out ``fraction`` of the rows: (rest, held out or None, their rows).
 
-        ``stratify`` keeps the target's class shares in both parts when every
-        class has rows enough.
+        The rows held out are drawn at random, or are the last ones with
+        ``last`` (rows in time order validate on the latest). ``stratify`` keeps
+        a random draw's class shares in both parts when every class has rows
+        enough.
         """
         from sklearn.model_selection import train_test_split
 
@@ -169,7 +171,11 @@ class FrameDataset(Dataset[Batch]):
             if counts.min() < 2 or min(n_valid, len(self) - n_valid) < len(counts):
                 classes = None  # too few rows per class to stratify
         train_rows, valid_rows = train_test_split(
-            np.arange(len(self)), test_size=n_valid, random_state=seed, stratify=classes
+            np.arange(len(self)),
+            test_size=n_valid,
+            random_state=None if last else seed,
+            shuffle=not last,
+            stratify=None if last else classes,
         )
         return (
             self.subset(torch.from_numpy(train_rows)),

@@ -1,10 +1,11 @@
-"""What a fit decides from its rows: trees or not, kept by validation."""
+"""What a fit decides from its rows: trees or not, and which rows validate."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tests.conftest import DATA
-from widemm import WideDeepClassifier
+from widemm import WideDeepClassifier, WideDeepRegressor
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +45,26 @@ def test_with_text_a_fit_keeps_trees_only_if_they_validate_better(reviews):
     assert "trees" not in plain.start_  # nothing to compare
     few = WideDeepClassifier(max_epochs=1, random_state=0).fit(X[:900], y[:900])
     assert few.model_.trees is None  # too few rows to choose on
+
+
+def test_rows_in_time_order_validate_on_the_last(caplog):
+    """A datetime index puts the rows in time order: the last rows validate."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    X, y = X[:200], y[:200]
+    days = pd.date_range("2024-01-01", periods=len(X), freq="D")
+
+    def predict(X, **options):
+        model = WideDeepRegressor(max_epochs=3, random_state=0, **options)
+        return model.fit(X, y.set_axis(X.index)).predict(X[:20])
+
+    with caplog.at_level("INFO", logger="widemm"):
+        auto = predict(X.set_axis(days), verbose=1)
+    assert "The rows are in time order (the index): the last validate." in caplog.text
+    np.testing.assert_array_equal(auto, predict(X, validation_rows="last"))
+    shuffled = predict(X, validation_rows="random")
+    assert np.abs(auto - shuffled).max() > 1e-3  # other rows held out
+    np.testing.assert_array_equal(shuffled, predict(X))  # no order: random
+    with pytest.raises(ValueError, match='validation_rows must be "auto"'):
+        predict(X, validation_rows="first")

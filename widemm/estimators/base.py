@@ -15,17 +15,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from widemm import persistence
 from widemm.data import FrameDataset
-from widemm.estimators.fitting import calibrate, read_rows, train_from_start
+from widemm.estimators.fitting import calibrate, train_from_start
 from widemm.estimators.params import (
-    pipeline_parameters,
-    run_settings,
     set_shared_parameters,
     sign,
     training_parameters,
 )
 from widemm.estimators.pretraining import Pretrained, embed, pretrain
+from widemm.estimators.rows import read_rows
 from widemm.estimators.saving import saved_classes
-from widemm.pipeline import FeaturePipeline
 from widemm.schema import ColumnSchema
 from widemm.targets import Outputs, Target
 from widemm.training import TrainConfig, Trainer
@@ -58,8 +56,13 @@ class BaseWideDeep(BaseEstimator):
         epochs from 10,000 rows on, smaller batches and more epochs below). The
         values used are ``max_epochs_`` and ``batch_size_``.
     validation_fraction : float
-        Share of the training rows held out for early stopping (stratified for
-        classifiers); ignored when ``fit`` gets an ``eval_set``. 0 disables it.
+        Share of the training rows held out for early stopping; ignored when
+        ``fit`` gets an ``eval_set``. 0 disables it.
+    validation_rows : {"auto", "random", "last"}
+        Which rows are held out: drawn at random (stratified for classifiers),
+        or the last ones, for rows in time order (a forecast validates on the
+        latest). ``"auto"``: the last when the index holds rising datetimes or
+        periods, or a date column rises; else random.
     random_state : int, RandomState or None
         Fixes model initialisation, the validation split, shuffling and dropout.
     trainer_params : dict, optional
@@ -109,6 +112,7 @@ class BaseWideDeep(BaseEstimator):
         max_epochs: int | Literal["auto"] = "auto",
         batch_size: int | Literal["auto"] = "auto",
         validation_fraction: float = 0.1,
+        validation_rows: Literal["auto", "random", "last"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         trainer_params: Mapping[str, Any] | None = None,
         callbacks: Sequence[Callback] | None = None,
@@ -121,6 +125,7 @@ class BaseWideDeep(BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
+        self.validation_rows = validation_rows
         self.random_state = random_state
         self.trainer_params = trainer_params
         self.callbacks = callbacks
@@ -206,10 +211,6 @@ class BaseWideDeep(BaseEstimator):
         target = None if y is None else self._encode(self._check_y(y, X))
         return FrameDataset(self.pipeline_.inputs(X, self.model_), target)
 
-    def _run_settings(self) -> dict[str, Any]:
-        """Return the parameters that decide a run (its identity, see ``plan_run``)."""
-        return run_settings(self.get_params(deep=False))
-
     def _config(self, **fixed: Any) -> TrainConfig:
         """Return a Trainer's config: training parameters, ``fixed``, trainer_params."""
         training = training_parameters(self.get_params(deep=False))
@@ -278,13 +279,10 @@ class BaseWideDeep(BaseEstimator):
             learning_rate=learning_rate,
             n_iter_no_change=None,
         )
-        pipeline = FeaturePipeline(**pipeline_parameters(self.get_params(deep=False)))
         self.pretrained = pretrain(
             X,
-            pipeline,
+            self.get_params(deep=False),
             config,
-            list(self.callbacks or ()),
-            {**self._run_settings(), "pretrained": None},
             epochs=epochs,
             batch_size=batch_size,
             projection_dim=projection_dim,

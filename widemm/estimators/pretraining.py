@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from widemm.data import FrameDataset, to_device
+from widemm.estimators.params import pipeline_parameters, run_settings
 from widemm.execution import seeded
 from widemm.models import WideDeep
 from widemm.pipeline import FeaturePipeline
@@ -80,17 +81,15 @@ class Pretrained:
 
 def pretrain(
     X: pd.DataFrame,
-    pipeline: FeaturePipeline,
+    params: dict[str, Any],
     config: TrainConfig,
-    callbacks: list[Callback],
-    settings: Mapping[str, Any],
     *,
     epochs: int,
     batch_size: int,
     projection_dim: int,
     corruption: float,
 ) -> Pretrained:
-    """Fit ``pipeline`` (unfitted) on ``X`` and train its encoders without labels.
+    """Fit an estimator's pipeline on ``X`` and train its encoders without labels.
 
     Each modality's encoder, a linear projection to ``projection_dim`` and the
     fusion learn with :class:`~widemm.training.contrastive.Contrasting`: the
@@ -102,10 +101,11 @@ def pretrain(
     feature cache), so only the projections, the fusion and trainable parts
     learn.
 
-    ``config`` is the estimator's (device, precision, ``checkpoint_dir``, ...)
-    with a ``ContrastiveObjective``, ``epochs`` and the learning rate; its rows
-    per step are at most ``batch_size``. ``settings`` are the parameters that
-    identify the estimator's runs. The ``Trainer`` runs it (see
+    ``params`` are the estimator's parameters (``get_params``): its pipeline's,
+    its ``callbacks`` and those that identify its runs. ``config`` is its
+    Trainer's (device, precision, ``checkpoint_dir``, ...) with a
+    ``ContrastiveObjective``, ``epochs`` and the learning rate; its rows per
+    step are at most ``batch_size``. The ``Trainer`` runs it (see
     ``widemm.training.contrastive.Contrasting``): under ``torchrun`` each rank
     takes its share of every batch; with a ``checkpoint_dir`` the run writes
     ``<checkpoint_dir>/pretrain/last.pt`` after every epoch and resumes from it;
@@ -132,10 +132,11 @@ def pretrain(
     folder = config.checkpoint_dir
     folder = None if folder is None else Path(folder) / "pretrain"
     data_id = frame_digest(X)
-    run, seed, state = plan_run(
-        folder, {**settings, "pretrain": repr(options)}, {"data": data_id}
-    )
+    settings = {**run_settings(params), "pretrained": None, "pretrain": repr(options)}
+    run, seed, state = plan_run(folder, settings, {"data": data_id})
+    callbacks = list(params["callbacks"] or ())
     with seeded(seed):
+        pipeline = FeaturePipeline(**pipeline_parameters(params))
         pipeline = pipeline.fit(X, projection_dim=projection_dim)
         model = pipeline.build_model({})
         data = FrameDataset(pipeline.inputs(X, model), torch.zeros(len(X), 1))
