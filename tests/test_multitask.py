@@ -460,3 +460,25 @@ def test_each_target_keeps_the_share_of_its_head_that_validates_best():
     X_new = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
     noise = model.predict(X_new)[:, 1]
     assert noise.std() < 0.5  # the noise head, shrunk towards the mean
+
+
+def test_a_share_moves_the_trees_scale_back_towards_one_too():
+    # The trees' scale learns beside the heads; a share shrinks both towards the
+    # start (heads at zero, trees at scale 1). A scale gone to -1 validates worst
+    # of all: its share is 0, the scale back to 1.
+    from widemm.training import Trainer
+    from widemm.training.shrinkage import shrink_heads
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(700, 3)), columns=list("abc"))
+    Y = pd.DataFrame({"u": 2 * X["a"] - X["b"], "v": X["c"] ** 2})
+    model = WideDeepRegressor(random_state=0, max_epochs=2).fit(X[:400], Y[:400])
+    net = model.model_
+    with torch.no_grad():
+        for p in net.heads.parameters():
+            p.zero_()
+        net.trees.scale.copy_(torch.tensor([-1.0, 1.0]))
+    trainer = Trainer(model._config(objective=model._objective(), batch_size=64))
+    shares = shrink_heads(net, trainer, model._dataset(X[400:], Y[400:]))
+    assert shares == {"y[0]": 0.0, "y[1]": 1.0}
+    assert net.trees.scale.tolist() == [1.0, 1.0]

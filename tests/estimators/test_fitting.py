@@ -62,9 +62,9 @@ def test_rows_in_time_order_validate_on_the_last(caplog):
     with caplog.at_level("INFO", logger="widemm"):
         auto = predict(X.set_axis(days), verbose=1)
     assert "The rows are in time order (the index): the last validate." in caplog.text
-    np.testing.assert_array_equal(auto, predict(X, validation_rows="last"))
-    shuffled = predict(X, validation_rows="random")
+    np.testing.assert_array_equal(auto, predict(X, time_ordered=True))
+    shuffled = predict(X, time_ordered=False)
     assert np.abs(auto - shuffled).max() > 1e-3  # other rows held out
     np.testing.assert_array_equal(shuffled, predict(X))  # no order: random
-    with pytest.raises(ValueError, match='validation_rows must be "auto"'):
-        predict(X, validation_rows="first")
+    with pytest.raises(ValueError, match='time_ordered must be True, False or "auto"'):
+        predict(X, time_ordered="last")

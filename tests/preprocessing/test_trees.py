@@ -154,3 +154,20 @@ def test_without_boosting_a_cross_fitted_line_of_the_continuous_inputs_passes(ta
         assert not contributions[:, : line.n_cat_].any()  # the line reads no codes
         bias = scores[:20, output] - contributions.sum(1)
         np.testing.assert_allclose(bias, bias[0], rtol=1e-5, atol=1e-5)
+
+
+def test_rows_in_time_order_cross_fit_on_runs_of_rows_and_stop_on_the_latest():
+    """Random folds let a row's neighbours in time vouch for it; runs do not."""
+    rng = np.random.default_rng(0)
+    walk = rng.normal(size=1020).cumsum()
+    y = (walk[20:] - walk[:-20])[:, None]  # the next 20 steps: unforeseeable
+    clock = np.arange(1000, dtype=np.float32)[:, None]  # tells the time
+    cat = np.zeros((1000, 0), dtype=np.int64)
+    r2 = {}
+    for ordered in (False, True):
+        trees = TreeScores([("regression", 1, 0, 1)], ordered=ordered, random_state=0)
+        trees.fit(cat, clock, y)
+        residual = y[:, 0] - trees.out_of_fold[:, 0]
+        r2[ordered] = 1 - residual.var() / y.var()
+    assert r2[False] > 0.5  # the neighbours' targets, read off the clock
+    assert r2[True] < 0.1  # the truth: nothing to foresee (measured 0.83, -0.25)

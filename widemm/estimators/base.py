@@ -56,13 +56,10 @@ class BaseWideDeep(BaseEstimator):
         epochs from 10,000 rows on, smaller batches and more epochs below). The
         values used are ``max_epochs_`` and ``batch_size_``.
     validation_fraction : float
-        Share of the training rows held out for early stopping; ignored when
-        ``fit`` gets an ``eval_set``. 0 disables it.
-    validation_rows : {"auto", "random", "last"}
-        Which rows are held out: drawn at random (stratified for classifiers),
-        or the last ones, for rows in time order (a forecast validates on the
-        latest). ``"auto"``: the last when the index holds rising datetimes or
-        periods, or a date column rises; else random.
+        Share of the training rows held out for early stopping: drawn at random
+        (stratified for classifiers), or the last rows when they are in time
+        order (``time_ordered``). Ignored when ``fit`` gets an ``eval_set``; 0
+        disables it.
     random_state : int, RandomState or None
         Fixes model initialisation, the validation split, shuffling and dropout.
     trainer_params : dict, optional
@@ -112,7 +109,6 @@ class BaseWideDeep(BaseEstimator):
         max_epochs: int | Literal["auto"] = "auto",
         batch_size: int | Literal["auto"] = "auto",
         validation_fraction: float = 0.1,
-        validation_rows: Literal["auto", "random", "last"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         trainer_params: Mapping[str, Any] | None = None,
         callbacks: Sequence[Callback] | None = None,
@@ -125,7 +121,6 @@ class BaseWideDeep(BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
-        self.validation_rows = validation_rows
         self.random_state = random_state
         self.trainer_params = trainer_params
         self.callbacks = callbacks

@@ -1,8 +1,8 @@
 """One fit's candidates: a model trained from a start, and the better of two starts.
 
-``BaseWideDeep.fit`` reads the rows and plans the run (its identity, seed,
-resumption: ``rows.read_rows``); these train a model on them, from scratch or from a ``Pretrained`` start,
-and keep the pretrained start only when it validates better than a fresh one.
+``BaseWideDeep.fit`` reads the rows and plans the run (its identity, seed, resumption:
+``rows.read_rows``); these train a model on them, from scratch or from a ``Pretrained``
+start, and keep the pretrained start only when it validates better than a fresh one.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def train(
         stratify = len(estimator.targets_) == 1 and isinstance(
             estimator.targets_[0], Labels
         )
-        last = last_rows(estimator, X, pipeline.schema_.date_cols)
+        last = last_rows(estimator, pipeline, X)
         train, valid, held = data.split(
             estimator.validation_fraction, seed, stratify, last
         )

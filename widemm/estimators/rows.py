@@ -1,9 +1,9 @@
 """The rows a fit reads: checked, its run planned, and which of them validate.
 
-``read_rows`` checks a fit's inputs (a frame, or a parquet path to stream) and
-plans its run before any random draw; ``last_rows`` tells whether the last rows
-validate (``validation_rows``). ``Estimator`` is what fitting reads and sets of
-the estimator it fits.
+``read_rows`` checks a fit's inputs (a frame, or a parquet path to stream) and plans its
+run before any random draw; ``last_rows`` tells whether the last rows validate (rows in
+time order: ``time_ordered``). ``Estimator`` is what fitting reads and sets of the
+estimator it fits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from widemm.columns import time_order
 from widemm.data import FrameDataset
 from widemm.estimators.params import run_settings
 from widemm.estimators.pretraining import Pretrained
@@ -41,7 +40,6 @@ class Estimator(Protocol):
     pipeline_: FeaturePipeline
     model_: WideDeep
     validation_fraction: float
-    validation_rows: str
     batch_size: int | Literal["auto"]
     max_epochs: int | Literal["auto"]
     callbacks: Sequence[Callback] | None
@@ -156,16 +154,9 @@ def _names(target: str | list[str], weight: str | None) -> list[str]:
     return names if weight is None else [*names, weight]
 
 
-def last_rows(estimator: Estimator, X: pd.DataFrame, date_cols: Sequence[str]) -> bool:
-    """Tell whether the validation rows are the last ones (``validation_rows``)."""
-    how = estimator.validation_rows
-    if how not in ("auto", "random", "last"):
-        raise ValueError(
-            f'validation_rows must be "auto", "random" or "last", got {how!r}.'
-        )
-    if how != "auto":
-        return how == "last"
-    order = time_order(X, date_cols)
+def last_rows(estimator: Estimator, pipeline: FeaturePipeline, X: pd.DataFrame) -> bool:
+    """Tell whether the last rows validate: X's rows are in time order."""
+    order = pipeline.time_order(X)
     if order is not None and estimator.validation_fraction > 0:
         log_line(
             "The rows are in time order (%s): the last validate.",

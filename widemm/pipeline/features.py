@@ -20,13 +20,18 @@ from widemm.models.layers import Tokenized
 from widemm.models.text import backbone_config, pretrained_text_name
 from widemm.pipeline.background import background_rows
 from widemm.pipeline.network import build_network, check_names, tab_model_name
-from widemm.pipeline.preprocessors import fit_trees, make_preprocessors, tree_kind
+from widemm.pipeline.preprocessors import (
+    column_roles,
+    fit_trees,
+    make_preprocessors,
+    rows_time_order,
+    tree_kind,
+)
 from widemm.pipeline.summary import describe_columns
 from widemm.preprocessing import (
     ImageColumn,
 )
 from widemm.preprocessing.arrays import frame_arrays, nest
-from widemm.schema import infer_schema
 
 Inputs = dict[str, Any]  # slot -> tensor, {name: tensor} or a LazyColumn
 
@@ -113,6 +118,12 @@ class FeaturePipeline(BaseEstimator):
         from 1,000, and an estimator's ``fit`` also trains without them
         and keeps what validates better. Needs targets at fit: a streamed fit
         and a pretrained start (pipelines fitted without them) have no trees.
+    time_ordered : bool or "auto"
+        Whether the rows come in time order (a forecast's): then the trees'
+        cross-fitting folds are runs of consecutive rows, each fold's trees
+        stop on its latest rows, and an estimator validates on the last rows,
+        choosing the model on the latest rows, as it will be used. ``"auto"``:
+        when the index holds rising datetimes or periods, or a date column rises.
     cat_cols, cont_cols, date_cols, multi_cols, text_cols, image_cols, ignore_cols :
         list of str, optional
         Fix the role of these columns; the others are inferred (see
@@ -177,6 +188,7 @@ class FeaturePipeline(BaseEstimator):
         fusion_params: Mapping[str, Any] | None = None,
         wide: bool = True,
         trees: bool | Literal["auto"] = "auto",
+        time_ordered: bool | Literal["auto"] = "auto",
         cat_cols: Sequence[str] | None = None,
         cont_cols: Sequence[str] | None = None,
         date_cols: Sequence[str] | None = None,
@@ -209,6 +221,7 @@ class FeaturePipeline(BaseEstimator):
         self.fusion_params = fusion_params
         self.wide = wide
         self.trees = trees
+        self.time_ordered = time_ordered
         self.cat_cols = cat_cols
         self.cont_cols = cont_cols
         self.date_cols = date_cols
@@ -242,27 +255,17 @@ class FeaturePipeline(BaseEstimator):
         aligns); None feeds the encoders' outputs to the fusion as they are.
         """
         check_names(self.get_params())
-        self.schema_ = infer_schema(
-            X,
-            cat_cols=self.cat_cols,
-            cont_cols=self.cont_cols,
-            date_cols=self.date_cols,
-            multi_cols=self.multi_cols,
-            text_cols=self.text_cols,
-            image_cols=self.image_cols,
-            ignore_cols=self.ignore_cols,
-            wide_cols=self.wide_cols,
-            crossed_cols=self.crossed_cols or (),
-        )
+        self.schema_ = column_roles(X, self.get_params())
         self.preprocessors_ = make_preprocessors(self.schema_, self.get_params())
         for pre in self.preprocessors_.values():
             pre.fit(X)
         tab = self.preprocessors_.get("tab")
         boost = tree_kind(self.trees, len(X), self.schema_, tab)
         if boost is not None and heads and y is not None:
-            texts = self.schema_.text_cols
-            trees = fit_trees(tab, X, np.asarray(y), heads, sample_weight, texts, boost)
-            self.preprocessors_["trees"] = trees
+            texts, ordered = self.schema_.text_cols, self.time_order(X) is not None
+            self.preprocessors_["trees"] = fit_trees(
+                tab, X, np.asarray(y), heads, sample_weight, texts, boost, ordered
+            )
         self.summary_ = describe_columns(X)
         self.n_rows_ = len(X)
         self.projection_dim_ = projection_dim
@@ -270,6 +273,11 @@ class FeaturePipeline(BaseEstimator):
         if self.schema_.text_cols and name is not None:  # kept: loads anywhere
             self.text_config_ = backbone_config(name).to_json_string()
         return self
+
+    def time_order(self, X: pd.DataFrame) -> str | None:
+        """Return what puts X's rows in time order (``time_ordered``), or None."""
+        check_is_fitted(self, "schema_")
+        return rows_time_order(self.time_ordered, X, self.schema_)
 
     def build_model(
         self, heads: Mapping[str, int], pretrained: bool = True

@@ -1,4 +1,8 @@
-"""Which preprocessors a schema's columns need, and the trees fitted on the targets."""
+"""The column roles, the preprocessors they need, the trees fitted on the targets.
+
+Also whether the rows come in time order (``time_ordered``), which the trees'
+folds and an estimator's validation rows follow.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from widemm.columns import time_order
 from widemm.heads import Head
 from widemm.models.text import pretrained_text_name
 from widemm.preprocessing import (
@@ -19,7 +24,7 @@ from widemm.preprocessing import (
 )
 from widemm.preprocessing.arrays import frame_arrays, tab_arrays
 from widemm.preprocessing.trees import TreeScores
-from widemm.schema import ColumnSchema
+from widemm.schema import ColumnSchema, infer_schema
 
 # Training rows from which trees="auto" fits trees: below, their 5-fold models
 # learn from too few rows (wine, 142 rows: accuracy 0.983 -> 0.966 with them).
@@ -27,6 +32,41 @@ from widemm.schema import ColumnSchema
 # which needs validation rows enough: from 1,000 training rows (emoji, 380
 # rows, 38 to validate: 0.818 -> 0.810 with the choice).
 TREES_MIN_ROWS = {"table": 300, "text or images": 1_000}
+
+
+# The pipeline's parameters that fix columns' roles (``infer_schema``'s).
+ROLE_PARAMS = (
+    "cat_cols",
+    "cont_cols",
+    "date_cols",
+    "multi_cols",
+    "text_cols",
+    "image_cols",
+    "ignore_cols",
+    "wide_cols",
+)
+
+
+def column_roles(X: pd.DataFrame, params: Mapping[str, Any]) -> ColumnSchema:
+    """Return X's column roles: those the pipeline's ``params`` fix, others inferred."""
+    fixed = {k: params[k] for k in ROLE_PARAMS}
+    return infer_schema(X, **fixed, crossed_cols=params["crossed_cols"] or ())
+
+
+def rows_time_order(
+    time_ordered: bool | str, X: pd.DataFrame, schema: ColumnSchema
+) -> str | None:
+    """Return what puts X's rows in time order as ``time_ordered`` says, or None.
+
+    ``"auto"``: a rising datetime index or date column (``columns.time_order``).
+    """
+    if time_ordered == "auto":
+        return time_order(X, schema.date_cols)
+    if time_ordered not in (True, False):
+        raise ValueError(
+            f'time_ordered must be True, False or "auto", got {time_ordered!r}.'
+        )
+    return "time_ordered=True" if time_ordered else None
 
 
 def make_preprocessors(
@@ -109,12 +149,14 @@ def fit_trees(
     sample_weight: np.ndarray | None,
     text_cols: Sequence[str] = (),
     boost: bool = True,
+    ordered: bool = False,
 ) -> TreeScores:
     """Fit the trees on the tabular inputs of X (seeded by torch's RNG).
 
     ``y``: the targets encoded for ``heads``; ``tab``: the fitted tabular
     preprocessor, whose inputs the trees read (None: there are none), beside
-    the scores of linear models of the ``text_cols``.
+    the scores of linear models of the ``text_cols``; ``boost`` and
+    ``ordered``: see ``TreeScores``.
     """
     arrays = frame_arrays({} if tab is None else {"tab": tab}, {}, X)
     layout = [
@@ -122,7 +164,11 @@ def fit_trees(
     ]
     seed = int(torch.randint(2**31 - 1, ()))
     trees = TreeScores(
-        layout, random_state=seed, text_cols=tuple(text_cols), boost=boost
+        layout,
+        random_state=seed,
+        text_cols=tuple(text_cols),
+        boost=boost,
+        ordered=ordered,
     )
     y = y.reshape(len(y), -1)
     return trees.fit(*tab_arrays(arrays, len(X)), y, sample_weight, X)

@@ -107,24 +107,29 @@ def train_folds(
     params: dict[str, Any],
     data: Any,
     folds: list[np.ndarray],
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     n_estimators: int,
     early_stopping: int,
 ) -> list[Any]:
     """Train a LightGBM model on each fold's rows of ``data`` (a ``lgb.Dataset``).
 
-    Each stops after ``early_stopping`` rounds without gain on a tenth of its
-    rows held out, drawn from ``rng`` fold by fold (the same tenths however the
-    folds run). Folds train side by side, each on its share of the cores: on 2
-    cores, California's 5 folds took 0.82 s this way against 1.18 s one after
-    another with 2 threads each, giving the same models.
+    Each stops after ``early_stopping`` rounds without gain on a tenth of its rows
+    held out, drawn from ``rng`` fold by fold (the same tenths however the folds
+    run), or, without ``rng`` (rows in time order), its last tenth: rows drawn from
+    among the ones it trains on would be their neighbours' near twins, and stop too
+    late. Folds train side by side, each on its share of the cores: on 2 cores,
+    California's 5 folds took 0.82 s this way against 1.18 s one after another with
+    2 threads each, giving the same models.
     """
     import lightgbm as lgb
 
     splits = []
     for rows in folds:
-        shuffled = rng.permutation(rows)
         n_stop = max(len(rows) // 10, 1)
+        if rng is None:
+            splits.append((rows[:-n_stop], rows[-n_stop:]))
+            continue
+        shuffled = rng.permutation(rows)
         splits.append((np.sort(shuffled[n_stop:]), np.sort(shuffled[:n_stop])))
     n_cores = cores()
     workers = min(len(folds), n_cores)

@@ -86,6 +86,9 @@ class TreeScores(BaseEstimator):
         column (ridge, or logistic regression Platt-scaled on its out-of-fold
         scores; its strength the best out of fold of ``DENSE_CS``) whose scores
         are the scores. ``trees="auto"`` fits it below 300 training rows.
+    ordered : bool
+        The rows come in time order: the folds are runs of consecutive rows
+        (unshuffled), and each fold's trees stop on its last tenth.
 
     Attributes
     ----------
@@ -126,6 +129,7 @@ class TreeScores(BaseEstimator):
         random_state: int = 0,
         text_cols: Sequence[str] = (),
         boost: bool = True,
+        ordered: bool = False,
     ) -> None:
         self.layout = layout
         self.n_folds = n_folds
@@ -139,6 +143,7 @@ class TreeScores(BaseEstimator):
         self.random_state = random_state
         self.text_cols = text_cols
         self.boost = boost
+        self.ordered = ordered
 
     def fit(
         self,
@@ -163,9 +168,12 @@ class TreeScores(BaseEstimator):
         self.n_features_ = features.shape[1]
         n = len(features)
         rng = np.random.default_rng(self.random_state)
+        shuffle = not self.ordered
         folds = list(
             KFold(
-                min(self.n_folds, n), shuffle=True, random_state=self.random_state
+                min(self.n_folds, n),
+                shuffle=shuffle,
+                random_state=self.random_state if shuffle else None,
             ).split(features)
         )
         cont = cont.astype(np.float64)
@@ -218,7 +226,12 @@ class TreeScores(BaseEstimator):
                 len(np.unique(target[rows])) > 1 for rows in trains
             ):  # else one class: no trees, scores 0
                 fitted = train_folds(
-                    params, data, trains, rng, self.n_estimators, self.early_stopping
+                    params,
+                    data,
+                    trains,
+                    None if self.ordered else rng,
+                    self.n_estimators,
+                    self.early_stopping,
                 )
                 for booster, (_, held) in zip(fitted, folds, strict=True):
                     raw = np.asarray(booster.predict(inputs[held], raw_score=True))

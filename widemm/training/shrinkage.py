@@ -7,8 +7,10 @@ different epoch per target. What can be chosen per target column is how much of
 its head's output to keep: training moves each output away from where it started
 (zero, for heads beside the trees), and stopping early is, to first order,
 shrinking that movement (early stopping is L2 shrinkage for a linear model).
-:func:`shrink_heads` picks each target column's share on the validation rows
-and folds it into its rows of the head's weights: the model, its explanations
+The trees' scores start at scale 1 and their scale learns too, so it is shrunk
+alike: a share ``s`` keeps ``1 + s (scale - 1)`` of them. :func:`shrink_heads`
+picks each target column's share on the validation rows and folds it into its
+rows of the head's weights and its trees' scale: the model, its explanations
 and its exports stay as they are.
 """
 
@@ -38,16 +40,20 @@ def shrink_heads(
     """Scale each target column's outputs by the share that validates best.
 
     Returns the shares by target column (``<task>`` or ``<task>[j]``). The
-    shares are searched on the validation rows' logits with the heads as
-    trained and with every head at zero: the logits are linear in a head's
-    scale, so the model runs twice. A column keeps 1 unless a smaller share
-    lowers its loss.
+    shares are searched on the validation rows' logits as trained and at the
+    start (every head at zero, the trees' scores at scale 1): the logits are
+    linear in a share, so the model runs twice. A column keeps 1 unless a
+    smaller share lowers its loss.
     """
     full = torch.from_numpy(trainer.predict(model, valid))
     trained = {k: v.clone() for k, v in model.heads.state_dict().items()}
+    scale = None if model.trees is None else model.trees.scale
+    learned = None if scale is None else scale.detach().clone()
     with torch.no_grad():
         for p in model.heads.parameters():
             p.zero_()
+        if scale is not None:
+            scale.fill_(1.0)
     without = torch.from_numpy(trainer.predict(model, valid))
     model.heads.load_state_dict(trained)
     target = valid.inputs["target"].reshape(len(full), -1).float()
@@ -67,6 +73,8 @@ def shrink_heads(
         with torch.no_grad():
             linear.weight[rows] *= best
             linear.bias[rows] *= best
+            if scale is not None and learned is not None:
+                scale[outputs] = 1 + best * (learned[outputs] - 1)
         shares[name] = best
     return shares
 
