@@ -463,9 +463,9 @@ def test_each_target_keeps_the_share_of_its_head_that_validates_best():
 
 
 def test_a_share_moves_the_trees_scale_back_towards_one_too():
-    # The trees' scale learns beside the heads; a share shrinks both towards the
+    # The trees' scale learns beside the heads; shares shrink both towards the
     # start (heads at zero, trees at scale 1). A scale gone to -1 validates worst
-    # of all: its share is 0, the scale back to 1.
+    # of all: it goes back to 1; the other, at 1, stays.
     from widemm.training import Trainer
     from widemm.training.shrinkage import shrink_heads
 
@@ -480,5 +480,5 @@ def test_a_share_moves_the_trees_scale_back_towards_one_too():
         net.trees.scale.copy_(torch.tensor([-1.0, 1.0]))
     trainer = Trainer(model._config(objective=model._objective(), batch_size=64))
     shares = shrink_heads(net, trainer, model._dataset(X[400:], Y[400:]))
-    assert shares == {"y[0]": 0.0, "y[1]": 1.0}
+    assert shares == {"y[0]": 1.0, "y[1]": 1.0}  # heads at zero: nothing to shrink
     assert net.trees.scale.tolist() == [1.0, 1.0]

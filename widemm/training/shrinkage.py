@@ -7,11 +7,13 @@ different epoch per target. What can be chosen per target column is how much of
 its head's output to keep: training moves each output away from where it started
 (zero, for heads beside the trees), and stopping early is, to first order,
 shrinking that movement (early stopping is L2 shrinkage for a linear model).
-The trees' scores start at scale 1 and their scale learns too, so it is shrunk
-alike: a share ``s`` keeps ``1 + s (scale - 1)`` of them. :func:`shrink_heads`
-picks each target column's share on the validation rows and folds it into its
-rows of the head's weights and its trees' scale: the model, its explanations
-and its exports stay as they are.
+The trees' scores start at scale 1 and their scale learns too: each column's
+trees keep ``1 + t (scale - 1)`` of the way to their learned scale, ``t`` chosen
+beside the head's share (on yeast's 14 labels tying ``t`` to the head's share
+cost 0.018 macro ROC AUC; leaving the scale as trained let a noisy forecast keep
+a negative one). :func:`shrink_heads` picks both on the validation rows and
+folds them into the column's rows of its head's weights and of the trees'
+scale: the model, its explanations and its exports stay as they are.
 """
 
 from __future__ import annotations
@@ -37,45 +39,53 @@ SHARES = np.linspace(0.0, 1.0, 21)
 def shrink_heads(
     model: WideDeep, trainer: Trainer, valid: FrameDataset
 ) -> dict[str, float]:
-    """Scale each target column's outputs by the share that validates best.
+    """Scale each target column's outputs by the shares that validate best.
 
-    Returns the shares by target column (``<task>`` or ``<task>[j]``). The
-    shares are searched on the validation rows' logits as trained and at the
-    start (every head at zero, the trees' scores at scale 1): the logits are
-    linear in a share, so the model runs twice. A column keeps 1 unless a
-    smaller share lowers its loss.
+    Returns the head's share by target column (``<task>`` or ``<task>[j]``).
+    The shares are searched on the validation rows' logits as trained, with
+    every head at zero, and with the trees' scale back at 1 too: the logits are
+    linear in each share, so the model runs three times. A column keeps its
+    head and trees as trained unless smaller shares lower its loss.
     """
+    scale = None if model.trees is None else model.trees.scale
     full = torch.from_numpy(trainer.predict(model, valid))
     trained = {k: v.clone() for k, v in model.heads.state_dict().items()}
-    scale = None if model.trees is None else model.trees.scale
     learned = None if scale is None else scale.detach().clone()
     with torch.no_grad():
         for p in model.heads.parameters():
             p.zero_()
+        headless = torch.from_numpy(trainer.predict(model, valid))
+        start = headless
         if scale is not None:
             scale.fill_(1.0)
-    without = torch.from_numpy(trainer.predict(model, valid))
+            start = torch.from_numpy(trainer.predict(model, valid))
     model.heads.load_state_dict(trained)
+    head_part, tree_part = full - headless, headless - start
     target = valid.inputs["target"].reshape(len(full), -1).float()
     weight = valid.inputs.get("weight")
+    tree_shares = SHARES if scale is not None else np.ones(1)
     shares: dict[str, float] = {}
     for name, head, outputs, column, rows in _columns(trainer.objective.heads):
         y = target[:, column : column + 1]
-        tries = [
-            _loss(
-                head, without[:, outputs] + s * (full - without)[:, outputs], y, weight
+        tries = {
+            (float(h), float(t)): _loss(
+                head,
+                (start + t * tree_part + h * head_part)[:, outputs],
+                y,
+                weight,
             )
-            for s in SHARES
-        ]
-        best = 1.0 if tries[-1] <= min(tries) else float(SHARES[np.argmin(tries)])
+            for h in SHARES[::-1]  # ties keep the larger shares
+            for t in tree_shares[::-1]
+        }
+        best = min(tries, key=tries.__getitem__)
         linear = model.heads[head.name]
         assert isinstance(linear, nn.Linear)
         with torch.no_grad():
-            linear.weight[rows] *= best
-            linear.bias[rows] *= best
+            linear.weight[rows] *= best[0]
+            linear.bias[rows] *= best[0]
             if scale is not None and learned is not None:
-                scale[outputs] = 1 + best * (learned[outputs] - 1)
-        shares[name] = best
+                scale[outputs] = 1 + best[1] * (learned[outputs] - 1)
+        shares[name] = best[0]
     return shares
 
 
