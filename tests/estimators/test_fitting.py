@@ -68,3 +68,18 @@ def test_rows_in_time_order_validate_on_the_last(caplog):
     np.testing.assert_array_equal(shuffled, predict(X))  # no order: random
     with pytest.raises(ValueError, match='time_ordered must be True, False or "auto"'):
         predict(X, time_ordered="last")
+
+
+def test_with_an_eval_set_every_row_trains():
+    """``validation_fraction`` is ignored with an ``eval_set``: no row is held out."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+
+    def predict(fraction):
+        model = WideDeepRegressor(
+            max_epochs=3, random_state=0, validation_fraction=fraction
+        )
+        return model.fit(X[:200], y[:200], eval_set=(X[200:], y[200:])).predict(X[:20])
+
+    np.testing.assert_array_equal(predict(0.1), predict(0.3))

@@ -91,12 +91,14 @@ def train(
         stratify = len(estimator.targets_) == 1 and isinstance(
             estimator.targets_[0], Labels
         )
-        last = last_rows(estimator, pipeline, X)
-        train, valid, held = data.split(
-            estimator.validation_fraction, seed, stratify, last
-        )
-        if rows.eval_set is not None:
-            valid = estimator._dataset(*rows.eval_set)
+        if rows.eval_set is None:
+            last = last_rows(estimator, pipeline, X)
+            train, valid, held = data.split(
+                estimator.validation_fraction, seed, stratify, last
+            )
+        else:  # every row trains: validation_fraction is ignored
+            train, valid = data, estimator._dataset(*rows.eval_set)
+            held = np.zeros(0, dtype=np.int64)
         n_train = len(train) if stream is None else stream.n_rows - len(held)
         batch_size, max_epochs = auto_schedule(
             estimator.batch_size, estimator.max_epochs, n_train
