@@ -52,6 +52,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "on_error": ("raise", "mask"),
     "scaling": ("standard", "quantile", None),
     "trees": (True, False, "auto"),
+    "time_ordered": (True, False, "auto"),
 }
 
 

@@ -62,10 +62,6 @@ def rows_time_order(
     """
     if time_ordered == "auto":
         return time_order(X, schema.date_cols)
-    if time_ordered not in (True, False):
-        raise ValueError(
-            f'time_ordered must be True, False or "auto", got {time_ordered!r}.'
-        )
     return "time_ordered=True" if time_ordered else None
 
 
