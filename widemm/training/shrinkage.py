@@ -34,6 +34,11 @@ from widemm.training.trainer import Trainer
 # The shares tried, from 0 (the wide part and trees alone) to 1 (the head as
 # trained).
 SHARES = np.linspace(0.0, 1.0, 21)
+# Smaller shares are kept only if they lower the loss by more than this share of
+# it: near the best, neighbouring shares' losses differ by less than the float
+# noise of sums added in another order (two processes' against one), which would
+# pick either.
+TOLERANCE = 1e-4
 
 
 def shrink_heads(
@@ -45,7 +50,8 @@ def shrink_heads(
     The shares are searched on the validation rows' logits as trained, with
     every head at zero, and with the trees' scale back at 1 too: the logits are
     linear in each share, so the model runs three times. A column keeps its
-    head and trees as trained unless smaller shares lower its loss.
+    head and trees as trained unless smaller shares lower its loss (by more
+    than ``TOLERANCE`` of it).
     """
     scale = None if model.trees is None else model.trees.scale
     full = torch.from_numpy(trainer.predict(model, valid))
@@ -77,7 +83,8 @@ def shrink_heads(
             for h in SHARES[::-1]  # ties keep the larger shares
             for t in tree_shares[::-1]
         }
-        best = min(tries, key=tries.__getitem__)
+        low = min(tries.values())
+        best = next(k for k, v in tries.items() if v <= low + TOLERANCE * abs(low))
         linear = model.heads[head.name]
         assert isinstance(linear, nn.Linear)
         with torch.no_grad():
