@@ -173,7 +173,7 @@ class FrameDataset(Dataset[Batch]):
         train_rows, valid_rows = train_test_split(
             np.arange(len(self)),
             test_size=n_valid,
-            random_state=None if last else seed,
+            random_state=seed,
             shuffle=not last,
             stratify=None if last else classes,
         )

@@ -73,13 +73,9 @@ def shrink_heads(
     shares: dict[str, float] = {}
     for name, head, outputs, column, rows in _columns(trainer.objective.heads):
         y = target[:, column : column + 1]
+        base, trees, heads = (z[:, outputs] for z in (start, tree_part, head_part))
         tries = {
-            (float(h), float(t)): _loss(
-                head,
-                (start + t * tree_part + h * head_part)[:, outputs],
-                y,
-                weight,
-            )
+            (float(h), float(t)): _loss(head, base + t * trees + h * heads, y, weight)
             for h in SHARES[::-1]  # ties keep the larger shares
             for t in tree_shares[::-1]
         }
