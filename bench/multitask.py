@@ -37,7 +37,7 @@ quarter's value, is the ``naive`` row). Else each on a fixed 80/20 split (seed 0
 widemm model per column, "HGB" one HistGradientBoosting per column.
 
 ``multitask_weighting``: the multi-task model's ``task_weighting`` ("fixed", the
-default; "uncertainty"; "famo"), mean test scores over seeds 0-2, on movies and
+default; "uncertainty"; "famo"; "nash"), mean test scores over seeds 0-2, on movies and
 on ``films_mixed`` (bench/films.py: 5,000 films, genres + rating + MPAA rating,
 three tasks of three kinds).
 
@@ -87,7 +87,7 @@ LAGS, AHEAD = 6, 4  # arrivals: quarters read before now, quarters ahead
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
 SEEDED = ["movies", *MORE]  # multitask_seeds: a candidate per table
 SEEDS = (0, 1, 2)
-WEIGHTINGS = ("fixed", "uncertainty", "famo")  # multitask_weighting's columns
+WEIGHTINGS = ("fixed", "uncertainty", "famo", "nash")  # multitask_weighting's columns
 WEIGHTED = ["weighting:movies", "weighting:films_mixed"]  # a candidate per table
 
 
@@ -350,7 +350,7 @@ def run_weighting(table: str) -> None:
     """The multi-task model's task weightings on one table, seeds 0-2.
 
     A row per task: each weighting's mean test score over the seeds, the seeds
-    where FAMO scored at least as well as the fixed weights, mean fit seconds.
+    where Nash-MTL scored at least as well as the fixed weights, mean fit seconds.
     """
     score = films_scores if table == "films_mixed" else movies_scores
     runs: dict[str, list[tuple[dict[str, float], float]]] = {w: [] for w in WEIGHTINGS}
@@ -363,8 +363,8 @@ def run_weighting(table: str) -> None:
             {
                 "model": f"{table}: {task}",
                 **{w: round(float(np.mean(v)), 4) for w, v in each.items()},
-                "seeds_famo_ahead": sum(
-                    f >= x for f, x in zip(each["famo"], each["fixed"], strict=True)
+                "seeds_nash_ahead": sum(
+                    n >= x for n, x in zip(each["nash"], each["fixed"], strict=True)
                 ),
                 **{
                     f"fit_seconds_{w}": round(float(np.mean([s for _, s in r])), 1)

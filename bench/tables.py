@@ -120,10 +120,12 @@ COLUMNS = {
     "fixed": "fixed weights (default)",
     "uncertainty": "uncertainty",
     "famo": "FAMO",
-    "seeds_famo_ahead": "seeds FAMO >= fixed (of 3)",
+    "nash": "Nash-MTL",
+    "seeds_nash_ahead": "seeds Nash-MTL >= fixed (of 3)",
     "fit_seconds_fixed": "fixed fit s",
     "fit_seconds_uncertainty": "uncertainty fit s",
     "fit_seconds_famo": "FAMO fit s",
+    "fit_seconds_nash": "Nash-MTL fit s",
     "peak_rss_mb": "peak RSS MiB",
 }
 

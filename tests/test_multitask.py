@@ -21,6 +21,7 @@ from widemm import (
     split_labels,
 )
 from widemm.heads import Head
+from widemm.training.nash import solve
 from widemm.training.objective import Objective, head_losses
 
 INPUTS = [
@@ -146,6 +147,45 @@ def test_famo_divides_each_task_gradient_by_its_loss_and_favours_the_slower_task
         Objective(heads, "gradnorm")
 
 
+def test_nash_weights_give_every_task_the_same_gain_times_its_weight():
+    # a_t (G G^T a)_t = 1: orthogonal gradients get 1 / |g_t|; conflicting
+    # ones still get a_t g_t . d equal; a task without gradient keeps its own
+    fixed = torch.tensor([1.0, 1.0, 5.0])
+    gram = np.diag([4.0, 1.0, 0.0])  # |g| 2 and 1; the third: no known target
+    a = solve(gram, fixed)
+    assert a[2] == 5.0
+    assert a[:2].sum() == pytest.approx(2.0)
+    assert a[0] / a[1] == pytest.approx(0.5, rel=1e-4)
+    g = np.array([[1.0, 0.0], [-0.6, 1.0], [0.3, 3.0]])
+    a = solve(g @ g.T, torch.ones(3))
+    gains = a * (g @ (a @ g))
+    assert gains == pytest.approx(np.full(3, gains[0]), rel=1e-4)
+    assert a.sum() == pytest.approx(3.0)
+
+
+def test_nash_step_loss_weighs_tasks_by_their_gradients_at_the_shared_layer():
+    heads = [Head("a", "regression"), Head("b", "regression")]
+    nash, fixed = Objective(heads, "nash"), Objective(heads)
+    torch.manual_seed(0)
+    shared = torch.randn(8, 3, requires_grad=True)
+    z = shared @ torch.tensor([[1.0, 0.5], [0.0, -1.0], [2.0, 0.0]])
+    y = torch.randn(8, 2)
+    step, reported = nash.step_loss(z, y, shared=shared)
+    assert float(reported) == pytest.approx(float(fixed(z, y)))
+    sums = nash.loss_sums(z, y)[0]
+    g = [torch.autograd.grad(s, shared, retain_graph=True)[0].flatten() for s in sums]
+    a = torch.tensor(list(nash.task_weights().values()))
+    d = a[0] * g[0] + a[1] * g[1]
+    torch.testing.assert_close(
+        torch.autograd.grad(step, shared)[0].flatten(), d, rtol=1e-5, atol=1e-6
+    )
+    gains = a * torch.stack([g[0] @ d, g[1] @ d])
+    assert float(gains[0]) == pytest.approx(float(gains[1]), rel=1e-3)
+    assert float(a.sum()) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="representation"):
+        nash.step_loss(z, y)
+
+
 def test_unknown_targets_send_no_gradient_to_their_head():
     z = torch.zeros(4, 2, requires_grad=True)
     y = torch.tensor([[1.0, float("nan")], [0.0, float("nan")], [1.0, 3.0], [0.0, 1.0]])
@@ -214,9 +254,10 @@ def test_multitask_trains_every_head_with_missing_targets_masked(movies, multita
     assert set(multitask.predict_proba(test[INPUTS].head(3))) == {"Genre"}
 
 
-def test_famo_weighting_trains_and_reports_its_task_weights(movies):
+@pytest.mark.parametrize("weighting", ["famo", "nash"])
+def test_learned_weighting_trains_and_reports_its_task_weights(movies, weighting):
     train, test = movies
-    model = WideDeepMultiTask(random_state=0, max_epochs=3, task_weighting="famo")
+    model = WideDeepMultiTask(random_state=0, max_epochs=3, task_weighting=weighting)
     model.fit(train[INPUTS], train[TASKS])
     weights = model.history_[[f"weight_{task}" for task in TASKS]]
     start = {"Genre": 21.0, "Meter": 1.0, "Metacritic": 1.0}  # Genre: its labels

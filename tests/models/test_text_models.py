@@ -3,7 +3,7 @@ import torch
 
 from widemm.cache import FeatureCache
 from widemm.models import BagEncoder, HFTextEncoder, make_text_model
-from widemm.training.trainer import param_groups
+from widemm.models.layers import param_groups
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.training.common import (
@@ -43,14 +44,15 @@ def test_two_process_ddp_matches_one_process_for_weighted_multitask(tmp_path):
     assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
 
 
-def test_two_process_ddp_matches_one_process_with_famo_task_weights(tmp_path):
-    # FAMO moves its task weights by each step's loss sums over all ranks' rows
-    run(tmp_path / "single.pt", "--rows", 1779, "--multitask", "--weighting", "famo")
-    run(
-        tmp_path / "ddp.pt",
-        *("--rows", 1779, "--multitask", "--weighting", "famo"),
-        torchrun=True,
-    )
+@pytest.mark.parametrize("weighting", ["famo", "nash"])
+def test_two_process_ddp_matches_one_process_with_learned_task_weights(
+    tmp_path, weighting
+):
+    # FAMO moves its task weights by each step's loss sums over all ranks' rows;
+    # Nash-MTL weighs them by the Gram matrix of all ranks' gradients
+    options = ("--rows", 1779, "--multitask", "--weighting", weighting)
+    run(tmp_path / "single.pt", *options)
+    run(tmp_path / "ddp.pt", *options, torchrun=True)
     assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
 
 

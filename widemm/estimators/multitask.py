@@ -41,12 +41,16 @@ class WideDeepMultiTask(BaseWideDeep):
         tasks (on movies, 21 genres at weight 1 learned too slowly: micro ROC
         AUC 0.834 against 0.870 alone; at 21, 0.872). Each task's loss is
         measured against its baseline (see ``widemm.training.objective``).
-    task_weighting : {"fixed", "uncertainty", "famo"}
+    task_weighting : {"fixed", "uncertainty", "famo", "nash"}
         ``"fixed"``: the tasks' ``weight``\s. ``"uncertainty"``: weights learned
         with the model (homoscedastic uncertainty, Kendall et al. 2018).
         ``"famo"``: each task's gradient divided by its loss and weighted so
         every task's loss falls at the same relative rate (FAMO, Liu et al.
         2023; :mod:`widemm.training.famo`), at one more forward pass a step.
+        ``"nash"``: each step's weights bargained from the tasks' gradients at
+        the fusion's output (Nash-MTL, Navon et al. 2022;
+        :mod:`widemm.training.nash`), at one backward pass through the heads
+        per task a step.
         Learned weights are reported per epoch in ``history_``
         (``weight_<task>``). The default, ``"fixed"``, is chosen by measurement:
         see the docs' benchmarks.

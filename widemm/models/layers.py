@@ -61,6 +61,26 @@ class LRScaled(Protocol):
     lr_scale: float
 
 
+def param_groups(model: nn.Module, learning_rate: float) -> list[dict[str, Any]]:
+    """Parameters grouped by learning rate.
+
+    A module with an ``lr_scale`` attribute (``LRScaled``: a pretrained backbone,
+    say) trains its parameters at ``learning_rate * lr_scale``; the rest at
+    ``learning_rate``.
+    Frozen parameters are included: they get no gradient, so no update, until a
+    callback unfreezes them (see ``UnfreezeBackbones``).
+    """
+    scales: dict[int, float] = {}
+    for module in model.modules():
+        if isinstance(module, LRScaled):
+            scale = float(module.lr_scale)
+            scales.update((id(p), scale) for p in module.parameters())
+    groups: dict[float, list[nn.Parameter]] = {}
+    for p in model.parameters():
+        groups.setdefault(scales.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr": learning_rate * s} for s, ps in groups.items()]
+
+
 @runtime_checkable
 class Backbone(Protocol):
     """A pretrained part the Trainer can unfreeze and checkpoint activations of."""

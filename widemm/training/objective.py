@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from widemm.heads import Head
 from widemm.training.famo import FAMO
+from widemm.training.nash import NashMTL
 
 Scorer = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 T = TypeVar("T", Tensor, np.ndarray)
@@ -83,7 +84,7 @@ def _mean(loss: Tensor, known: Tensor) -> Tensor:
     return (loss * known).sum(1) / known.sum(1).clamp(min=1)
 
 
-Weighting = Literal["fixed", "uncertainty", "famo"]
+Weighting = Literal["fixed", "uncertainty", "famo", "nash"]
 
 
 class Objective(nn.Module):
@@ -93,14 +94,16 @@ class Objective(nn.Module):
     ----------
     heads : sequence of Head
         In the order of the logit and target blocks.
-    weighting : {"fixed", "uncertainty", "famo"}
+    weighting : {"fixed", "uncertainty", "famo", "nash"}
         ``"fixed"``: each head's loss times its ``weight``. ``"uncertainty"``:
         learned homoscedastic-uncertainty weights (Kendall et al., 2018): head
         ``t`` adds ``exp(-s_t) * loss_t + s_t`` per row, with ``s_t`` trained
         with the model (``log_vars``), so noisier tasks weigh less. ``"famo"``:
         training steps minimise :class:`~widemm.training.famo.FAMO`'s loss
-        (``famo``, see :meth:`step_loss`); the loss returned, reported and
-        early-stopped on is the fixed weights'.
+        (``famo``, see :meth:`step_loss`). ``"nash"``: each step weighs the
+        tasks by :class:`~widemm.training.nash.NashMTL` (``nash``) from their
+        gradients at the representation the heads share. With either, the loss
+        returned, reported and early-stopped on is the fixed weights'.
     scorer : callable, optional
         ``(logits, target) -> {score: value}`` (numpy arrays) for the validation
         scores; by default each head scores its block (see ``Head.metrics``).
@@ -113,9 +116,9 @@ class Objective(nn.Module):
         scorer: Scorer | None = None,
     ) -> None:
         super().__init__()
-        if weighting not in ("fixed", "uncertainty", "famo"):
+        if weighting not in ("fixed", "uncertainty", "famo", "nash"):
             raise ValueError(
-                "weighting must be 'fixed', 'uncertainty' or 'famo', "
+                "weighting must be 'fixed', 'uncertainty', 'famo' or 'nash', "
                 f"got {weighting!r}."
             )
         names = [h.name for h in heads]
@@ -127,7 +130,9 @@ class Objective(nn.Module):
             if weighting == "uncertainty"
             else None
         )
-        self.famo = FAMO([h.weight for h in heads]) if weighting == "famo" else None
+        fixed = [h.weight for h in heads]
+        self.famo = FAMO(fixed) if weighting == "famo" else None
+        self.nash = NashMTL(fixed) if weighting == "nash" else None
 
     @classmethod
     def of(cls, task: str | Objective) -> Objective:
@@ -182,21 +187,32 @@ class Objective(nn.Module):
         target: Tensor,
         weight: Tensor | None = None,
         all_reduce_: Callable[[Tensor], None] = lambda tensor: None,
+        shared: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Return a training step's loss to minimise and the one to report.
 
         The second is ``forward``'s. They differ with ``"famo"`` weighting: the
         first is then the heads' loss sums times FAMO's coefficients of the
         heads' mean losses over all ranks' rows (``all_reduce_`` sums a tensor
-        over the ranks in place), whose gradient is FAMO's.
+        over the ranks in place), whose gradient is FAMO's; with ``"nash"``,
+        the loss sums times Nash-MTL's weights from their gradients at
+        ``shared``, the representation the heads read (which the logits must
+        come from).
         """
-        if self.famo is None:
+        if self.famo is None and self.nash is None:
             loss = self(logits, target, weight)
             return loss, loss
         sums, total = self.loss_sums(logits, target, weight)
+        reported = sums @ sums.new_tensor([h.weight for h in self.heads])
+        if self.nash is not None:
+            if shared is None:
+                raise ValueError(
+                    "Nash-MTL weighting needs the representation the heads read "
+                    "(shared=...), to take each task's gradient there."
+                )
+            return sums @ self.nash.coefficients(sums, shared, all_reduce_), reported
         self._before = _global_means(sums.detach(), total, all_reduce_)
         coefficients = self.famo.coefficients(self._before)
-        reported = sums @ sums.new_tensor([h.weight for h in self.heads])
         return sums @ coefficients, reported
 
     @torch.no_grad()
@@ -258,9 +274,12 @@ class Objective(nn.Module):
         """Each head's current weight.
 
         Learned ones: ``exp(-s_t)`` (uncertainty); FAMO's ``z_t`` times the
-        fixed weights' sum (each task's gradient is also divided by its loss).
+        fixed weights' sum (each task's gradient is also divided by its loss);
+        Nash-MTL's of the last step.
         """
-        if self.famo is not None:
+        if self.nash is not None:
+            learned = self.nash.weights.tolist()
+        elif self.famo is not None:
             learned = (self.famo.weights() * self.famo.scale).tolist()
         elif self.log_vars is not None:
             learned = torch.exp(-self.log_vars.detach()).tolist()

@@ -12,7 +12,7 @@ from torch import nn
 
 from widemm.data import FrameDataset, TrainData, make_loader, to_device
 from widemm.execution import log_line, progress, resolve_device, seeded
-from widemm.models.layers import Backbone, LRScaled
+from widemm.models.layers import Backbone, param_groups
 from widemm.training.callbacks import (
     Callback,
     EarlyStopping,
@@ -22,6 +22,7 @@ from widemm.training.callbacks import (
 )
 from widemm.training.config import TrainConfig, auto_patience
 from widemm.training.distributed import Distributed
+from widemm.training.nash import Representation
 from widemm.training.objective import Objective
 
 
@@ -142,8 +143,9 @@ class Trainer:
             for cb in self.active_callbacks:
                 cb.on_epoch_start(self, model)
             row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
-            with seeded(self.seed + epoch):
-                row["train_loss"] = self._train_epoch(net, model, loader)
+            nash = self.objective.nash is not None
+            with seeded(self.seed + epoch), Representation(model, nash) as shared:
+                row["train_loss"] = self._train_epoch(net, model, loader, shared)
             if valid is not None:
                 row.update(self.evaluate(model, valid))
             row["seconds"] = time.perf_counter() - start
@@ -231,7 +233,9 @@ class Trainer:
             callbacks.append(ModelCheckpoint(cfg.checkpoint_dir))
         return callbacks
 
-    def _train_epoch(self, net: nn.Module, model: nn.Module, loader: Any) -> float:
+    def _train_epoch(
+        self, net: nn.Module, model: nn.Module, loader: Any, shared: Representation
+    ) -> float:
         """One epoch; return the mean training loss over all ranks' rows.
 
         Each rank sums its rows' losses; before each optimizer step the gradients
@@ -253,7 +257,7 @@ class Trainer:
                 logits = net(batch)
             weight = batch.get("weight")
             step, loss = self.objective.step_loss(
-                logits.float(), batch["target"], weight, dist.all_reduce_
+                logits.float(), batch["target"], weight, dist.all_reduce_, shared.value
             )
             if not torch.isfinite(step):
                 raise FloatingPointError(
@@ -375,23 +379,3 @@ def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
         name = type(cb).__name__
         keys[f"{name}:{sum(k.startswith(name + ':') for k in keys)}"] = cb
     return keys
-
-
-def param_groups(model: nn.Module, learning_rate: float) -> list[dict[str, Any]]:
-    """Parameters grouped by learning rate.
-
-    A module with an ``lr_scale`` attribute (``LRScaled``: a pretrained backbone,
-    say) trains its parameters at ``learning_rate * lr_scale``; the rest at
-    ``learning_rate``.
-    Frozen parameters are included: they get no gradient, so no update, until a
-    callback unfreezes them (see ``UnfreezeBackbones``).
-    """
-    scales: dict[int, float] = {}
-    for module in model.modules():
-        if isinstance(module, LRScaled):
-            scale = float(module.lr_scale)
-            scales.update((id(p), scale) for p in module.parameters())
-    groups: dict[float, list[nn.Parameter]] = {}
-    for p in model.parameters():
-        groups.setdefault(scales.get(id(p), 1.0), []).append(p)
-    return [{"params": ps, "lr": learning_rate * s} for s, ps in groups.items()]
