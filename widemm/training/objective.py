@@ -204,15 +204,16 @@ class Objective(nn.Module):
             return loss, loss
         sums, total = self.loss_sums(logits, target, weight)
         reported = sums @ sums.new_tensor([h.weight for h in self.heads])
-        if self.nash is not None:
-            if shared is None:
-                raise ValueError(
-                    "Nash-MTL weighting needs the representation the heads read "
-                    "(shared=...), to take each task's gradient there."
-                )
-            return sums @ self.nash.coefficients(sums, shared, all_reduce_), reported
-        self._before = _global_means(sums.detach(), total, all_reduce_)
-        coefficients = self.famo.coefficients(self._before)
+        if self.famo is not None:
+            self._before = _global_means(sums.detach(), total, all_reduce_)
+            coefficients = self.famo.coefficients(self._before)
+        elif self.nash is not None and shared is not None:
+            coefficients = self.nash.coefficients(sums, shared, all_reduce_)
+        else:
+            raise ValueError(
+                "Nash-MTL weighting needs the representation the heads read "
+                "(shared=...), to take each task's gradient there."
+            )
         return sums @ coefficients, reported
 
     @torch.no_grad()
