@@ -150,14 +150,14 @@ def test_famo_divides_each_task_gradient_by_its_loss_and_favours_the_slower_task
 def test_nash_weights_give_every_task_the_same_gain_times_its_weight():
     # a_t (G G^T a)_t = 1: orthogonal gradients get 1 / |g_t|; conflicting
     # ones still get a_t g_t . d equal; a task without gradient keeps its own
-    fixed = torch.tensor([1.0, 1.0, 5.0])
+    fixed = np.array([1.0, 1.0, 5.0])
     gram = np.diag([4.0, 1.0, 0.0])  # |g| 2 and 1; the third: no known target
     a = solve(gram, fixed)
     assert a[2] == 5.0
     assert a[:2].sum() == pytest.approx(2.0)
     assert a[0] / a[1] == pytest.approx(0.5, rel=1e-4)
     g = np.array([[1.0, 0.0], [-0.6, 1.0], [0.3, 3.0]])
-    a = solve(g @ g.T, torch.ones(3))
+    a = solve(g @ g.T, np.ones(3))
     gains = a * (g @ (a @ g))
     assert gains == pytest.approx(np.full(3, gains[0]), rel=1e-4)
     assert a.sum() == pytest.approx(3.0)

@@ -37,8 +37,8 @@ class NashMTL(nn.Module):
 
     def __init__(self, weights: Sequence[float]) -> None:
         super().__init__()
-        self.fixed = torch.tensor(weights, dtype=torch.float64)
-        self.register_buffer("weights", self.fixed.float().clone())
+        self.fixed = np.asarray(weights, dtype=np.float64)
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))
 
     def coefficients(
         self,
@@ -54,6 +54,8 @@ class NashMTL(nn.Module):
         batch's (each rank holds other rows of the representation), and every
         rank finds the same weights.
         """
+        if len(sums) < 2:  # one task: nothing to bargain over
+            return self.weights.to(sums.dtype)
         rows = [
             torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)[0]
             for loss in sums
@@ -70,7 +72,7 @@ class NashMTL(nn.Module):
         return self.weights.to(sums.dtype)
 
 
-def solve(gram: np.ndarray, fixed: Tensor) -> np.ndarray:
+def solve(gram: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """Return the weights ``a > 0`` with ``a_t (gram a)_t = 1``.
 
     Scaled to the fixed weights' sum; tasks without a gradient keep their fixed
@@ -78,7 +80,7 @@ def solve(gram: np.ndarray, fixed: Tensor) -> np.ndarray:
     """
     from scipy.optimize import least_squares
 
-    out = fixed.numpy().copy()
+    out = fixed.copy()
     diagonal = np.diag(gram)
     on = diagonal > TINY * max(diagonal.max(), TINY)
     if on.sum() < 2:  # one task with a gradient: nothing to bargain over
