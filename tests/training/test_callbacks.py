@@ -13,7 +13,12 @@ from tests.training.common import (
     train,
 )
 from widemm.training import Callback, TrainConfig
-from widemm.training.callbacks import CSVLogger, TensorBoardLogger, UnfreezeBackbones
+from widemm.training.callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    TensorBoardLogger,
+    UnfreezeBackbones,
+)
 
 
 def test_cosine_warmup_rises_then_decays():
@@ -90,3 +95,56 @@ def test_backbones_unfreeze_on_schedule():
     train(cfg, [UnfreezeBackbones(at_epoch=2), Watch()], model, image_data())
     assert seen == [False, True, True]
     assert all(p.requires_grad for p in model.encoder.parameters())
+
+
+class Scalar(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+
+class Validating:
+    """What EarlyStopping sees of a trainer: the validation loss is (w - 2)²."""
+
+    def __init__(self):
+        self.should_stop, self.history = False, []
+
+    def validate(self, model):
+        return {"valid_loss": float((model.w.detach() - 2) ** 2)}
+
+
+@pytest.mark.parametrize(("later", "kept", "averaged"), [(3.0, 2.0, 2), (9.0, 1.0, 1)])
+def test_early_stopping_restores_the_mean_of_the_last_epochs_when_it_validates_better(
+    later, kept, averaged
+):
+    """Epochs at w = 1 (best, loss 1) then w = later: the mean of the two comes
+    back if it validates better than the best epoch (w = 2: loss 0), else the
+    best epoch. Integer buffers keep the best epoch's values."""
+    model, trainer = Scalar(), Validating()
+    stop = EarlyStopping(patience=1, average=True)
+    stop.on_fit_start(trainer, model)
+    for epoch, w in enumerate((1.0, later), start=1):
+        with torch.no_grad():
+            model.w.fill_(w)
+            model.steps.fill_(epoch)
+        trainer.history.append({"epoch": epoch, **trainer.validate(model)})
+        stop.on_epoch_end(trainer, model, trainer.history[-1])
+    assert trainer.should_stop
+    stop.on_fit_end(trainer, model)
+    assert (model.w.item(), stop.averaged, stop.best_epoch) == (kept, averaged, 1)
+    assert int(model.steps) == 1
+    assert stop.kept_figures["valid_loss"] == (kept - 2) ** 2
+
+
+def test_early_stopping_without_average_restores_the_best_epoch():
+    model, trainer = Scalar(), Validating()
+    stop = EarlyStopping(patience=1)
+    stop.on_fit_start(trainer, model)
+    for epoch, w in enumerate((1.0, 3.0), start=1):
+        with torch.no_grad():
+            model.w.fill_(w)
+        trainer.history.append({"epoch": epoch, **trainer.validate(model)})
+        stop.on_epoch_end(trainer, model, trainer.history[-1])
+    stop.on_fit_end(trainer, model)
+    assert (model.w.item(), stop.averaged) == (1.0, 1)

@@ -62,23 +62,61 @@ def test_trainer_same_seed_same_weights():
     torch.testing.assert_close(run(), run(), rtol=0, atol=0)
 
 
-def test_trainer_early_stopping_restores_best_epoch():
-    class Record(Callback):
-        def on_epoch_end(self, trainer, model, row):
-            row["weight"] = model.layer.weight.detach().clone()
+class Record(Callback):
+    def on_epoch_end(self, trainer, model, row):
+        row["weight"] = model.layer.weight.detach().clone()
 
-    config = TrainConfig(
-        objective="binary", max_epochs=200, n_iter_no_change=2, learning_rate=0.5
-    )
+
+def early_stopped(train, valid, **config):
+    config = TrainConfig(max_epochs=200, n_iter_no_change=2, **config)
     trainer = Trainer(config, callbacks=[Record()])
     model = Linear()
-    history = trainer.fit(
-        model, linear_data(200, noise=2), linear_data(100, 1, noise=2)
-    )
+    history = trainer.fit(model, train, valid)
     assert len(history) < 200  # stopped early
     best = min(history, key=lambda r: r["valid_loss"])
-    torch.testing.assert_close(model.layer.weight, best["weight"])
     assert history[-1]["epoch"] == best["epoch"] + 2
+    return trainer, model, history, best
+
+
+def test_trainer_early_stopping_restores_best_epoch():
+    _, model, _, best = early_stopped(
+        linear_data(200, noise=2),
+        linear_data(100, 1, noise=2),
+        objective="binary",
+        learning_rate=0.5,
+        average_epochs=False,
+    )
+    torch.testing.assert_close(model.layer.weight, best["weight"])
+
+
+def test_trainer_early_stopping_restores_the_mean_of_the_last_epochs(caplog):
+    """A noisy regression at a high learning rate: the weights of the best
+    epoch and of the two after it scatter around the least-squares solution;
+    their mean validates lower than the best epoch's, and comes back."""
+
+    def noisy(seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(200, 3, generator=g)
+        y = x @ torch.tensor([2.0, -1.0, 0.5]) + 0.5 * torch.randn(200, generator=g)
+        return FrameDataset({"x": x}, y)
+
+    torch.manual_seed(0)
+    trainer, model, history, best = early_stopped(
+        noisy(0),
+        noisy(1),
+        objective="regression",
+        learning_rate=0.2,
+        batch_size=16,
+        random_state=0,
+        verbose=1,
+    )
+    mean = torch.stack([r["weight"] for r in history[best["epoch"] - 1 :]]).mean(0)
+    torch.testing.assert_close(model.layer.weight, mean)
+    kept = trainer.validate(model)["valid_loss"]
+    assert kept < best["valid_loss"]
+    first, last = best["epoch"], history[-1]["epoch"]
+    line = f"kept the mean of epochs {first}-{last}: valid_loss {kept:.4g}"
+    assert line in caplog.text
 
 
 @pytest.mark.parametrize(("n_rows", "patience"), [(9_000, 5), (12_000, 1)])

@@ -3,7 +3,8 @@
 Write your own by subclassing :class:`Callback` and overriding any hook. The
 trainer passed to each hook (see :class:`Run`) exposes ``optimizer``,
 ``history``, ``epoch`` (0-based, the current one), ``steps_per_epoch``,
-``config`` and ``should_stop`` (set it to end training after the current epoch).
+``config``, ``should_stop`` (set it to end training after the current epoch)
+and ``validate(model)`` (the model's losses and metrics on the validation rows).
 A callback with ``state_dict()`` and ``load_state_dict()`` (:class:`Stateful`)
 has its state saved in checkpoints and restored on resume.
 """
@@ -41,6 +42,10 @@ class Run(Protocol):
         """Return the whole run's state (see ``widemm.training.checkpoint``)."""
         ...
 
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Return ``model``'s losses and metrics on the run's validation rows."""
+        ...
+
 
 @runtime_checkable
 class Stateful(Protocol):
@@ -73,6 +78,12 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best.
 
+    With ``average``, also keep the mean of the best epoch's weights and of the
+    epochs trained after it (the patience's), and restore that mean instead when
+    its ``monitor`` on the validation rows (``trainer.validate``) is lower than
+    the best epoch's. Weights a few steps apart around one minimum lie on its
+    sides; their mean can sit lower than each (stochastic weight averaging).
+
     Parameters
     ----------
     patience : int
@@ -81,39 +92,90 @@ class EarlyStopping(Callback):
         History column to minimise.
     min_delta : float
         Smallest decrease that counts as an improvement.
+    average : bool
+        Try the mean of the best and the later epochs' weights.
+
+    Attributes
+    ----------
+    best_epoch : int
+        The best epoch's number (1-based; 0 before any).
+    averaged : int
+        How many epochs' weights the restored model is the mean of (1: the
+        best epoch's alone).
+    kept_figures : dict of str to float
+        The validation losses and metrics of the weights restored.
     """
 
     def __init__(
-        self, patience: int = 5, monitor: str = "valid_loss", min_delta: float = 0.0
+        self,
+        patience: int = 5,
+        monitor: str = "valid_loss",
+        min_delta: float = 0.0,
+        average: bool = False,
     ):
         self.patience, self.monitor, self.min_delta = patience, monitor, min_delta
+        self.average = average
 
     def on_fit_start(self, trainer: Run, model: nn.Module) -> None:
-        self.best, self.best_epoch, self.wait = float("inf"), 0, 0
+        self.best, self.best_epoch, self.wait, self.averaged = float("inf"), 0, 0, 1
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.mean_state: dict[str, torch.Tensor] | None = None
+        self.n_mean = 0
+        self.kept_figures: dict[str, float] = {}
 
     def on_epoch_end(self, trainer: Run, model: nn.Module, row: dict[str, Any]) -> None:
+        state = model.state_dict()
         if row[self.monitor] < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = row[self.monitor], row["epoch"], 0
-            self.best_state = {
-                k: v.detach().to("cpu", copy=True)
-                for k, v in model.state_dict().items()
-            }
+            self.best_state = _copy(state)
+            if self.average:
+                self.mean_state, self.n_mean = _copy(state), 1
         else:
             self.wait += 1
             trainer.should_stop = self.wait >= self.patience
+            if self.mean_state is not None:
+                self.n_mean += 1
+                _move_mean(self.mean_state, state, self.n_mean)
 
     def on_fit_end(self, trainer: Run, model: nn.Module) -> None:
-        if self.best_state is not None:
+        if self.best_state is None:
+            return
+        model.load_state_dict(self.best_state)
+        self.kept_figures = trainer.history[self.best_epoch - 1]
+        if self.mean_state is None or self.n_mean < 2:
+            return
+        model.load_state_dict(self.mean_state)
+        mean = trainer.validate(model)
+        if mean[self.monitor] < self.best:
+            self.averaged, self.kept_figures = self.n_mean, mean
+        else:
             model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict[str, Any]:
-        keys = ("best", "best_epoch", "wait", "best_state")
+        keys = ("best", "best_epoch", "wait", "best_state", "mean_state", "n_mean")
         return {k: getattr(self, k) for k in keys}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _move_mean(
+    mean: dict[str, torch.Tensor], state: dict[str, torch.Tensor], n: int
+) -> None:
+    """Make ``mean`` the mean of ``n`` states, the last being ``state``.
+
+    Updated as ``mean += (state - mean) / n``: a tensor no epoch changed (a
+    frozen encoder's) stays exactly as it was. Integer tensors (counters) keep
+    the best epoch's values.
+    """
+    for k, m in mean.items():
+        if m.is_floating_point():
+            m.add_(state[k].detach().to("cpu") - m, alpha=1 / n)
 
 
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], Any]

@@ -40,8 +40,12 @@ class TrainConfig:
     n_iter_no_change : int, "auto" or None
         Early stopping patience in epochs on the validation loss; the best
         weights are restored. None (or no validation set) trains every epoch.
-        ``"auto"``: 5 epochs, 2 from ``PATIENT_ROWS`` training rows
+        ``"auto"``: 5 epochs, 1 from ``PATIENT_ROWS`` training rows
         (:func:`auto_patience`).
+    average_epochs : bool
+        With early stopping, also try the mean of the best epoch's weights and
+        of the epochs trained after it, and restore that mean when its
+        validation loss is lower (``callbacks.EarlyStopping``'s ``average``).
     random_state : int or None
         Seeds the shuffling and dropout; a fixed value gives identical runs.
     verbose : int
@@ -77,6 +81,7 @@ class TrainConfig:
     lr_scheduler: Literal["onecycle", "cosine"] | None = None
     warmup_fraction: float = 0.0
     n_iter_no_change: int | Literal["auto"] | None = "auto"
+    average_epochs: bool = True
     random_state: int | None = None
     verbose: int = 0
     device: str = "auto"

@@ -99,7 +99,7 @@ class Trainer:
                 if isinstance(module, Backbone):
                     module.enable_activation_checkpointing()
         net = dist.wrap(model, cfg.strategy)
-        self.model = model
+        self.model, self.valid = model, valid
         self.seed = (
             int(torch.randint(2**31 - 1, ()))
             if cfg.random_state is None
@@ -177,12 +177,12 @@ class Trainer:
         )
         if stop is None or stop.best_epoch == 0:
             return f"trained {done}; last epoch: {_figures(last)}"
-        best = self.history[stop.best_epoch - 1]
         how = "stopped early" if self.should_stop else "reached max_epochs"
-        return (
-            f"trained {done}, {how}; kept the best epoch, {stop.best_epoch}: "
-            f"{_figures(best)}"
-        )
+        kept = f"the best epoch, {stop.best_epoch}"
+        if stop.averaged > 1:
+            kept = f"the mean of epochs {stop.best_epoch}-"
+            kept += str(stop.best_epoch + stop.averaged - 1)
+        return f"trained {done}, {how}; kept {kept}: {_figures(stop.kept_figures)}"
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run after the current epoch."""
@@ -228,7 +228,8 @@ class Trainer:
                 LRScheduler(cfg.lr_scheduler, warmup_fraction=cfg.warmup_fraction)
             )
         if has_valid and patience is not None:
-            callbacks.append(EarlyStopping(patience=patience))
+            stop = EarlyStopping(patience=patience, average=cfg.average_epochs)
+            callbacks.append(stop)
         if cfg.checkpoint_dir is not None:
             callbacks.append(ModelCheckpoint(cfg.checkpoint_dir))
         return callbacks
@@ -315,6 +316,12 @@ class Trainer:
         if log_vars is not None and log_vars.grad is not None:
             self.distributed.all_reduce_(log_vars.grad)
             log_vars.grad /= global_rows
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Return ``model``'s losses and metrics on the validation rows of ``fit``."""
+        if self.valid is None:
+            raise ValueError("This run has no validation rows.")
+        return self.evaluate(model, self.valid)
 
     def evaluate(self, model: nn.Module, dataset: FrameDataset) -> dict[str, float]:
         """Return the validation loss and metric of ``model`` on ``dataset``."""
