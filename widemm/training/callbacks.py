@@ -140,16 +140,14 @@ class EarlyStopping(Callback):
     def on_fit_end(self, trainer: Run, model: nn.Module) -> None:
         if self.best_state is None:
             return
-        model.load_state_dict(self.best_state)
         self.kept_figures = trainer.history[self.best_epoch - 1]
-        if self.mean_state is None or self.n_mean < 2:
-            return
-        model.load_state_dict(self.mean_state)
-        mean = trainer.validate(model)
-        if mean[self.monitor] < self.best:
-            self.averaged, self.kept_figures = self.n_mean, mean
-        else:
-            model.load_state_dict(self.best_state)
+        if self.mean_state is not None and self.n_mean > 1:
+            model.load_state_dict(self.mean_state)
+            mean = trainer.validate(model)
+            if mean[self.monitor] < self.best:
+                self.averaged, self.kept_figures = self.n_mean, mean
+                return
+        model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict[str, Any]:
         keys = ("best", "best_epoch", "wait", "best_state", "mean_state", "n_mean")

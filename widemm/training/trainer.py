@@ -70,6 +70,7 @@ class Trainer:
         self.objective = Objective.of(config.objective)
         self.should_stop = False
         self.history: list[dict[str, float]] = []
+        self.valid: FrameDataset | None = None
 
     def fit(
         self,
