@@ -57,6 +57,17 @@ def test_scores_are_laid_out_as_the_models_outputs(table):
         np.testing.assert_allclose(bias, bias[0], rtol=1e-5)  # TreeSHAP adds up
 
 
+def test_a_target_columns_trees_do_not_depend_on_the_columns_beside_it(table):
+    """A multi-task model's trees for a column are a model of that column alone's."""
+    cat, cont, rng = table
+    signal = cont[:, 0] + (cat[:, 0] == 3) + rng.normal(0, 0.5, len(cat))
+    y = np.column_stack([signal > 0, signal > 1]).astype(np.float32)
+    both = TreeScores([("multilabel", 2, 0, 1)], random_state=3).fit(cat, cont, y)
+    alone = TreeScores([("binary", 1, 2, 1)], random_state=3).fit(cat, cont, y[:, 1:])
+    np.testing.assert_array_equal(both.out_of_fold[:, 1], alone.out_of_fold[:, 0])
+    assert both.boosters_[1] == alone.boosters_[0]
+
+
 def test_a_regression_score_follows_its_line_beyond_the_fit_range(table):
     cat, cont, rng = table
     y = (2 * cont[:, :1] + rng.normal(0, 0.1, (len(cont), 1))).astype(np.float32)

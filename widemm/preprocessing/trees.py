@@ -78,7 +78,10 @@ class TreeScores(BaseEstimator):
     early_stopping : int
         Patience in rounds.
     random_state : int
-        Seeds the folds, the held-out tenths and LightGBM.
+        Seeds the folds, the held-out tenths and LightGBM. Every target column
+        draws the same tenths, so a column's trees are the same whichever
+        columns sit beside it (a multi-task model's are those of a model of
+        that column alone).
     text_cols : sequence of str
         Text columns whose linear models' scores the trees read too.
     boost : bool
@@ -167,7 +170,6 @@ class TreeScores(BaseEstimator):
         self.n_cat_, features = cat.shape[1], _features(cat, cont)
         self.n_features_ = features.shape[1]
         n = len(features)
-        rng = np.random.default_rng(self.random_state)
         shuffle = not self.ordered
         folds = list(
             KFold(
@@ -222,6 +224,7 @@ class TreeScores(BaseEstimator):
             ).construct()
             trains = [train[known[train]] for train, _ in folds]
             boosters: list[str] = []
+            tenths = None if self.ordered else np.random.default_rng(self.random_state)
             if objective == "regression" or all(
                 len(np.unique(target[rows])) > 1 for rows in trains
             ):  # else one class: no trees, scores 0
@@ -229,7 +232,7 @@ class TreeScores(BaseEstimator):
                     params,
                     data,
                     trains,
-                    None if self.ordered else rng,
+                    tenths,
                     self.n_estimators,
                     self.early_stopping,
                 )
