@@ -37,9 +37,9 @@ quarter's value, is the ``naive`` row). Else each on a fixed 80/20 split (seed 0
 widemm model per column, "HGB" one HistGradientBoosting per column.
 
 ``multitask_weighting``: the multi-task model's ``task_weighting`` ("fixed", the
-default; "uncertainty"; "famo"; "nash"), mean test scores over seeds 0-2, on movies and
-on ``films_mixed`` (bench/films.py: 5,000 films, genres + rating + MPAA rating,
-three tasks of three kinds).
+default; "uncertainty"; "famo"; "nash"; "gradnorm"), mean test scores over seeds 0-2,
+on movies and on ``films_mixed`` (bench/films.py: 5,000 films, genres + rating + MPAA
+rating, three tasks of three kinds).
 
 ``weights_calibration``: the options of bench/options.py, each beside the same
 model without it.
@@ -87,7 +87,8 @@ LAGS, AHEAD = 6, 4  # arrivals: quarters read before now, quarters ahead
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
 SEEDED = ["movies", *MORE]  # multitask_seeds: a candidate per table
 SEEDS = (0, 1, 2)
-WEIGHTINGS = ("fixed", "uncertainty", "famo", "nash")  # multitask_weighting's columns
+# multitask_weighting's columns
+WEIGHTINGS = ("fixed", "uncertainty", "famo", "nash", "gradnorm")
 WEIGHTED = ["weighting:movies", "weighting:films_mixed"]  # a candidate per table
 
 
@@ -350,7 +351,8 @@ def run_weighting(table: str) -> None:
     """The multi-task model's task weightings on one table, seeds 0-2.
 
     A row per task: each weighting's mean test score over the seeds, the seeds
-    where Nash-MTL scored at least as well as the fixed weights, mean fit seconds.
+    where Nash-MTL and GradNorm scored at least as well as the fixed weights,
+    mean fit seconds.
     """
     score = films_scores if table == "films_mixed" else movies_scores
     runs: dict[str, list[tuple[dict[str, float], float]]] = {w: [] for w in WEIGHTINGS}
@@ -363,9 +365,12 @@ def run_weighting(table: str) -> None:
             {
                 "model": f"{table}: {task}",
                 **{w: round(float(np.mean(v)), 4) for w, v in each.items()},
-                "seeds_nash_ahead": sum(
-                    n >= x for n, x in zip(each["nash"], each["fixed"], strict=True)
-                ),
+                **{
+                    f"seeds_{w}_ahead": sum(
+                        n >= x for n, x in zip(each[w], each["fixed"], strict=True)
+                    )
+                    for w in ("nash", "gradnorm")
+                },
                 **{
                     f"fit_seconds_{w}": round(float(np.mean([s for _, s in r])), 1)
                     for w, r in runs.items()

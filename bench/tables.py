@@ -121,11 +121,14 @@ COLUMNS = {
     "uncertainty": "uncertainty",
     "famo": "FAMO",
     "nash": "Nash-MTL",
+    "gradnorm": "GradNorm",
     "seeds_nash_ahead": "seeds Nash-MTL >= fixed (of 3)",
+    "seeds_gradnorm_ahead": "seeds GradNorm >= fixed (of 3)",
     "fit_seconds_fixed": "fixed fit s",
     "fit_seconds_uncertainty": "uncertainty fit s",
     "fit_seconds_famo": "FAMO fit s",
     "fit_seconds_nash": "Nash-MTL fit s",
+    "fit_seconds_gradnorm": "GradNorm fit s",
     "peak_rss_mb": "peak RSS MiB",
 }
 

@@ -143,8 +143,8 @@ def test_famo_divides_each_task_gradient_by_its_loss_and_favours_the_slower_task
     weights = famo.task_weights()
     assert weights["b"] > 1.2 > 0.8 > weights["a"]
     assert weights["a"] + weights["b"] == pytest.approx(2.0)
-    with pytest.raises(ValueError, match="'famo'"):
-        Objective(heads, "gradnorm")
+    with pytest.raises(ValueError, match=r"'famo'.*'pcgrad'"):
+        Objective(heads, "pcgrad")
 
 
 def test_nash_weights_give_every_task_the_same_gain_times_its_weight():
@@ -184,6 +184,56 @@ def test_nash_step_loss_weighs_tasks_by_their_gradients_at_the_shared_layer():
     assert float(a.sum()) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="representation"):
         nash.step_loss(z, y)
+
+
+def test_gradnorm_step_loss_is_its_weights_and_they_even_the_gradient_norms():
+    heads = [Head("a", "regression"), Head("b", "regression")]
+    gradnorm, fixed = Objective(heads, "gradnorm"), Objective(heads)
+    torch.manual_seed(0)
+    shared = torch.randn(16, 2, requires_grad=True)
+    y = torch.randn(16, 2)
+    big = torch.tensor([[3.0, 0.0], [0.0, 1.0]])  # a's gradient the larger
+    z = shared @ big
+    step, reported = gradnorm.step_loss(z, y, shared=shared)
+    assert float(reported) == pytest.approx(float(fixed(z, y)))
+    sums = gradnorm.loss_sums(z, y)[0]
+    expected = torch.autograd.grad(sums.sum(), shared, retain_graph=True)[0]
+    got = torch.autograd.grad(step, shared, retain_graph=True)[0]
+    torch.testing.assert_close(got, expected)
+    norms = [torch.autograd.grad(s, shared, retain_graph=True)[0].norm() for s in sums]
+    for _ in range(150):  # the same losses, no task lags: the weights even out
+        gradnorm.step_loss(shared @ big, y, shared=shared)  # the gradients' norms
+    weights = gradnorm.task_weights()
+    ratio = float(norms[0] / norms[1])
+    assert ratio > 3
+    assert weights["b"] / weights["a"] == pytest.approx(ratio, rel=0.1)
+    assert weights["a"] + weights["b"] == pytest.approx(2.0)
+    # The same gradient norms, but a's loss falls and b's does not: b lags.
+    lagging = Objective(heads, "gradnorm")
+    one = torch.randn(16, 1, requires_grad=True)
+    start = one.detach()
+    for step in range(60):
+        f = torch.tensor([0.95**step, 1.0])  # residual f * start, slope 1 / f
+        lagging.step_loss(y + f * start + (one - start) / f, y, shared=one)
+    weights = lagging.task_weights()
+    assert weights["b"] > 1.2 > 0.8 > weights["a"]
+    with pytest.raises(ValueError, match="representation"):
+        gradnorm.step_loss(z, y)
+
+
+def test_gradnorm_keeps_the_weight_of_a_task_without_known_targets():
+    heads = [Head("a", "regression"), Head("b", "regression"), Head("c", "regression")]
+    gradnorm = Objective(heads, "gradnorm")
+    torch.manual_seed(0)
+    shared = torch.randn(8, 3, requires_grad=True)
+    y = torch.randn(8, 3)
+    y[:, 2] = float("nan")  # c: nothing known in these batches
+    for _ in range(20):
+        gradnorm.step_loss(shared * torch.tensor([3.0, 1.0, 1.0]), y, shared=shared)
+    weights = gradnorm.task_weights()
+    assert weights["c"] == pytest.approx(1.0, rel=1e-5)
+    assert weights["b"] > weights["a"]
+    assert sum(weights.values()) == pytest.approx(3.0)
 
 
 def test_unknown_targets_send_no_gradient_to_their_head():
@@ -254,7 +304,7 @@ def test_multitask_trains_every_head_with_missing_targets_masked(movies, multita
     assert set(multitask.predict_proba(test[INPUTS].head(3))) == {"Genre"}
 
 
-@pytest.mark.parametrize("weighting", ["famo", "nash"])
+@pytest.mark.parametrize("weighting", ["famo", "nash", "gradnorm"])
 def test_learned_weighting_trains_and_reports_its_task_weights(movies, weighting):
     train, test = movies
     model = WideDeepMultiTask(random_state=0, max_epochs=3, task_weighting=weighting)

@@ -44,12 +44,13 @@ def test_two_process_ddp_matches_one_process_for_weighted_multitask(tmp_path):
     assert_same_weights(tmp_path / "single.pt", tmp_path / "ddp.pt", atol=1e-5)
 
 
-@pytest.mark.parametrize("weighting", ["famo", "nash"])
+@pytest.mark.parametrize("weighting", ["famo", "nash", "gradnorm"])
 def test_two_process_ddp_matches_one_process_with_learned_task_weights(
     tmp_path, weighting
 ):
     # FAMO moves its task weights by each step's loss sums over all ranks' rows;
-    # Nash-MTL weighs them by the Gram matrix of all ranks' gradients
+    # Nash-MTL weighs them by the Gram matrix of all ranks' gradients, GradNorm
+    # by their norms and the losses over all ranks' rows
     options = ("--rows", 1779, "--multitask", "--weighting", weighting)
     run(tmp_path / "single.pt", *options)
     run(tmp_path / "ddp.pt", *options, torchrun=True)

@@ -41,7 +41,7 @@ class WideDeepMultiTask(BaseWideDeep):
         tasks (on movies, 21 genres at weight 1 learned too slowly: micro ROC
         AUC 0.834 against 0.870 alone; at 21, 0.872). Each task's loss is
         measured against its baseline (see ``widemm.training.objective``).
-    task_weighting : {"fixed", "uncertainty", "famo", "nash"}
+    task_weighting : {"fixed", "uncertainty", "famo", "nash", "gradnorm"}
         ``"fixed"``: the tasks' ``weight``\s. ``"uncertainty"``: weights learned
         with the model (homoscedastic uncertainty, Kendall et al. 2018).
         ``"famo"``: each task's gradient divided by its loss and weighted so
@@ -50,7 +50,9 @@ class WideDeepMultiTask(BaseWideDeep):
         ``"nash"``: each step's weights bargained from the tasks' gradients at
         the fusion's output (Nash-MTL, Navon et al. 2022;
         :mod:`widemm.training.nash`), at one backward pass through the heads
-        per task a step.
+        per task a step. ``"gradnorm"``: weights moved each step so a task whose
+        loss falls slower pulls harder on the shared layers (GradNorm, Chen et
+        al. 2018; :mod:`widemm.training.gradnorm`), from the same gradients.
         Learned weights are reported per epoch in ``history_``
         (``weight_<task>``). The default, ``"fixed"``, is chosen by measurement:
         see the docs' benchmarks.

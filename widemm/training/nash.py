@@ -56,20 +56,25 @@ class NashMTL(nn.Module):
         """
         if len(sums) < 2:  # one task: nothing to bargain over
             return self.weights.to(sums.dtype)
-        rows = [
-            torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)[0]
-            for loss in sums
-        ]
-        flat = torch.stack(
-            [
-                shared.new_zeros(shared.numel()) if g is None else g.flatten()
-                for g in rows
-            ]
-        ).double()
+        flat = task_gradients(sums, shared).double()
         gram = flat @ flat.T
         all_reduce_(gram)
         self.weights.copy_(torch.from_numpy(solve(gram.cpu().numpy(), self.fixed)))
         return self.weights.to(sums.dtype)
+
+
+def task_gradients(sums: Tensor, shared: Tensor) -> Tensor:
+    """Each task's gradient at ``shared``, flattened: (n_tasks, shared.numel()).
+
+    ``sums``: each task's loss, computed from ``shared``; a task whose loss
+    does not reach it (no known target in the batch) gets zeros.
+    """
+    rows = [
+        torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)[0]
+        for loss in sums
+    ]
+    zeros = shared.new_zeros(shared.numel())
+    return torch.stack([zeros if g is None else g.flatten() for g in rows])
 
 
 def solve(gram: np.ndarray, fixed: np.ndarray) -> np.ndarray:
@@ -96,9 +101,9 @@ def solve(gram: np.ndarray, fixed: np.ndarray) -> np.ndarray:
 class Representation:
     """A model's fusion output of its last forward pass, kept while open.
 
-    What Nash-MTL takes the tasks' gradients at: ``with Representation(model,
-    keep) as shared:`` ... ``shared.value``. With ``keep`` False (another
-    weighting) it hooks nothing and ``value`` stays None.
+    What Nash-MTL and GradNorm take the tasks' gradients at: ``with
+    Representation(model, keep) as shared:`` ... ``shared.value``. With ``keep``
+    False (another weighting) it hooks nothing and ``value`` stays None.
     """
 
     def __init__(self, model: nn.Module, keep: bool = True) -> None:
@@ -108,8 +113,9 @@ class Representation:
             fusion = getattr(model, "fusion", None)
             if not isinstance(fusion, nn.Module):
                 raise ValueError(
-                    "Nash-MTL weighting takes the tasks' gradients at the model's "
-                    f"fusion output; {type(model).__name__} has no `fusion` module."
+                    "Nash-MTL and GradNorm weighting take the tasks' gradients at "
+                    f"the model's fusion output; {type(model).__name__} has no "
+                    "`fusion` module."
                 )
             self._handle = fusion.register_forward_hook(self._keep)
 

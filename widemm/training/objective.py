@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from widemm.heads import Head
 from widemm.training.famo import FAMO
+from widemm.training.gradnorm import GradNorm
 from widemm.training.nash import NashMTL
 
 Scorer = Callable[[np.ndarray, np.ndarray], dict[str, float]]
@@ -84,7 +85,8 @@ def _mean(loss: Tensor, known: Tensor) -> Tensor:
     return (loss * known).sum(1) / known.sum(1).clamp(min=1)
 
 
-Weighting = Literal["fixed", "uncertainty", "famo", "nash"]
+Weighting = Literal["fixed", "uncertainty", "famo", "nash", "gradnorm"]
+WEIGHTINGS = ("fixed", "uncertainty", "famo", "nash", "gradnorm")
 
 
 class Objective(nn.Module):
@@ -94,7 +96,7 @@ class Objective(nn.Module):
     ----------
     heads : sequence of Head
         In the order of the logit and target blocks.
-    weighting : {"fixed", "uncertainty", "famo", "nash"}
+    weighting : {"fixed", "uncertainty", "famo", "nash", "gradnorm"}
         ``"fixed"``: each head's loss times its ``weight``. ``"uncertainty"``:
         learned homoscedastic-uncertainty weights (Kendall et al., 2018): head
         ``t`` adds ``exp(-s_t) * loss_t + s_t`` per row, with ``s_t`` trained
@@ -102,8 +104,11 @@ class Objective(nn.Module):
         training steps minimise :class:`~widemm.training.famo.FAMO`'s loss
         (``famo``, see :meth:`step_loss`). ``"nash"``: each step weighs the
         tasks by :class:`~widemm.training.nash.NashMTL` (``nash``) from their
-        gradients at the representation the heads share. With either, the loss
-        returned, reported and early-stopped on is the fixed weights'.
+        gradients at the representation the heads share; ``"gradnorm"``, by
+        :class:`~widemm.training.gradnorm.GradNorm` (``gradnorm``) from those
+        gradients' norms and how far each task's loss lags. With any of the
+        last three, the loss returned, reported and early-stopped on is the
+        fixed weights'.
     scorer : callable, optional
         ``(logits, target) -> {score: value}`` (numpy arrays) for the validation
         scores; by default each head scores its block (see ``Head.metrics``).
@@ -116,10 +121,9 @@ class Objective(nn.Module):
         scorer: Scorer | None = None,
     ) -> None:
         super().__init__()
-        if weighting not in ("fixed", "uncertainty", "famo", "nash"):
+        if weighting not in WEIGHTINGS:
             raise ValueError(
-                "weighting must be 'fixed', 'uncertainty', 'famo' or 'nash', "
-                f"got {weighting!r}."
+                f"weighting must be one of {WEIGHTINGS}, got {weighting!r}."
             )
         names = [h.name for h in heads]
         if len(set(names)) != len(names):
@@ -133,6 +137,12 @@ class Objective(nn.Module):
         fixed = [h.weight for h in heads]
         self.famo = FAMO(fixed) if weighting == "famo" else None
         self.nash = NashMTL(fixed) if weighting == "nash" else None
+        self.gradnorm = GradNorm(fixed) if weighting == "gradnorm" else None
+
+    @property
+    def needs_representation(self) -> bool:
+        """Whether training steps take the tasks' gradients at the fusion output."""
+        return self.nash is not None or self.gradnorm is not None
 
     @classmethod
     def of(cls, task: str | Objective) -> Objective:
@@ -194,26 +204,30 @@ class Objective(nn.Module):
         The second is ``forward``'s. They differ with ``"famo"`` weighting: the
         first is then the heads' loss sums times FAMO's coefficients of the
         heads' mean losses over all ranks' rows (``all_reduce_`` sums a tensor
-        over the ranks in place), whose gradient is FAMO's; with ``"nash"``,
-        the loss sums times Nash-MTL's weights from their gradients at
-        ``shared``, the representation the heads read (which the logits must
-        come from).
+        over the ranks in place), whose gradient is FAMO's; with ``"nash"``
+        or ``"gradnorm"``, the loss sums times Nash-MTL's or GradNorm's weights
+        from their gradients at ``shared``, the representation the heads read
+        (which the logits must come from).
         """
-        if self.famo is None and self.nash is None:
+        if self.famo is None and not self.needs_representation:
             loss = self(logits, target, weight)
             return loss, loss
         sums, total = self.loss_sums(logits, target, weight)
         reported = sums @ sums.new_tensor([h.weight for h in self.heads])
         if self.famo is not None:
             self._before = _global_means(sums.detach(), total, all_reduce_)
-            coefficients = self.famo.coefficients(self._before)
-        elif self.nash is not None and shared is not None:
+            return sums @ self.famo.coefficients(self._before), reported
+        if shared is None:
+            raise ValueError(
+                f"{self.weighting!r} weighting needs the representation the heads "
+                "read (shared=...), to take each task's gradient there."
+            )
+        if self.nash is not None:
             coefficients = self.nash.coefficients(sums, shared, all_reduce_)
         else:
-            raise ValueError(
-                "Nash-MTL weighting needs the representation the heads read "
-                "(shared=...), to take each task's gradient there."
-            )
+            assert self.gradnorm is not None
+            means = _global_means(sums.detach(), total, all_reduce_)
+            coefficients = self.gradnorm.coefficients(sums, means, shared, all_reduce_)
         return sums @ coefficients, reported
 
     @torch.no_grad()
@@ -276,10 +290,12 @@ class Objective(nn.Module):
 
         Learned ones: ``exp(-s_t)`` (uncertainty); FAMO's ``z_t`` times the
         fixed weights' sum (each task's gradient is also divided by its loss);
-        Nash-MTL's of the last step.
+        Nash-MTL's of the last step; GradNorm's now.
         """
         if self.nash is not None:
             learned = self.nash.weights.tolist()
+        elif self.gradnorm is not None:
+            learned = self.gradnorm.weights().tolist()
         elif self.famo is not None:
             learned = (self.famo.weights() * self.famo.scale).tolist()
         elif self.log_vars is not None:

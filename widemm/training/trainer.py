@@ -144,8 +144,8 @@ class Trainer:
             for cb in self.active_callbacks:
                 cb.on_epoch_start(self, model)
             row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
-            nash = self.objective.nash is not None
-            with seeded(self.seed + epoch), Representation(model, nash) as shared:
+            keep = self.objective.needs_representation
+            with seeded(self.seed + epoch), Representation(model, keep) as shared:
                 row["train_loss"] = self._train_epoch(net, model, loader, shared)
             if valid is not None:
                 row.update(self.evaluate(model, valid))

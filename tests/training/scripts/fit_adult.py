@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 2 fit_adult.py OUT          # data parallel
     python fit_adult.py OUT --multitask    # income + hours-per-week, learned task
                                            # weights, sample weights
-    python fit_adult.py OUT --multitask --weighting famo   # or nash: learned weights
+    python fit_adult.py OUT --multitask --weighting famo   # or nash, gradnorm
     python fit_adult.py OUT --pretrain     # contrastive pretraining instead of fit
                                            # (corruption 0: no draws that differ
                                            # between ranks)
