@@ -68,6 +68,34 @@ def test_a_target_columns_trees_do_not_depend_on_the_columns_beside_it(table):
     assert both.boosters_[1] == alone.boosters_[0]
 
 
+def test_every_lightgbm_call_of_the_folds_sets_one_thread_count(table, monkeypatch):
+    """LightGBM's thread count is one per process, set by each call given
+    parameters: folds trained side by side must not reset it under each other
+    (a subset cut with all cores while a model sized its buffers for one
+    crashed the process)."""
+    import lightgbm as lgb
+
+    cat, cont, rng = table
+    counts = []
+    subset, train = lgb.Dataset.subset, lgb.train
+
+    def recorded_subset(self, used_indices, params=None):
+        counts.append(("subset", (params or self.params).get("num_threads")))
+        return subset(self, used_indices, params)
+
+    def recorded_train(params, *args, **kwargs):
+        counts.append(("train", params.get("num_threads")))
+        return train(params, *args, **kwargs)
+
+    monkeypatch.setattr(lgb.Dataset, "subset", recorded_subset)
+    monkeypatch.setattr(lgb, "train", recorded_train)
+    y = rng.integers(0, 2, (len(cat), 1)).astype(np.float32)
+    TreeScores([("binary", 1, 2, 1)], random_state=0).fit(cat, cont, y)
+    assert len(counts) == 15  # 5 folds: two subsets and a model each
+    assert {n for _, n in counts} == {counts[-1][1]}
+    assert counts[-1][1] >= 1
+
+
 def test_a_regression_score_follows_its_line_beyond_the_fit_range(table):
     cat, cont, rng = table
     y = (2 * cont[:, :1] + rng.normal(0, 0.1, (len(cont), 1))).astype(np.float32)
