@@ -26,7 +26,7 @@ scale, so no task dominates the shared layers or early stopping by its units.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ def _mean(loss: Tensor, known: Tensor) -> Tensor:
 
 
 Weighting = Literal["fixed", "uncertainty", "famo", "nash", "gradnorm"]
-WEIGHTINGS = ("fixed", "uncertainty", "famo", "nash", "gradnorm")
+WEIGHTINGS = get_args(Weighting)
 
 
 class Objective(nn.Module):
