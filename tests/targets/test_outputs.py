@@ -116,3 +116,15 @@ def test_several_tasks_decode_to_frames_and_prefix_their_scores(movies):
     assert outputs.block("Meter").start == targets[0].n_outputs
     assert outputs.describe()["task"] == "multitask"
     assert json.dumps(outputs.records(z, movies.index))
+
+
+def test_numeric_classes_with_missing_values_fit_a_task_of_several():
+    # 0/1 codes with a gap come as floats, which were read as objects: scikit-learn
+    # refused them as labels of an "unknown" type
+    y = pd.Series([0, 1, np.nan, 1, 0, np.nan, 1], dtype=float)
+    labels = Labels("high", allow_missing=True).fit(y)
+    assert labels.kind == "binary"
+    assert labels.classes_.tolist() == [0.0, 1.0]
+    assert labels.known_ == pytest.approx(5 / 7)
+    with pytest.raises(ValueError, match="one class only"):
+        Labels("high", allow_missing=True).fit(pd.Series([1.0, np.nan, 1.0]))

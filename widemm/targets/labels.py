@@ -55,7 +55,9 @@ class Labels(BaseEstimator):
 
     def fit(self, y: Any) -> Labels:
         values, known = self._known(y)
-        check_classification_targets(values[known])
+        # as a plain array: numbers with missing values come as objects, which
+        # scikit-learn reads as labels of an "unknown" type
+        check_classification_targets(np.asarray(values[known].tolist()))
         self.classes_ = np.unique(values[known])
         if len(self.classes_) < 2:
             one = plain(self.classes_[0]) if len(self.classes_) else "none"
