@@ -72,10 +72,21 @@ class FAMO(nn.Module):
         z = self.weights()
         grad = z * (fall - (z * fall).sum())  # the softmax's Jacobian times fall
         grad += self.decay * (self.logits - self.start)
-        self.steps += 1
-        m, v = self.moments
-        m.mul_(0.9).add_(grad, alpha=0.1)
-        v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-        m_hat = m / (1 - 0.9**self.steps)
-        v_hat = v / (1 - 0.999**self.steps)
-        self.logits -= self.lr * m_hat / (v_hat.sqrt() + TINY)
+        self.logits -= adam_step(grad, self.moments, self.steps, self.lr)
+
+
+def adam_step(
+    grad: Tensor, moments: Tensor, steps: Tensor, lr: float, eps: float = TINY
+) -> Tensor:
+    """Return Adam's step (betas 0.9, 0.999) for ``grad``, to subtract.
+
+    ``moments`` (m and v stacked) and ``steps`` (a count) are updated in place:
+    they are the caller's buffers, saved and resumed with it.
+    """
+    steps += 1
+    m, v = moments
+    m.mul_(0.9).add_(grad, alpha=0.1)
+    v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+    m_hat = m / (1 - 0.9**steps)
+    v_hat = v / (1 - 0.999**steps)
+    return lr * m_hat / (v_hat.sqrt() + eps)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from widemm.training.famo import adam_step
 from widemm.training.nash import TINY, task_gradients
 
 
@@ -98,12 +99,7 @@ class GradNorm(nn.Module):
         target = G.mean() * lag**self.alpha
         grad = torch.zeros_like(self.logits)
         grad[on] = torch.sign(G - target) * G  # d|G_t - target_t| / d log w_t
-        self.steps += 1
-        m, v = self.moments
-        m.mul_(0.9).add_(grad, alpha=0.1)
-        v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-        m_hat = m / (1 - 0.9**self.steps)
-        v_hat = v / (1 - 0.999**self.steps)
+        step = adam_step(grad, self.moments, self.steps, self.lr, eps=TINY)
         total = self.logits[on].exp().sum()  # the moved weights keep their sum
-        self.logits[on] -= (self.lr * m_hat / (v_hat.sqrt() + TINY))[on]
+        self.logits[on] -= step[on]
         self.logits[on] += (total / self.logits[on].exp().sum()).log()
