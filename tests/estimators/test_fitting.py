@@ -47,6 +47,16 @@ def test_with_text_a_fit_keeps_trees_only_if_they_validate_better(reviews):
     assert few.model_.trees is None  # too few rows to choose on
 
 
+def test_trees_over_text_alone_are_kept_without_a_choice(reviews):
+    """Without tabular inputs the trees read the texts' lines: no second fit."""
+    X, y = reviews
+    model = WideDeepClassifier(max_epochs=1, random_state=0)
+    model.fit(X[["Title", "Review Text"]], y)
+    assert model.model_.trees is not None
+    assert not model.pipeline_.preprocessors_["trees"].n_features_
+    assert "valid_loss_without_trees" not in model.start_
+
+
 def test_rows_in_time_order_validate_on_the_last(caplog):
     """A datetime index puts the rows in time order: the last rows validate."""
     from sklearn.datasets import load_diabetes
