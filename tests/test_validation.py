@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
+from widemm import infer_schema
+from widemm.preprocessing import TabPreprocessor
 from widemm.validation import check_frame, check_sample_weight
 
 
@@ -17,6 +19,18 @@ def test_frames_keep_their_dtypes_and_get_string_names():
     assert out["0"].dtype == np.float64
     arrays = check_frame(BaseEstimator(), np.array([[1.0, 2.0]]), reset=True)
     assert list(arrays.columns) == ["x0", "x1"]
+
+
+def test_durations_are_read_as_their_seconds():
+    """A timedelta column is a number (a missing one was read as -9.2e18)."""
+    hours = pd.to_timedelta([1.5, None, 48], unit="h")
+    X = pd.DataFrame({"stay": hours, "n": [1, 2, 3]})
+    out = check_frame(BaseEstimator(), X, reset=True)
+    np.testing.assert_array_equal(out["stay"], [5400.0, np.nan, 172800.0])
+    assert infer_schema(X).cont_cols == ("stay", "n")
+    values = TabPreprocessor(cont_cols=["stay"], scaling=None).fit_transform(X)
+    assert values.min() >= 0  # NaT is missing, not -9.2e18
+    assert {5400.0, 172800.0} <= set(values.ravel())
 
 
 def test_later_frames_must_have_the_fit_columns_in_any_order():

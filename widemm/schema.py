@@ -296,6 +296,8 @@ def _infer_role(s: pd.Series) -> tuple[str, str]:
         if values.nunique() == 1:
             return "ignore", "a single value"
         return "cont", f"numbers, {values.nunique()} distinct"
+    if pd.api.types.is_timedelta64_dtype(s.dtype):  # fit reads them as seconds
+        return "cont", "durations"
     if pd.api.types.is_datetime64_any_dtype(s):
         if values.nunique() == 1:
             return "ignore", "a single value"

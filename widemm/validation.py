@@ -25,12 +25,13 @@ def check_frame(
     each column keeps its dtype whatever its name. Otherwise X must have the fit
     columns, in any order, but for ``optional`` ones (the model ignores them),
     which may be left out. Arrays and lists get the fitted names, or ``x0 .. xN``;
-    object arrays get a dtype per column.
+    object arrays get a dtype per column. Durations (timedelta64) become their
+    seconds (NaT: NaN), numbers like any other.
     """
     if isinstance(X, pd.DataFrame):
         if len(X) == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: {X.shape[0]} rows and {X.shape[1]} columns.")
-        X = _string_names(X)
+        X = _seconds(_string_names(X))
         names = getattr(estimator, "feature_names_in_", None)
         if not reset and names is not None:
             absent = [c for c in names if c in optional and c not in X.columns]
@@ -64,6 +65,16 @@ def _string_names(X: pd.DataFrame) -> pd.DataFrame:
     if all(isinstance(c, str) for c in X.columns):
         return X
     return X.set_axis(names, axis=1)
+
+
+def _seconds(X: pd.DataFrame) -> pd.DataFrame:
+    """X with its duration columns as their seconds (float64, NaT -> NaN)."""
+    durations = {
+        c: X[c].dt.total_seconds()
+        for c in X.columns
+        if pd.api.types.is_timedelta64_dtype(X[c].dtype)
+    }
+    return X.assign(**durations) if durations else X
 
 
 def plain(label: Any) -> str:
