@@ -41,6 +41,11 @@ default; "uncertainty"; "famo"; "nash"; "gradnorm"), mean test scores over seeds
 on movies and on ``films_mixed`` (bench/films.py: 5,000 films, genres + rating + MPAA
 rating, three tasks of three kinds).
 
+``multitask_seeds``: the multi-task model against the single-task models on
+every table, mean test scores over seeds 0-2, or 0-9 on the tables whose two
+sides fit in under a minute a seed (``QUICK``), with the paired differences'
+standard error.
+
 ``weights_calibration``: the options of bench/options.py, each beside the same
 model without it.
 """
@@ -87,6 +92,9 @@ LAGS, AHEAD = 6, 4  # arrivals: quarters read before now, quarters ahead
 EXTRAS = ["class_weight", "calibrate", "quantiles"]
 SEEDED = ["movies", *MORE]  # multitask_seeds: a candidate per table
 SEEDS = (0, 1, 2)
+# multitask_seeds: tables whose two sides fit in under a minute a seed get 10
+# seeds (their seed-to-seed spread, 0.02 R² on budget's wfood, swamps 3)
+QUICK = ("budget", "meats", "yeast", "yeast_small", "arrivals")
 # multitask_weighting's columns
 WEIGHTINGS = ("fixed", "uncertainty", "famo", "nash", "gradnorm")
 WEIGHTED = ["weighting:movies", "weighting:films_mixed"]  # a candidate per table
@@ -316,31 +324,36 @@ def other_scores(table: str, name: str, seed: int) -> tuple[dict[str, float], fl
 
 
 def run_seeds(table: str) -> None:
-    """The multi-task model against single-task models on one table, seeds 0-2.
+    """The multi-task model against single-task models on one table, over seeds.
 
-    A row per task: each side's mean test score over the seeds, their difference
-    and the seeds where the multi-task model scored at least as well.
+    Seeds 0-2, or 0-9 for the ``QUICK`` tables. A row per task: each side's mean
+    test score over the seeds, their difference and its standard error (of the
+    seeds' paired differences), and the seeds where the multi-task model scored
+    at least as well.
     """
+    seeds = range(10) if table in QUICK else SEEDS
     runs: dict[str, list[tuple[dict[str, float], float]]] = {}
     for name in ("multi-task", "single-task"):
         runs[name] = [
             movies_scores(name, seed) if table == "movies"
             else other_scores(table, name, seed)
-            for seed in SEEDS
+            for seed in seeds
         ]  # fmt: skip
     seconds = {name: np.mean([s for _, s in r]) for name, r in runs.items()}
     for task in runs["multi-task"][0][0]:
-        multi = [scores[task] for scores, _ in runs["multi-task"]]
-        single = [scores[task] for scores, _ in runs["single-task"]]
+        multi = np.array([scores[task] for scores, _ in runs["multi-task"]])
+        single = np.array([scores[task] for scores, _ in runs["single-task"]])
         emit(
             {
                 "model": f"{table}: {task}",
-                "single_task_mean": round(float(np.mean(single)), 4),
-                "multi_task_mean": round(float(np.mean(multi)), 4),
-                "difference": round(float(np.mean(multi) - np.mean(single)), 4),
-                "seeds_multi_ahead": sum(
-                    m >= s for m, s in zip(multi, single, strict=True)
+                "seeds": len(seeds),
+                "single_task_mean": round(float(single.mean()), 4),
+                "multi_task_mean": round(float(multi.mean()), 4),
+                "difference": round(float(multi.mean() - single.mean()), 4),
+                "difference_se": round(
+                    float((multi - single).std(ddof=1) / np.sqrt(len(seeds))), 4
                 ),
+                "seeds_multi_ahead": int((multi >= single).sum()),
                 "fit_seconds_single": round(float(seconds["single-task"]), 1),
                 "fit_seconds_multi": round(float(seconds["multi-task"]), 1),
             }
