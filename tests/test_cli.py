@@ -117,6 +117,28 @@ def test_bad_input_exits_2_with_one_readable_line(fitted, args, message):
     assert "Traceback" not in done.stderr
 
 
+def test_rows_without_their_target_are_dropped_and_counted(tmp_path):
+    """`fit` failed ("Input contains NaN", the stratified split); now it says."""
+    from widemm.datasets import load_adult
+
+    df = load_adult().sample(200, random_state=0).reset_index(drop=True)
+    df.loc[[3, 50, 51], "income"] = None
+    df.to_csv(tmp_path / "adult.csv", index=False)
+    done = widemm(
+        "fit", "adult.csv", "--target", "income", "--out", "m",
+        "--set", "max_epochs=1", "--verbose", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    note = "dropped 3 of 200 rows whose 'income' is missing (the first: row 3)"
+    assert done.stderr.strip() == f"widemm fit: {note}"
+    run = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert run["test_rows"] == 40  # a fifth of the 197 labelled rows
+    done = widemm("evaluate", "m", "adult.csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == 197
+    assert done.stderr.strip() == f"widemm evaluate: {note}"
+
+
 def test_help_shows_examples(tmp_path):
     done = widemm("--help", cwd=tmp_path)
     assert done.returncode == 0

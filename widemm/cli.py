@@ -221,8 +221,7 @@ def _fit(args: argparse.Namespace) -> None:
     if frame is None:  # a folder: streamed, nothing held out
         model.fit(str(data), target)
     else:
-        y = frame[target]
-        frame = frame.drop(columns=target)
+        frame, y = _labelled(frame.drop(columns=target), frame[target], args.command)
         if args.test_fraction > 0:
             stratify = y if task == "classify" and y.value_counts().min() > 1 else None
             frame, test_X, y, test_y = train_test_split(
@@ -270,6 +269,27 @@ def _rows(model: Any, data: str, target: str | None = None) -> tuple[Any, Any]:
     return frame, y
 
 
+def _labelled(X: Any, y: Any, command: str) -> tuple[Any, Any]:
+    """Keep the rows whose target is known, saying how many were not.
+
+    A model of several targets keeps every row: a missing value is masked out
+    of that target's loss and scores only.
+    """
+    import pandas as pd
+
+    from widemm.validation import plain
+
+    if not isinstance(y, pd.Series) or not y.isna().any():
+        return X, y
+    missing = y.isna().to_numpy()
+    print(
+        f"widemm {command}: dropped {missing.sum()} of {len(y)} rows whose "
+        f"{y.name!r} is missing (the first: row {plain(y.index[missing][0])})",
+        file=sys.stderr,
+    )
+    return X[~missing], y[~missing]
+
+
 def _predict(args: argparse.Namespace) -> None:
     model, run = _load(args.model)
     X, _ = _rows(model, args.data, run.get("target"))
@@ -286,6 +306,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     X, y = _rows(model, args.data, target)
     if y is None:
         raise ValueError(f"Target column {target!r} is not in {args.data}.")
+    X, y = _labelled(X, y, args.command)
     print(json.dumps({"rows": len(y), **model.scores(X, y)}, indent=1))
 
 
@@ -306,6 +327,7 @@ def _report(args: argparse.Namespace) -> None:
         data = _rows(model, args.data, run.get("target"))
         if data[1] is None:
             raise ValueError(f"{args.data} has no target column {run.get('target')!r}.")
+        data = _labelled(*data, args.command)
     path = model.report(args.model, data=data)
     print(f"report: {path}")
 
