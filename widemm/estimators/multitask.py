@@ -85,6 +85,8 @@ class WideDeepMultiTask(BaseWideDeep):
     >>> model.predict(movies[inputs])  # a column per task  # doctest: +SKIP
     """
 
+    _by_task = True
+
     def __init__(
         self,
         *,
