@@ -340,26 +340,6 @@ def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_pat
     pd.testing.assert_frame_equal(loaded.predict(rows), multitask.predict(rows))
 
 
-def test_one_task_still_answers_by_task(tmp_path):
-    """A one-task model answered as a classifier would: arrays, and score NaN."""
-    from sklearn.datasets import load_diabetes
-
-    from widemm import load
-    from widemm.onnx_model import load_onnx
-
-    X, y = load_diabetes(return_X_y=True, as_frame=True)
-    Y = pd.DataFrame({"high": np.where(y > y.median(), "high", "low")})
-    model = WideDeepMultiTask(max_epochs=2, random_state=0).fit(X, Y)
-    assert list(model.predict(X[:3]).columns) == ["high"]
-    assert list(model.predict_proba(X[:3])) == ["high"]
-    assert "high_roc_auc" in model.scores(X, Y)
-    assert model.score(X, Y) == model.scores(X, Y)["high_accuracy"]
-    model.save(tmp_path / "saved")
-    assert list(load(tmp_path / "saved").predict(X[:3]).columns) == ["high"]
-    model.export(tmp_path / "onnx")
-    assert list(load_onnx(tmp_path / "onnx").predict(X[:3]).columns) == ["high"]
-
-
 def test_task_options_are_checked():
     X = pd.DataFrame({"a": np.arange(40.0)})
     with pytest.raises(

@@ -92,8 +92,7 @@ class OnnxModel(BaseEstimator):
     @property
     def outputs_(self) -> Outputs:
         """The targets' decoding of the logits (see ``widemm.targets.Outputs``)."""
-        by_task = self.state_["estimator"] == "WideDeepMultiTask"
-        return Outputs(self.targets_, self.state_["target_names"], by_task=by_task)
+        return Outputs(self.targets_, self.state_["target_names"])
 
     def predict(self, X: Any) -> Any:
         """Predict as the estimator's ``predict`` does."""

@@ -98,7 +98,6 @@ class BaseWideDeep(BaseEstimator):
         *("start_", "head_shares_"),
     )
     targets_: list[Target]
-    _by_task = False  # outputs by task (WideDeepMultiTask), see targets.Outputs
     # Of the shared parameters (see widemm.estimators.params), those read here:
     callbacks: Sequence[Callback] | None
     checkpoint_dir: str | os.PathLike[str] | None
@@ -182,8 +181,7 @@ class BaseWideDeep(BaseEstimator):
     def outputs_(self) -> Outputs:
         """The targets' decoding of the model's logits (see ``targets.Outputs``)."""
         check_is_fitted(self, "targets_")
-        names = getattr(self, "target_names_", None)
-        return Outputs(self.targets_, names, by_task=self._by_task)
+        return Outputs(self.targets_, getattr(self, "target_names_", None))
 
     def _objective(self) -> Objective:
         """Return the targets' heads' loss, scored in the targets' units."""

@@ -85,8 +85,6 @@ class WideDeepMultiTask(BaseWideDeep):
     >>> model.predict(movies[inputs])  # a column per task  # doctest: +SKIP
     """
 
-    _by_task = True
-
     def __init__(
         self,
         *,

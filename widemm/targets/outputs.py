@@ -51,25 +51,18 @@ class Outputs:
     columns : sequence of str, optional
         A regressor's target columns (several for one ``Values`` target): they
         name its predictions and scores.
-    by_task : bool
-        Outputs by task (a ``WideDeepMultiTask``'s): frames and dicts by task,
-        scores named by task, even for one task. Several targets always are.
     """
 
     def __init__(
-        self,
-        targets: Sequence[Target],
-        columns: Sequence[str] | None = None,
-        by_task: bool = False,
+        self, targets: Sequence[Target], columns: Sequence[str] | None = None
     ) -> None:
         self.targets = list(targets)
         self.columns = [] if columns is None else [str(c) for c in columns]
-        self.by_task = by_task
 
     @property
     def several(self) -> bool:
-        """Outputs by task: frames and dicts by task, scores named by task."""
-        return self.by_task or len(self.targets) > 1
+        """Several tasks (a ``WideDeepMultiTask``): frames and dicts by task."""
+        return len(self.targets) > 1
 
     def describe(self) -> dict[str, Any]:
         """Describe what the outputs are, JSON-ready: ``task`` and ``tasks``.
