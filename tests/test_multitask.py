@@ -340,6 +340,21 @@ def test_multitask_explains_each_task_and_round_trips(movies, multitask, tmp_pat
     pd.testing.assert_frame_equal(loaded.predict(rows), multitask.predict(rows))
 
 
+def test_one_task_answers_as_a_single_target_estimator_and_scores():
+    """score() looked for the task's named scores, which one task has not: NaN."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    Y = pd.DataFrame({"high": np.where(y > y.median(), "high", "low")})
+    model = WideDeepMultiTask(max_epochs=2, random_state=0).fit(X, Y)
+    assert model.predict(X[:3]).shape == (3,)
+    assert model.predict_proba(X[:3]).shape == (3, 2)
+    scores = model.scores(X, Y)
+    assert model.score(X, Y) == scores["accuracy"] > 0.6
+    regression = WideDeepMultiTask(max_epochs=2, random_state=0).fit(X, y)
+    assert regression.score(X, y) == regression.scores(X, y)["r2"] > 0
+
+
 def test_task_options_are_checked():
     X = pd.DataFrame({"a": np.arange(40.0)})
     with pytest.raises(

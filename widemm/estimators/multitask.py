@@ -27,7 +27,9 @@ class WideDeepMultiTask(BaseWideDeep):
     from its column (:func:`infer_kind`: lists or delimited
     strings -> multilabel, many distinct numbers -> regression, else binary or
     multiclass) unless ``tasks`` gives it. A row whose value is missing for a
-    task trains the other tasks only.
+    task trains the other tasks only. One task (a 1-D ``y`` or a one-column
+    ``Y``) answers as ``WideDeepClassifier`` or ``WideDeepRegressor`` would:
+    arrays, scores without the task's name (scikit-learn's checks fit it so).
 
     Parameters
     ----------
@@ -177,15 +179,15 @@ class WideDeepMultiTask(BaseWideDeep):
             raise ValueError(f"Y lacks the task column(s) {sorted(missing)}.")
         return [y[name] for name in self.task_names_]
 
-    def predict(self, X: Any) -> pd.DataFrame:
-        """Return a column per task, indexed like X.
+    def predict(self, X: Any) -> Any:
+        """Return a column per task, indexed like X (one task: an array).
 
         Each in the form of its fit column (multilabel: lists or delimited strings).
         """
         return self.outputs_.predict(self.logits(X), self._frame(X).index)
 
-    def predict_proba(self, X: Any) -> dict[str, pd.DataFrame]:
-        """Return, per classification task, a frame of probabilities.
+    def predict_proba(self, X: Any) -> Any:
+        """Return, per classification task, a frame of probabilities (one: an array).
 
         A column per class or label, indexed like X.
         """
@@ -198,7 +200,13 @@ class WideDeepMultiTask(BaseWideDeep):
         """
         scores = self.scores(X, y)
         primary = {"regression": "r2", "multilabel": "roc_auc_micro"}
-        keys = [f"{t.name}_{primary.get(t.kind, 'accuracy')}" for t in self.targets_]
+        several = self.outputs_.several  # one task's scores are not prefixed
+        keys = [
+            f"{t.name}_{primary.get(t.kind, 'accuracy')}"
+            if several
+            else primary.get(t.kind, "accuracy")
+            for t in self.targets_
+        ]
         return float(np.mean([scores[k] for k in keys if k in scores]))
 
 
