@@ -200,11 +200,9 @@ class WideDeepMultiTask(BaseWideDeep):
         """
         scores = self.scores(X, y)
         primary = {"regression": "r2", "multilabel": "roc_auc_micro"}
-        several = self.outputs_.several  # one task's scores are not prefixed
+        outputs = self.outputs_
         keys = [
-            f"{t.name}_{primary.get(t.kind, 'accuracy')}"
-            if several
-            else primary.get(t.kind, "accuracy")
+            outputs.score_name(t, primary.get(t.kind, "accuracy"))
             for t in self.targets_
         ]
         return float(np.mean([scores[k] for k in keys if k in scores]))

@@ -253,9 +253,15 @@ class Outputs:
                 scores = target.scores(block, code, self.columns)
             else:
                 scores = target.scores(block, code)
-            prefix = f"{target.name}_" if self.several else ""
-            out.update({prefix + k: v for k, v in scores.items()})
+            out.update({self.score_name(target, k): v for k, v in scores.items()})
         return out
+
+    def score_name(self, target: Target, score: str) -> str:
+        """Return the name of ``target``'s ``score`` in :meth:`scores`.
+
+        With several tasks ``<task>_<score>``; one target's are plain.
+        """
+        return f"{target.name}_{score}" if self.several else score
 
 
 def _index(logits: np.ndarray, index: pd.Index | None) -> pd.Index:
